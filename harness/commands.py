@@ -1,0 +1,134 @@
+"""The core subcommands: ``run``, ``criteria`` and ``plugins``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness import api
+from harness.engine import Engine
+from harness.errors import UsageError
+from harness.hookspecs import hookimpl
+from harness.plugins import get_registry
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", help="suite YAML file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="transcript files: .jsonl, .jsonl.gz or .parquet")
+    p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--input-format", default="auto",
+                   help="record format: auto (default, per record), openai, sharegpt, hh-rlhf")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with a killed run in RUN_DIR, skipping what is decided")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    p.add_argument("--judge", metavar="NAME", help="use this judge for every llm_judge criterion")
+    p.add_argument("--all-criteria", action="store_true",
+                   help="run expensive criteria even after a gate failed")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="transcripts reviewed together (default 64)")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="judge cache folder (default: RUN_DIR)")
+    p.add_argument("--fail-under", type=float, metavar="RATE",
+                   help="exit 1 when the pass rate is below RATE (0..1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"{summary['suite']['name']} v{summary['suite']['version']}: "
+                        f"{summary['read']} read, {summary['passed']} passed, "
+                        f"{summary['failed']} failed, {summary['errored']} errored")
+    for col in ("criterion", "kind", "gate", "pass", "fail", "error", "skipped", "pass rate",
+                "mean score"):
+        table.add_column(col, justify="left" if col in ("criterion", "kind") else "right")
+    for name, c in summary["criteria"].items():
+        rate = "-" if c["pass_rate"] is None else f"{c['pass_rate']:.1%}"
+        mean = "-" if c["mean_score"] is None else f"{c['mean_score']:.3f}"
+        table.add_row(name, c["kind"], "yes" if c["gate"] else "no", str(c["pass"]),
+                      str(c["fail"]), str(c["error"]), str(c["skipped"]), rate, mean)
+    return table
+
+
+def run_command(args: argparse.Namespace) -> int:
+    registry = get_registry(args.plugins_dir)
+    if args.input_format != "auto" and args.input_format not in registry.formats:
+        raise UsageError(f"unknown input format {args.input_format!r}; "
+                                f"known: auto, {', '.join(registry.formats)}")
+    for path in args.inputs:
+        if not Path(path).is_file():
+            raise UsageError(f"input file not found: {path}")
+    engine = Engine(args.suite, registry, judge=args.judge, all_criteria=args.all_criteria,
+                    cache_dir=args.cache_dir or args.out, batch_size=args.batch_size)
+    console = Console(stderr=True)
+    show = not args.no_progress and console.is_terminal
+    with Progress(TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  console=console, disable=not show) as progress:
+        task = progress.add_task("review", total=None, rate="")
+        counts = {"pass": 0, "fail": 0, "error": 0}
+
+        def tick(decision: Any) -> None:
+            counts[decision.outcome] += 1
+            progress.update(task, advance=1,
+                            rate=f"pass {counts['pass']} fail {counts['fail']} "
+                                 f"error {counts['error']}")
+
+        summary = api.run(engine, args.inputs, args.out, input_format=args.input_format,
+                          resume=args.resume, overwrite=args.overwrite, on_decision=tick)
+    out = Console()
+    out.print(_summary_table(summary))
+    run_dir = Path(args.out)
+    out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
+              f"results: {run_dir / 'results.parquet'})")
+    rate = summary["pass_rate"] or 0.0
+    if args.fail_under is not None and rate < args.fail_under:
+        print(f"harness: pass rate {rate:.3f} is below --fail-under {args.fail_under}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _config_keys(cls: type) -> str:
+    keys = []
+    for name, field in cls.Config.model_fields.items():
+        keys.append(name if field.is_required() else f"{name}={field.default!r}")
+    return ", ".join(keys) or "-"
+
+
+def criteria_command(args: argparse.Namespace) -> int:
+    registry = get_registry(args.plugins_dir)
+    table = Table(title="criterion kinds")
+    for col in ("kind", "plugin", "config keys", "description"):
+        table.add_column(col, overflow="fold")
+    for kind in sorted(registry.kinds):
+        cls = registry.kinds[kind]
+        doc = (cls.__doc__ or "").strip()
+        table.add_row(kind, registry.provider("kinds", kind), _config_keys(cls), doc)
+    Console().print(table)
+    return 0
+
+
+def plugins_command(args: argparse.Namespace) -> int:
+    registry = get_registry(args.plugins_dir)
+    table = Table(title="plugins")
+    for col in ("plugin", "hooks", "from"):
+        table.add_column(col, overflow="fold")
+    for row in registry.plugins():
+        table.add_row(row["name"], ", ".join(row["hooks"]), row["origin"])
+    Console().print(table)
+    return 0
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    register("run", _add_run_arguments, run_command,
+             help="review transcripts with a suite into a run directory")
+    register("criteria", lambda p: None, criteria_command,
+             help="list criterion kinds, their plugins and config keys")
+    register("plugins", lambda p: None, plugins_command, help="list loaded plugins")

@@ -1,0 +1,97 @@
+"""The criterion base class: what a criterion kind implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.models import Transcript, Verdict
+
+if TYPE_CHECKING:
+    from harness.plugins import Registry
+    from harness.suite import CriterionSpec
+
+Result = bool | float | Verdict
+"""What ``evaluate`` returns: pass/fail, a score in [0, 1], or a full :class:`Verdict`."""
+
+
+class CriterionConfig(BaseModel):
+    """Base of every kind's ``Config``: unknown keys are errors, not silent defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class SuiteContext:
+    """What a criterion may know about the suite it runs in."""
+
+    registry: Registry
+    """Plugins and what they registered (judge backends, classifier backends...)."""
+    suite_dir: Path = Path(".")
+    """Folder of the suite file: relative paths in configs resolve against it."""
+    variables: dict[str, Any] = field(default_factory=dict)
+    """The suite's ``variables:``, given to rubric templates."""
+    judge: str | dict[str, Any] | None = None
+    """The suite's default judge."""
+    judge_override: str | None = None
+    """``--judge`` from the command line: replaces every judge of the suite."""
+    cache_dir: Path | None = None
+    """Where model-based criteria may keep caches (the run directory, or a user's folder)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Run options (``all_criteria``, batch sizes...)."""
+
+
+class Criterion(ABC):
+    """A criterion kind. Subclass it, name the ``kind``, give a ``Config``, implement ``evaluate``.
+
+    One instance is built per criterion of a suite, so work done in ``__init__`` (compiling a
+    pattern, loading a model) is done once. ``evaluate`` may raise: the engine turns any
+    exception into an ``error`` verdict, never a pass.
+    """
+
+    kind: ClassVar[str]
+    """The name used as ``kind:`` in suite files."""
+    Config: ClassVar[type[BaseModel]] = CriterionConfig
+    """The kind's suite keys, validated with ``extra="forbid"``."""
+    cost: ClassVar[int] = 0
+    """Relative cost; cheaper criteria run first (regex 0, python 1, classifier 2, judge 3)."""
+    expensive: ClassVar[bool] = False
+    """Skipped for a transcript once one of its gates failed (unless ``--all-criteria``)."""
+    pass_threshold: float = 0.5
+    """A bare float result passes when it reaches this."""
+
+    def __init__(self, spec: CriterionSpec, config: BaseModel, context: SuiteContext) -> None:
+        self.spec = spec
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> dict[str, Any]:
+        """What reports show about this criterion (kind-specific, e.g. the judge model)."""
+        return {}
+
+    @abstractmethod
+    def evaluate(self, transcript: Transcript) -> Result:
+        """Judge one transcript."""
+
+    def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
+        """Judge many transcripts at once. Override to batch a model or run calls concurrently.
+
+        Return one result per transcript, in order; an exception instance in the list is an
+        error for that transcript alone.
+        """
+        results: list[Result | BaseException] = []
+        for transcript in transcripts:
+            try:
+                results.append(self.evaluate(transcript))
+            except Exception as exc:  # noqa: BLE001 - fail closed, per transcript
+                results.append(exc)
+        return results

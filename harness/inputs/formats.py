@@ -1,0 +1,154 @@
+"""The built-in record shapes: OpenAI chat, ShareGPT and Anthropic HH-RLHF pairs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.hookspecs import hookimpl
+from harness.models import Message, Transcript
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """A record shape: how to recognise it and how to turn a record into transcripts."""
+
+    name: str
+    detect: Callable[[dict[str, Any]], bool]
+    parse: Callable[[dict[str, Any], str], list[Transcript]]
+    description: str = ""
+
+
+def content_id(payload: Any) -> str:
+    """A stable id from a record's content."""
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "t-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _record_id(record: dict[str, Any], payload: Any) -> str:
+    rid = record.get("id")
+    if rid is None:
+        return content_id(payload)
+    if not isinstance(rid, str | int):
+        raise ValueError(f"`id` must be a string or an integer, got {type(rid).__name__}")
+    return str(rid)
+
+
+def _metadata(record: dict[str, Any], own: set[str]) -> dict[str, Any]:
+    meta = record.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("`metadata` must be an object")
+    extra = {k: v for k, v in record.items() if k not in own | {"id", "metadata"}}
+    return {**extra, **meta}
+
+
+def _text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, str):
+                texts.append(part)
+        return "\n".join(texts)
+    raise ValueError(f"{where}: content must be a string, got {type(content).__name__}")
+
+
+OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user",
+                "assistant": "assistant", "tool": "tool", "function": "tool"}
+MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight")
+
+
+def _openai_message(raw: Any, i: int) -> Message:
+    if not isinstance(raw, dict):
+        raise ValueError(f"messages[{i}] must be an object, got {type(raw).__name__}")
+    role = raw.get("role")
+    if role not in OPENAI_ROLES:
+        raise ValueError(f"messages[{i}]: unknown role {role!r}")
+    fields = {k: raw[k] for k in MESSAGE_KEYS if raw.get(k) is not None}
+    if "reasoning" not in fields and isinstance(raw.get("reasoning_content"), str):
+        fields["reasoning"] = raw["reasoning_content"]
+    return Message(role=OPENAI_ROLES[role], content=_text(raw.get("content"), f"messages[{i}]"),
+                   **fields)
+
+
+def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
+    raw = record["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("`messages` must be a non-empty list")
+    messages = [_openai_message(m, i) for i, m in enumerate(raw)]
+    return [Transcript(id=_record_id(record, raw), messages=messages,
+                       metadata=_metadata(record, {"messages"}), source=source)]
+
+
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                  "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
+                  "bing": "assistant", "model": "assistant", "tool": "tool",
+                  "function": "tool", "observation": "tool", "function_call": "assistant"}
+
+
+def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
+    raw = record["conversations"]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("`conversations` must be a non-empty list")
+    messages = []
+    for i, turn in enumerate(raw):
+        if not isinstance(turn, dict):
+            raise ValueError(f"conversations[{i}] must be an object")
+        who = str(turn.get("from", "")).lower()
+        if who not in SHAREGPT_ROLES:
+            raise ValueError(f"conversations[{i}]: unknown speaker {turn.get('from')!r}")
+        messages.append(Message(role=SHAREGPT_ROLES[who],
+                                content=_text(turn.get("value"), f"conversations[{i}]")))
+    return [Transcript(id=_record_id(record, raw), messages=messages,
+                       metadata=_metadata(record, {"conversations"}), source=source)]
+
+
+HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
+
+
+def parse_hh_dialogue(text: str, which: str) -> list[Message]:
+    """Split an HH-RLHF ``\\n\\nHuman: ...\\n\\nAssistant: ...`` string into messages."""
+    if not isinstance(text, str):
+        raise ValueError(f"`{which}` must be a string")
+    parts = HH_TURN.split(text)
+    if parts[0].strip():
+        raise ValueError(f"`{which}` must start with '\\n\\nHuman:'")
+    if len(parts) < 3:
+        raise ValueError(f"`{which}` has no 'Human:'/'Assistant:' turns")
+    roles = {"Human": "user", "Assistant": "assistant"}
+    return [Message(role=roles[parts[i]], content=parts[i + 1]) for i in range(1, len(parts), 2)]
+
+
+def parse_hh_rlhf(record: dict[str, Any], source: str) -> list[Transcript]:
+    chosen = parse_hh_dialogue(record["chosen"], "chosen")
+    rejected = parse_hh_dialogue(record["rejected"], "rejected")
+    pair_id = _record_id(record, [record["chosen"], record["rejected"]])
+    meta = _metadata(record, {"chosen", "rejected"})
+    return [
+        Transcript(id=f"{pair_id}:{side}", messages=messages, source=f"{source}:{side}",
+                   metadata={**meta, "pair_id": pair_id, "pair_role": side})
+        for side, messages in (("chosen", chosen), ("rejected", rejected))
+    ]
+
+
+OPENAI = InputFormat("openai", lambda r: "messages" in r, parse_openai,
+                     'OpenAI chat: {"messages": [{"role", "content"}, ...]}')
+SHAREGPT = InputFormat("sharegpt", lambda r: "conversations" in r, parse_sharegpt,
+                       'ShareGPT: {"conversations": [{"from", "value"}, ...]}')
+HH_RLHF = InputFormat("hh-rlhf", lambda r: "chosen" in r and "rejected" in r, parse_hh_rlhf,
+                      'Anthropic HH-RLHF pairs: {"chosen": "\\n\\nHuman: ...", "rejected": ...}')
+
+
+@hookimpl
+def register_input_formats(register: Callable[[InputFormat], None]) -> None:
+    for fmt in (OPENAI, SHAREGPT, HH_RLHF):
+        register(fmt)

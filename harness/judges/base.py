@@ -1,0 +1,96 @@
+"""The judge backend protocol: what an ``llm_judge`` criterion asks of a model.
+
+A backend talks to one model. It only has to implement :meth:`JudgeBackend.complete`; retries,
+timeouts, concurrency limits and caching are applied around it by the core, so a backend raises
+:class:`JudgeError` (``retryable=True`` for 429/5xx/timeouts, with ``retry_after`` when the server
+sent one) and never retries by itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JudgeRequest(BaseModel):
+    """One chat completion the judge is asked for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: list[dict[str, str]]
+    """Chat messages, each ``{"role": ..., "content": ...}``."""
+    max_tokens: int = 512
+    """Upper bound on generated tokens."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 is greedy."""
+    seed: int | None = None
+    """Sampling seed, where the backend supports one (also the repeat index for the cache)."""
+    top_logprobs: int = 5
+    """How many alternatives per generated token to return with log-probabilities."""
+
+
+class TokenLogprob(BaseModel):
+    """One generated token with its log-probability and the top alternatives at its position."""
+
+    token: str
+    """The token's text."""
+    logprob: float
+    """Natural log-probability of this token."""
+    top: dict[str, float] = Field(default_factory=dict)
+    """Alternative token texts at this position with their log-probabilities."""
+
+
+class JudgeResponse(BaseModel):
+    """What a backend returns for one request."""
+
+    text: str
+    """The generated text."""
+    model: str
+    """The model that answered, as the backend names it."""
+    tokens: list[TokenLogprob] | None = None
+    """Per generated token log-probabilities, when the backend returns them."""
+    tokens_in: int = 0
+    """Prompt tokens billed."""
+    tokens_out: int = 0
+    """Completion tokens billed."""
+    cost_usd: float | None = None
+    """Cost of the call, when known."""
+
+
+class JudgeError(Exception):
+    """A judge call failed. ``retryable`` failures are retried with backoff by the core."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class JudgeBackend(ABC):
+    """One model behind one endpoint."""
+
+    name: str = ""
+    """The judge's full name, ``PREFIX/MODEL``."""
+    max_concurrency: int = 8
+    """Calls in flight at once (a suite's ``max_concurrency`` overrides it)."""
+
+    @abstractmethod
+    async def complete(self, request: JudgeRequest) -> JudgeResponse:
+        """Run one chat completion. Raise :class:`JudgeError` on failure."""
+
+    async def continuation_logprobs(
+        self, request: JudgeRequest, prefix: str, continuations: list[str]
+    ) -> list[float] | None:
+        """Exact ``log P(continuation | request.messages, assistant text so far = prefix)``.
+
+        Summed over each continuation's whole token sequence. Backends that cannot score
+        arbitrary continuations (hosted APIs) return ``None``; the caller then works from
+        :attr:`JudgeResponse.tokens`.
+        """
+        return None
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this backend's answers in the cache (model, endpoint, ...)."""
+        return {"name": self.name}

@@ -1,0 +1,148 @@
+"""The data model: messages and transcripts in, verdicts and decisions out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+Outcome = Literal["pass", "fail", "error", "skipped"]
+DecisionOutcome = Literal["pass", "fail", "error"]
+
+
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    """Who speaks: system, user, assistant or tool."""
+    content: str
+    """The text of the turn."""
+    name: str | None = None
+    """Optional speaker or tool name."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """Tool calls the assistant made, in the OpenAI layout."""
+    tool_call_id: str | None = None
+    """For a tool message: the call it answers."""
+    reasoning: str | None = None
+    """The assistant's reasoning text, when the generator kept it apart from the answer."""
+    weight: float | None = None
+    """Training weight of an assistant turn (0 = context only, 1 = trained)."""
+
+
+class Transcript(BaseModel):
+    """A conversation under review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    """Stable id: the record's own ``id`` if it has one, else a hash of its content."""
+    messages: list[Message]
+    """The turns, in order."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Anything else the record carried (pair ids, generator settings, labels...)."""
+    source: str = ""
+    """Where it was read, ``file:line`` (plus ``:chosen``/``:rejected`` for pairs)."""
+
+    def last_assistant(self) -> Message | None:
+        """The last assistant message, if any."""
+        for message in reversed(self.messages):
+            if message.role == "assistant":
+                return message
+        return None
+
+
+class Span(BaseModel):
+    """A piece of evidence: a character range inside one message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: int
+    """Index of the message in the transcript."""
+    start: int
+    """Start offset (characters) in the message's text."""
+    end: int
+    """End offset (exclusive)."""
+    text: str = ""
+    """The text of the span, for readers of the results."""
+    field: Literal["content", "reasoning"] = "content"
+    """Which text of the message the offsets refer to."""
+
+
+class Verdict(BaseModel):
+    """One criterion's judgement of one transcript (or of one message, for message scope)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    criterion: str = ""
+    """Name of the criterion in the suite (filled in by the engine)."""
+    version: str = ""
+    """Version of the criterion (filled in by the engine)."""
+    kind: str = ""
+    """Criterion kind (filled in by the engine)."""
+    outcome: Outcome
+    """pass, fail, error (the criterion could not decide) or skipped (not run)."""
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Score in [0, 1] (a probability where the criterion has one), or none."""
+    evidence: list[Span] = Field(default_factory=list)
+    """Spans of the transcript that support the outcome."""
+    explanation: str = ""
+    """Why: a human-readable reason, the judge's explanation or the error message."""
+    raw: str | None = None
+    """Raw model output, for judges."""
+    message_index: int | None = None
+    """For message-scoped criteria: the assistant message judged."""
+    latency_s: float = 0.0
+    """Wall time spent on this verdict."""
+    cost_usd: float | None = None
+    """Money spent on this verdict, when known."""
+    tokens_in: int | None = None
+    """Prompt tokens, for model-based criteria."""
+    tokens_out: int | None = None
+    """Completion tokens, for model-based criteria."""
+    details: dict[str, Any] = Field(default_factory=dict)
+    """Kind-specific extras (judge model, rubric hash, top labels...)."""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+
+class Decision(BaseModel):
+    """The suite's decision about one transcript."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transcript_id: str
+    """The transcript decided."""
+    source: str = ""
+    """Where the transcript was read."""
+    outcome: DecisionOutcome
+    """pass, fail, or error (a gate could not be decided)."""
+    score: float | None = None
+    """Weighted mean score of the scored verdicts."""
+    verdicts: list[Verdict] = Field(default_factory=list)
+    """Every verdict, in suite order."""
+    failed: list[str] = Field(default_factory=list)
+    """Names of the criteria that failed (and decided the outcome)."""
+    errored: list[str] = Field(default_factory=list)
+    """Names of the criteria that errored."""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+
+class InputError(BaseModel):
+    """A record that could not be read; it is counted as errored and the run goes on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    """``file:line`` of the record."""
+    reason: str
+    """What is wrong with it."""
+    transcript_id: str | None = None
+    """The id, if one could be read."""

@@ -1,0 +1,167 @@
+"""Building a run directory's output files from its journal, streamed."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.rundir import iter_journal, read_meta
+
+ROWS_PER_WRITE = 8192
+
+RESULTS_SCHEMA = pa.schema([
+    ("transcript_id", pa.string()), ("source", pa.string()), ("criterion", pa.string()),
+    ("kind", pa.string()), ("version", pa.string()), ("gate", pa.bool_()),
+    ("outcome", pa.string()), ("score", pa.float64()), ("message_index", pa.int64()),
+    ("evidence", pa.string()), ("explanation", pa.string()), ("raw", pa.string()),
+    ("latency_s", pa.float64()), ("cost_usd", pa.float64()), ("tokens_in", pa.int64()),
+    ("tokens_out", pa.int64()), ("details", pa.string()),
+])
+DECISIONS_SCHEMA = pa.schema([
+    ("transcript_id", pa.string()), ("source", pa.string()), ("outcome", pa.string()),
+    ("score", pa.float64()), ("failed", pa.list_(pa.string())),
+    ("errored", pa.list_(pa.string())), ("n_messages", pa.int64()),
+])
+TRAIN_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()),
+                           ("name", pa.string()), ("weight", pa.float64())])
+TRAIN_SCHEMA = pa.schema([
+    ("messages", pa.list_(TRAIN_MESSAGE)), ("transcript_id", pa.string()),
+    ("source", pa.string()), ("suite", pa.string()), ("suite_version", pa.string()),
+    ("criterion_versions", pa.string()), ("score", pa.float64()),
+])
+
+OPENAI_MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
+
+
+def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
+    """Messages in the OpenAI chat fine-tuning layout (``weight`` 0/1 on assistant turns)."""
+    out = []
+    for m in transcript["messages"]:
+        msg = {k: m[k] for k in OPENAI_MESSAGE_KEYS if m.get(k) is not None}
+        if m["role"] == "assistant" and m.get("weight") is not None:
+            msg["weight"] = 1 if m["weight"] > 0 else 0
+        out.append(msg)
+    return out
+
+
+class _Table:
+    """Rows buffered and written to a Parquet file in bounded chunks."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self.rows: list[dict[str, Any]] = []
+        self.writer = pq.ParquetWriter(path, schema)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= ROWS_PER_WRITE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def _counts() -> dict[str, int]:
+    return {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
+
+
+def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write results, decisions, train/rejected/errors sets and the summary; return the summary."""
+    run_dir = Path(run_dir)
+    meta = read_meta(run_dir)
+    suite = meta.get("suite", {})
+    specs = {c["name"]: c for c in suite.get("criteria", [])}
+    versions = json.dumps({n: c["version"] for n, c in specs.items()}, sort_keys=True)
+    counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0}
+    per_criterion: dict[str, dict[str, Any]] = defaultdict(_counts)
+    score_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+
+    results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
+    decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
+    train = _Table(run_dir / "train.parquet", TRAIN_SCHEMA)
+    with (open(run_dir / "train.jsonl", "w", encoding="utf-8") as train_jsonl,
+          open(run_dir / "rejected.jsonl", "w", encoding="utf-8") as rejected,
+          open(run_dir / "errors.jsonl", "w", encoding="utf-8") as errors):
+        for entry in iter_journal(run_dir):
+            d, t = entry["decision"], entry["transcript"]
+            counts["read"] += 1
+            counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
+            decisions.add({**{k: d[k] for k in ("transcript_id", "source", "outcome", "score",
+                                                "failed", "errored")},
+                           "n_messages": len(t["messages"]) if t else 0})
+            for v in d["verdicts"]:
+                name = v["criterion"]
+                if name in specs:
+                    per_criterion[name][v["outcome"]] += 1
+                    if v["score"] is not None and v["outcome"] != "skipped":
+                        score_sums[name][0] += v["score"]
+                        score_sums[name][1] += 1
+                results.add({
+                    "transcript_id": d["transcript_id"], "source": d["source"],
+                    "criterion": name, "kind": v["kind"], "version": v["version"],
+                    "gate": specs.get(name, {}).get("gate", True), "outcome": v["outcome"],
+                    "score": v["score"], "message_index": v["message_index"],
+                    "evidence": json.dumps(v["evidence"]), "explanation": v["explanation"],
+                    "raw": v["raw"], "latency_s": v["latency_s"], "cost_usd": v["cost_usd"],
+                    "tokens_in": v["tokens_in"], "tokens_out": v["tokens_out"],
+                    "details": json.dumps(v["details"]),
+                })
+            if d["outcome"] == "pass":
+                messages = openai_messages(t)
+                train_jsonl.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+                train.add({"messages": [{"role": m["role"], "content": m["content"],
+                                         "name": m.get("name"), "weight": m.get("weight")}
+                                        for m in messages],
+                           "transcript_id": d["transcript_id"], "source": d["source"],
+                           "suite": suite.get("name"), "suite_version": suite.get("version"),
+                           "criterion_versions": versions, "score": d["score"]})
+            elif d["outcome"] == "fail":
+                failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
+                rejected.write(json.dumps({
+                    "transcript_id": d["transcript_id"], "source": d["source"],
+                    "failed": d["failed"], "score": d["score"],
+                    "evidence": {v["criterion"]: v["evidence"] for v in failing},
+                    "explanations": {v["criterion"]: v["explanation"] for v in failing},
+                    "messages": openai_messages(t),
+                }, ensure_ascii=False) + "\n")
+            else:
+                if t is None:
+                    counts["input_errors"] += 1
+                bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
+                errors.write(json.dumps({
+                    "transcript_id": d["transcript_id"], "source": d["source"],
+                    "kind": "input" if t is None else "criterion",
+                    "errored": d["errored"],
+                    "reason": "; ".join(f"{v['criterion']}: {v['explanation']}" for v in bad),
+                }, ensure_ascii=False) + "\n")
+    for table in (results, decisions, train):
+        table.close()
+
+    criteria = {}
+    for name, spec in specs.items():
+        c = per_criterion[name]
+        decided = c["pass"] + c["fail"] + c["error"]
+        total, n = score_sums[name]
+        criteria[name] = {"kind": spec["kind"], "gate": spec["gate"], **c,
+                          "pass_rate": c["pass"] / decided if decided else None,
+                          "mean_score": total / n if n else None}
+    summary = {
+        "suite": {"name": suite.get("name"), "version": suite.get("version")},
+        **counts,
+        "pass_rate": counts["passed"] / counts["read"] if counts["read"] else None,
+        "criteria": criteria,
+        "timings": timings or {},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

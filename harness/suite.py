@@ -1,0 +1,161 @@
+"""Suite files: YAML lists of criteria and the decision policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SuiteError(Exception):
+    """A suite file is invalid; the message names the file, the criterion and the key."""
+
+
+class CriterionSpec(BaseModel):
+    """The keys every criterion has, whatever its kind. The rest is the kind's ``Config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """Unique name in the suite."""
+    kind: str
+    """A registered criterion kind (``harness criteria`` lists them)."""
+    gate: bool = True
+    """A gate must pass for the transcript to pass; a non-gate only contributes its score."""
+    weight: float = Field(default=1.0, ge=0.0)
+    """Weight of the score in the decision's weighted mean."""
+    version: str = "1"
+    """Bump it when the criterion's meaning changes (recorded with every verdict)."""
+    description: str = ""
+    """What the criterion checks, for reports."""
+    scope: Literal["transcript", "message"] = "transcript"
+    """``message``: one verdict per assistant message (judging the conversation up to it)."""
+    min_pass_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """For CI gating over a corpus: the least acceptable pass rate of this criterion."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """The kind-specific keys, validated by the kind's ``Config``."""
+    origin: str = ""
+    """The suite file that defined it."""
+
+
+COMMON_KEYS = set(CriterionSpec.model_fields) - {"config", "origin"}
+
+
+class Suite(BaseModel):
+    """A parsed suite file, includes resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """Suite name."""
+    version: str = "1"
+    """Suite version, recorded with every exported example."""
+    description: str = ""
+    """What the suite is for."""
+    judge: str | dict[str, Any] | None = None
+    """Default judge for ``llm_judge`` criteria, e.g. ``local/smollm2`` or ``openai/gpt-4o-mini``."""
+    variables: dict[str, Any] = Field(default_factory=dict)
+    """Values given to rubric templates."""
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """When set, the weighted mean score of the non-gate criteria must reach it."""
+    criteria: list[CriterionSpec] = Field(default_factory=list)
+    """The criteria, in suite order."""
+    path: Path | None = None
+    """The file it was loaded from."""
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent if self.path else Path(".")
+
+
+SUITE_KEYS = {"name", "version", "description", "judge", "variables", "threshold", "criteria",
+              "include"}
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        elif err["type"] == "missing":
+            parts.append(f"missing key '{loc}'")
+        else:
+            parts.append(f"'{loc}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: suite file not found") from None
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite is a YAML mapping with `name` and `criteria`")
+    return data
+
+
+def _criterion(path: Path, index: int, raw: Any) -> CriterionSpec:
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: criteria[{index}] must be a mapping, got {type(raw).__name__}")
+    label = f"criterion '{raw.get('name', f'#{index + 1}')}'"
+    common = {k: v for k, v in raw.items() if k in COMMON_KEYS}
+    config = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
+    try:
+        return CriterionSpec(**common, config=config, origin=str(path))
+    except ValidationError as exc:
+        raise SuiteError(f"{path}: {label}: {_format_errors(exc)}") from None
+
+
+def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
+    """Read a suite file and the files it includes. Later definitions replace earlier ones."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise SuiteError(f"{path}: include cycle: {' -> '.join(str(p) for p in _seen)}")
+    data = _read_yaml(path)
+    unknown = set(data) - SUITE_KEYS
+    if unknown:
+        raise SuiteError(f"{path}: unknown key(s) {sorted(unknown)}; valid: {sorted(SUITE_KEYS)}")
+    includes = data.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    merged: dict[str, CriterionSpec] = {}
+    base: dict[str, Any] = {}
+    for inc in includes:
+        sub = load_suite(path.parent / inc, (*_seen, path))
+        merged.update((c.name, c) for c in sub.criteria)
+        base = {**base, **sub.model_dump(include={"judge", "threshold"}, exclude_none=True)}
+        base["variables"] = {**base.get("variables", {}), **sub.variables}
+    raw_criteria = data.pop("criteria", None) or []
+    if not isinstance(raw_criteria, list):
+        raise SuiteError(f"{path}: `criteria` must be a list")
+    own: dict[str, CriterionSpec] = {}
+    for i, raw in enumerate(raw_criteria):
+        spec = _criterion(path, i, raw)
+        if spec.name in own:
+            raise SuiteError(f"{path}: criterion '{spec.name}' is defined twice")
+        own[spec.name] = spec
+    merged.update(own)
+    fields = {**base, **data}
+    fields["variables"] = {**base.get("variables", {}), **(data.get("variables") or {})}
+    try:
+        return Suite(**fields, criteria=list(merged.values()), path=path)
+    except ValidationError as exc:
+        raise SuiteError(f"{path}: {_format_errors(exc)}") from None
+
+
+def validate_config(spec: CriterionSpec, config_cls: type[BaseModel]) -> BaseModel:
+    """Validate a criterion's kind-specific keys, with an error naming file, criterion and key."""
+    try:
+        return config_cls(**spec.config)
+    except ValidationError as exc:
+        valid = ", ".join(sorted(config_cls.model_fields)) or "(none)"
+        raise SuiteError(
+            f"{spec.origin}: criterion '{spec.name}' (kind {spec.kind}): {_format_errors(exc)}"
+            f" (keys of {spec.kind}: {valid})"
+        ) from None
