@@ -37,8 +37,9 @@ def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
         verdict = Verdict(outcome="error",
                           explanation=f"criterion returned {type(result).__name__}, "
                                       "expected bool, float or Verdict")
-    return verdict.model_copy(update={"criterion": criterion.name, "version": criterion.spec.version,
-                                      "kind": criterion.spec.kind})
+    spec = criterion.spec
+    return verdict.model_copy(update={"criterion": spec.name, "version": spec.version,
+                                      "kind": spec.kind})
 
 
 def aggregate(verdicts: Sequence[Verdict]) -> tuple[str, float | None]:
@@ -142,7 +143,8 @@ class Engine:
         except SuiteError:
             raise
         except Exception as exc:
-            raise SuiteError(f"{spec.origin}: criterion '{spec.name}' ({spec.kind}): {exc}") from exc
+            raise SuiteError(
+                f"{spec.origin}: criterion '{spec.name}' ({spec.kind}): {exc}") from exc
 
     def _evaluate(self, criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
         started = time.perf_counter()
@@ -169,7 +171,7 @@ class Engine:
         blocked: dict[int, str] = {}  # transcript index -> the gate that failed
         for criterion in self.order:
             todo = []
-            for i, t in enumerate(transcripts):
+            for i in range(len(transcripts)):
                 if criterion.expensive and i in blocked and not self.all_criteria:
                     verdicts[i].append(to_verdict(
                         Verdict(outcome="skipped",

@@ -24,7 +24,6 @@ import pluggy
 if TYPE_CHECKING:
     from harness.criterion import Criterion
     from harness.inputs.formats import InputFormat
-    from harness.judges.base import JudgeBackend
 
 hookspec = pluggy.HookspecMarker("harness")
 hookimpl = pluggy.HookimplMarker("harness")
@@ -65,8 +64,9 @@ def register_judge_backends(register: Callable[..., None]) -> None:
     """Register LLM judge backends, addressed in suites as ``PREFIX/MODEL``.
 
     :param register: call ``register(prefix, factory)`` where
-        ``factory(model: str, options: dict) -> JudgeBackend`` builds a backend for one model;
-        ``options`` are the suite's per-judge keys (``base_url``, ``api_key_env``, ...).
+        ``factory(model: str, options: dict) -> harness.judges.base.JudgeBackend`` builds a
+        backend for one model; ``options`` are the suite's per-judge keys (``base_url``,
+        ``api_key_env``, ...).
     """
 
 

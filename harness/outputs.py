@@ -50,26 +50,36 @@ def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class _Table:
-    """Rows buffered and written to a Parquet file in bounded chunks."""
+    """Rows buffered column by column and written to a Parquet file in bounded chunks."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path, self.schema = path, schema
-        self.rows: list[dict[str, Any]] = []
+        self.schema = schema
+        self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self.size = 0
         self.writer = pq.ParquetWriter(path, schema)
 
     def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= ROWS_PER_WRITE:
+        for name, column in self.columns.items():
+            column.append(row[name])
+        self.size += 1
+        if self.size >= ROWS_PER_WRITE:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-            self.rows = []
+        if self.size:
+            self.writer.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
+            self.columns = {name: [] for name in self.schema.names}
+            self.size = 0
 
     def close(self) -> None:
         self.flush()
         self.writer.close()
+
+
+def _json(value: list[Any] | dict[str, Any]) -> str:
+    if not value:
+        return "[]" if isinstance(value, list) else "{}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _counts() -> dict[str, int]:
@@ -112,10 +122,10 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict
                     "criterion": name, "kind": v["kind"], "version": v["version"],
                     "gate": specs.get(name, {}).get("gate", True), "outcome": v["outcome"],
                     "score": v["score"], "message_index": v["message_index"],
-                    "evidence": json.dumps(v["evidence"]), "explanation": v["explanation"],
+                    "evidence": _json(v["evidence"]), "explanation": v["explanation"],
                     "raw": v["raw"], "latency_s": v["latency_s"], "cost_usd": v["cost_usd"],
                     "tokens_in": v["tokens_in"], "tokens_out": v["tokens_out"],
-                    "details": json.dumps(v["details"]),
+                    "details": _json(v["details"]),
                 })
             if d["outcome"] == "pass":
                 messages = openai_messages(t)

@@ -19,6 +19,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "criteria.python",
     "harness.inputs.formats",
     "harness.commands",
+    "harness.report.plugin",
 )
 """Built-in plugins, registered through the same hooks as everyone else's, last."""
 
@@ -66,11 +67,12 @@ class Registry:
                 continue
             hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
             dist = next((d for p, d in pm.list_plugin_distinfo() if p is plugin), None)
-            origin = (
-                f"{dist.project_name} {dist.version}"
-                if dist is not None
-                else getattr(plugin, "__file__", "") or ""
-            )
+            if dist is not None:
+                origin = f"{dist.project_name} {dist.version} (entry point)"
+            elif name in DEFAULT_PLUGINS:
+                origin = "built-in"
+            else:
+                origin = getattr(plugin, "__file__", "") or ""
             rows.append({"name": name, "hooks": hooks, "origin": origin})
         return rows
 
@@ -104,14 +106,16 @@ def load_plugins(plugins_dir: str | Path | None = None) -> pluggy.PluginManager:
     try:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     except Exception as exc:
-        raise PluginError(f"entry point plugin failed to load: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"entry point plugin failed to load: {type(exc).__name__}: {exc}") \
+            from exc
     for module_name in DEFAULT_PLUGINS:
         if not pm.is_blocked(module_name) and not pm.has_plugin(module_name):
             pm.register(importlib.import_module(module_name), name=module_name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name}: {exc}") from exc
+        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
+        raise PluginError(f"plugin {name}: {exc}") from exc
     return pm
 
 

@@ -101,10 +101,9 @@ class RunWriter:
         self._journal: IO[str] = journal.open("a", encoding="utf-8")
 
     def write(self, decision: Decision, transcript: Transcript | None) -> None:
-        entry = {"decision": decision.model_dump(mode="json", exclude_defaults=False),
-                 "transcript": transcript.model_dump(mode="json", exclude_none=True)
-                 if transcript is not None else None}
-        self._journal.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        # pydantic's own serializer is several times faster than model_dump + json.dumps
+        body = transcript.model_dump_json(exclude_none=True) if transcript is not None else "null"
+        self._journal.write(f'{{"decision":{decision.model_dump_json()},"transcript":{body}}}\n')
 
     def flush(self) -> None:
         self._journal.flush()

@@ -55,7 +55,7 @@ class Suite(BaseModel):
     description: str = ""
     """What the suite is for."""
     judge: str | dict[str, Any] | None = None
-    """Default judge for ``llm_judge`` criteria, e.g. ``local/smollm2`` or ``openai/gpt-4o-mini``."""
+    """Default judge of ``llm_judge`` criteria, e.g. ``local/smollm2``, ``openai/gpt-4o-mini``."""
     variables: dict[str, Any] = Field(default_factory=dict)
     """Values given to rubric templates."""
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -42,7 +43,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
             try:
                 yield f"{path}:{line_no}", json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                yield f"{path}:{line_no}", ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}")
+                reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+                yield f"{path}:{line_no}", ValueError(reason)
 
 
 def iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
@@ -61,10 +63,8 @@ def iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
                     yield f"{path}:{row_no}", ValueError(f"`messages` is not JSON: {exc.msg}")
                     continue
             if isinstance(row.get("metadata"), str):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     row["metadata"] = json.loads(row["metadata"])
-                except json.JSONDecodeError:
-                    pass
             yield f"{path}:{row_no}", {k: v for k, v in row.items() if v is not None}
 
 

@@ -1,0 +1,86 @@
+"""The python kind: bool, float and Verdict results; import errors; fail-closed exceptions."""
+
+from __future__ import annotations
+
+import pytest
+from testutil import write_suite
+
+from harness import Engine, Message, SuiteError, Transcript, load_suite
+
+CHECKS = '''
+from harness import Verdict, Span
+
+def is_short(t, limit=10):
+    return len(t.messages[-1].content) <= limit
+
+def half(t):
+    return 0.5
+
+def too_big(t):
+    return 1.5
+
+def with_evidence(t):
+    return Verdict(outcome="fail", score=0.2, explanation="found it",
+                   evidence=[Span(message=0, start=0, end=2)])
+
+def boom(t):
+    raise RuntimeError("database is down")
+
+def wrong_type(t):
+    return "yes"
+'''
+
+
+@pytest.fixture
+def make(tmp_path):
+    (tmp_path / "mychecks.py").write_text(CHECKS)
+
+    def build(function: str, extra: str = "") -> Engine:
+        suite = write_suite(tmp_path / "s.yaml", f"name: s\ncriteria:\n  - name: c\n"
+                            f"    kind: python\n    function: mychecks:{function}\n{extra}")
+        return Engine(load_suite(suite))
+
+    return build
+
+
+T = Transcript(id="t", messages=[Message(role="user", content="q"),
+                                 Message(role="assistant", content="a short one")])
+
+
+def only_verdict(engine: Engine):
+    return engine.decide_batch([T])[0].verdicts[0]
+
+
+def test_bool_result(make):
+    assert only_verdict(make("is_short")).outcome == "fail"
+    v = only_verdict(make("is_short", "    args: {limit: 20}\n"))
+    assert (v.outcome, v.score) == ("pass", 1.0)
+
+
+def test_float_result_against_threshold(make):
+    assert only_verdict(make("half")).outcome == "pass"
+    v = only_verdict(make("half", "    threshold: 0.6\n"))
+    assert (v.outcome, v.score) == ("fail", 0.5)
+
+
+def test_verdict_result_keeps_evidence_and_gets_its_name(make):
+    v = only_verdict(make("with_evidence"))
+    assert (v.criterion, v.kind, v.version, v.explanation) == ("c", "python", "1", "found it")
+    assert v.evidence[0].end == 2
+
+
+@pytest.mark.parametrize(("function", "message"), [
+    ("boom", "RuntimeError: database is down"),
+    ("too_big", "not in [0, 1]"),
+    ("wrong_type", "expected bool, float or Verdict"),
+])
+def test_failures_inside_the_function_are_errors_never_passes(make, function, message):
+    decision = make(function).decide_batch([T])[0]
+    v = decision.verdicts[0]
+    assert v.outcome == "error" and message in v.explanation
+    assert decision.outcome == "error" and decision.errored == ["c"]
+
+
+def test_unimportable_function_is_a_suite_error(make):
+    with pytest.raises(SuiteError, match="cannot import mychecks:nope"):
+        make("nope")

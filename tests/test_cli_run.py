@@ -1,0 +1,180 @@
+"""`harness run` end to end: the run directory, exit codes, train.jsonl, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from testutil import EXAMPLES, chat, read_jsonl, write_jsonl, write_suite
+
+SUITE = "name: cli\nversion: '2'\ncriteria:\n" \
+        "  - {name: no_sorry, kind: regex, pattern: sorry, expect: absent}\n" \
+        "  - {name: soft, kind: python, function: 'lenscore:score', gate: false}\n"
+LENSCORE = "def score(t):\n    return min(1.0, len(t.messages[-1].content) / 20)\n"
+
+
+@pytest.fixture
+def suite(tmp_path):
+    (tmp_path / "lenscore.py").write_text(LENSCORE)
+    return write_suite(tmp_path / "suite.yaml", SUITE)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_jsonl(tmp_path / "in.jsonl", [
+        chat("q1", "a fine answer", id="good"),
+        chat("q2", "sorry, no", id="bad"),
+        "{not json",
+        {"messages": [{"role": "user", "content": "only a question"}], "id": "q-only"},
+        chat("q3", "x", id="weighted") | {"messages": [
+            {"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+            {"role": "assistant", "content": "draft", "weight": 0},
+            {"role": "user", "content": "again"},
+            {"role": "assistant", "content": "final", "weight": 1, "reasoning": "hidden"}]},
+    ])
+
+
+def test_run_writes_every_output(cli, suite, corpus, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = cli("run", suite, corpus, "-o", out)
+    assert code == 0, stderr
+    for name in ("results.parquet", "decisions.parquet", "train.jsonl", "train.parquet",
+                 "rejected.jsonl", "errors.jsonl", "summary.json"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["read"], summary["passed"], summary["failed"], summary["errored"]) == \
+        (5, 3, 1, 1)
+    assert summary["read"] == summary["passed"] + summary["failed"] + summary["errored"]
+    assert summary["criteria"]["no_sorry"]["pass_rate"] == pytest.approx(3 / 4)
+    assert "cli v2" in stdout and str(out / "train.jsonl") in stdout.replace("\n", "")
+
+    results = pd.read_parquet(out / "results.parquet")
+    assert {"transcript_id", "criterion", "kind", "outcome", "score", "evidence",
+            "explanation", "latency_s"} <= set(results.columns)
+    bad = results[(results.transcript_id == "bad") & (results.criterion == "no_sorry")].iloc[0]
+    assert bad.outcome == "fail"
+    assert json.loads(bad.evidence)[0] == {"message": 1, "start": 0, "end": 5, "text": "sorry",
+                                           "field": "content"}
+    decisions = pd.read_parquet(out / "decisions.parquet").set_index("transcript_id")
+    assert decisions.loc["bad", "outcome"] == "fail"
+    assert list(decisions.loc["bad", "failed"]) == ["no_sorry"]
+
+    errors = read_jsonl(out / "errors.jsonl")
+    assert [e["source"] for e in errors] == [f"{corpus}:3"]
+    assert errors[0]["reason"].startswith("input: invalid JSON")
+    [rejected] = read_jsonl(out / "rejected.jsonl")
+    assert rejected["failed"] == ["no_sorry"]
+    assert rejected["evidence"]["no_sorry"][0]["text"] == "sorry"
+
+
+def test_train_jsonl_is_openai_chat_fine_tuning_format(cli, suite, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert cli("run", suite, corpus, "-o", out)[0] == 0
+    examples = read_jsonl(out / "train.jsonl")
+    assert len(examples) == 3
+    for example in examples:
+        assert set(example) == {"messages"}
+        for m in example["messages"]:
+            assert m["role"] in {"system", "user", "assistant", "tool"}
+            assert isinstance(m["content"], str)
+            assert set(m) <= {"role", "content", "name", "tool_calls", "tool_call_id", "weight"}
+            if "weight" in m:
+                assert m["role"] == "assistant" and m["weight"] in (0, 1)
+    weighted = next(e for e in examples if len(e["messages"]) == 5)
+    assert [m.get("weight") for m in weighted["messages"]] == [None, None, 0, None, 1]
+    train = pd.read_parquet(out / "train.parquet")
+    assert set(train.transcript_id) == {"good", "q-only", "weighted"}
+    assert (train.suite == "cli").all() and (train.suite_version == "2").all()
+    assert json.loads(train.criterion_versions.iloc[0]) == {"no_sorry": "1", "soft": "1"}
+
+
+def test_exit_codes(cli, suite, corpus, tmp_path):
+    assert cli("run", suite, corpus, "-o", tmp_path / "a", "--fail-under", "0.5")[0] == 0
+    code, _, err = cli("run", suite, corpus, "-o", tmp_path / "b", "--fail-under", "0.9")
+    assert code == 1 and "below --fail-under" in err
+    code, _, err = cli("run", tmp_path / "missing.yaml", corpus, "-o", tmp_path / "c")
+    assert code == 2 and err.count("\n") == 1 and "not found" in err
+    code, _, err = cli("run", suite, tmp_path / "nope.jsonl", "-o", tmp_path / "d")
+    assert code == 2 and "input file not found" in err
+    assert cli("run", suite, corpus)[0] == 2  # -o is required
+    code, _, err = cli("run", suite, corpus, "-o", tmp_path / "a")
+    assert code == 2 and "--resume" in err  # refuses to mix two runs
+
+
+def test_criteria_and_plugins_commands(cli):
+    code, out, _ = cli("criteria")
+    assert code == 0
+    for kind in ("regex", "python", "max_turns"):
+        assert kind in out
+    assert "criteria.regex" in out and "pattern" in out
+    code, out, _ = cli("plugins")
+    assert code == 0 and "harness-example-plugin" in out
+
+
+def test_bundled_demo_suite_runs(cli, tmp_path):
+    out = tmp_path / "demo"
+    inputs = sorted((EXAMPLES / "transcripts").glob("*.jsonl"))
+    code, _, err = cli("run", EXAMPLES / "suite.yaml", *inputs, "-o", out)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["passed"] > 0 and summary["failed"] > 0 and summary["input_errors"] >= 4
+
+
+KILLER = '''
+import os, signal
+
+def check(t):
+    if os.environ.get("KILL_AT") == t.id:
+        os.kill(os.getpid(), signal.SIGKILL)
+    with open(os.environ["EVAL_LOG"], "a") as fh:
+        fh.write(t.id + "\\n")
+    return not t.id.endswith("7")
+'''
+
+
+def test_resume_after_kill_has_no_duplicates_and_loses_nothing(tmp_path):
+    (tmp_path / "killer.py").write_text(KILLER)
+    suite = write_suite(tmp_path / "s.yaml", "name: k\ncriteria:\n"
+                        "  - {name: c, kind: python, function: 'killer:check'}\n")
+    records = [chat(f"q{i}", f"a{i}", id=f"t{i:04d}") for i in range(1000)]
+    records[500] = "{broken"
+    corpus = write_jsonl(tmp_path / "in.jsonl", records)
+    out, log = tmp_path / "run", tmp_path / "evaluated.log"
+    cmd = [sys.executable, "-m", "harness", "run", str(suite), str(corpus), "-o", str(out),
+           "--batch-size", "50", "--no-progress"]
+    env = {**os.environ, "EVAL_LOG": str(log), "KILL_AT": "t0777"}
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL
+    journaled = [json.loads(x)["decision"]["transcript_id"]
+                 for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert 0 < len(journaled) < 1000
+    first_pass = set(log.read_text().split())
+
+    env.pop("KILL_AT")
+    log.unlink()
+    resumed = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    re_evaluated = set(log.read_text().split())
+    assert not re_evaluated & set(journaled), "resume re-evaluated decided transcripts"
+    assert first_pass - set(journaled) <= re_evaluated  # the batch in flight was redone
+
+    decisions = pd.read_parquet(out / "decisions.parquet")
+    assert len(decisions) == 1000 and decisions.source.is_unique
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["read"], summary["errored"]) == (1000, 1)
+    assert summary["failed"] == sum(1 for i in range(1000) if i != 500 and i % 10 == 7)
+    assert len(read_jsonl(out / "train.jsonl")) == summary["passed"]
+
+
+def test_resume_refuses_a_changed_suite(cli, suite, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert cli("run", suite, corpus, "-o", out)[0] == 0
+    Path(suite).write_text(SUITE.replace("sorry", "apolog"))
+    code, _, err = cli("run", suite, corpus, "-o", out, "--resume")
+    assert code == 2 and "suite changed" in err
