@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -78,8 +79,13 @@ def run(
     resume: bool = False,
     overwrite: bool = False,
     on_decision: Callable[[Decision], None] | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
-    """Review every input file into ``run_dir`` (journaled, resumable); return the summary."""
+    """Review every input file into ``run_dir`` (journaled, resumable); return the summary.
+
+    With ``report`` (the default), ``run_dir/report.html`` is written after the run files; a
+    report that cannot be built is logged and leaves the run's results intact.
+    """
     writer = RunWriter(run_dir, engine.suite, [str(p) for p in inputs], resume=resume,
                        overwrite=overwrite)
     started, t0 = datetime.now(UTC), time.perf_counter()
@@ -104,4 +110,18 @@ def run(
                "wall_s": round(wall, 3), "decided_this_run": decided,
                "skipped_as_done": len(writer.done),
                "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
-    return finalize(run_dir, timings)
+    summary = finalize(run_dir, timings)
+    if report:
+        _write_report(run_dir, engine.registry)
+    return summary
+
+
+def _write_report(run_dir: str | Path, registry: Registry) -> None:
+    from harness.report import write_report
+
+    try:
+        write_report(run_dir, extra_dirs=registry.report_templates)
+    except Exception as exc:
+        logging.getLogger("harness").warning(
+            "the HTML report could not be built (%s: %s); the run's results are complete, "
+            "retry with `harness report %s`", type(exc).__name__, exc, run_dir)

@@ -38,6 +38,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-under", type=float, metavar="RATE",
                    help="exit 1 when the pass rate is below RATE (0..1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--junit", metavar="FILE",
+                   help="also write JUnit XML for CI (one testcase per transcript)")
+    p.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report.html")
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
@@ -80,12 +83,21 @@ def run_command(args: argparse.Namespace) -> int:
                                  f"error {counts['error']}")
 
         summary = api.run(engine, args.inputs, args.out, input_format=args.input_format,
-                          resume=args.resume, overwrite=args.overwrite, on_decision=tick)
+                          resume=args.resume, overwrite=args.overwrite, on_decision=tick,
+                          report=not args.no_report)
     out = Console()
     out.print(_summary_table(summary))
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
               f"results: {run_dir / 'results.parquet'})")
+    if (run_dir / "report.html").is_file() and not args.no_report:
+        print(f"report: {run_dir / 'report.html'}")
+    if args.junit:
+        from harness.report.junit import write_junit
+
+        counts = write_junit(run_dir, args.junit)
+        print(f"junit: {args.junit} ({counts['tests']} tests, {counts['failures']} failures, "
+              f"{counts['errors']} errors)")
     rate = summary["pass_rate"] or 0.0
     if args.fail_under is not None and rate < args.fail_under:
         print(f"harness: pass rate {rate:.3f} is below --fail-under {args.fail_under}",

@@ -17,6 +17,8 @@ from harness import hookspecs
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "criteria.regex",
     "criteria.python",
+    "criteria.llm_judge",
+    "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",
     "harness.report.plugin",

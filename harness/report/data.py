@@ -1,0 +1,190 @@
+"""The report's data: one streamed pass over the journal, aggregates over everything,
+transcripts sampled per criterion and outcome."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
+from harness.rundir import JOURNAL, iter_journal, read_meta
+
+DEFAULT_SAMPLE = 50
+"""Transcripts kept per (criterion, outcome) and per decision outcome."""
+MAX_CHARS = 20_000
+"""Longest text (message, explanation, raw output) embedded in the report; longer is cut."""
+SCORE_BINS = 10
+DECISION_KEY = "*"
+"""Sample key of the decision outcome (criterion keys are criterion names)."""
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit of JavaScript string offsets."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _clip(text: str | None, limit: int) -> tuple[str, int]:
+    """The text cut to ``limit`` characters, and how many were cut."""
+    text = text or ""
+    return (text, 0) if len(text) <= limit else (text[:limit], len(text) - limit)
+
+
+def _js_offset(text: str, offset: int) -> int:
+    return utf16_len(text[:max(0, min(offset, len(text)))])
+
+
+def compact_entry(seq: int, entry: dict[str, Any], limit: int = MAX_CHARS) -> dict[str, Any]:
+    """A journal entry as the report embeds it: texts capped, span offsets in UTF-16 units."""
+    d, t = entry["decision"], entry["transcript"]
+    messages, texts = [], []
+    for m in (t or {}).get("messages", []):
+        content, cut = _clip(m.get("content"), limit)
+        reasoning, rcut = _clip(m.get("reasoning"), limit)
+        texts.append({"content": content, "reasoning": reasoning})
+        msg: dict[str, Any] = {"role": m.get("role", "?"), "content": content}
+        if cut:
+            msg["cut"] = cut
+        if reasoning:
+            msg["reasoning"] = reasoning
+            if rcut:
+                msg["rcut"] = rcut
+        if m.get("name"):
+            msg["name"] = m["name"]
+        if m.get("tool_calls"):
+            msg["tool_calls"] = _clip(json.dumps(m["tool_calls"], ensure_ascii=False), limit)[0]
+        messages.append(msg)
+    verdicts = []
+    for v in d["verdicts"]:
+        evidence = []
+        for s in v.get("evidence") or []:
+            field = s.get("field", "content")
+            if not 0 <= s["message"] < len(texts):
+                continue
+            text = texts[s["message"]][field] or ""
+            start, end = _js_offset(text, s["start"]), _js_offset(text, s["end"])
+            if end > start:
+                evidence.append([s["message"], start, end, field])
+        verdicts.append({
+            "criterion": v["criterion"], "kind": v["kind"], "outcome": v["outcome"],
+            "score": v["score"], "message_index": v["message_index"],
+            "explanation": _clip(v["explanation"], limit)[0],
+            "raw": _clip(v["raw"], limit)[0] if v["raw"] is not None else None,
+            "latency_s": v["latency_s"], "cost_usd": v["cost_usd"],
+            "tokens_in": v["tokens_in"], "tokens_out": v["tokens_out"], "evidence": evidence,
+        })
+    return {
+        "n": seq, "id": d["transcript_id"], "source": d["source"], "outcome": d["outcome"],
+        "score": d["score"], "failed": d["failed"], "errored": d["errored"],
+        "messages": messages, "verdicts": verdicts,
+        "metadata": _clip(json.dumps((t or {}).get("metadata") or {}, ensure_ascii=False,
+                                     indent=1), limit)[0],
+    }
+
+
+class _CriterionStats:
+    """Running aggregates of one criterion."""
+
+    def __init__(self) -> None:
+        self.counts = {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
+        self.score_sum, self.score_n = 0.0, 0
+        self.scores = [0] * SCORE_BINS
+        self.latency = Quantiles()
+        self.tokens_in = self.tokens_out = 0
+        self.cost: float | None = None
+
+    def add(self, v: dict[str, Any]) -> None:
+        self.counts[v["outcome"]] += 1
+        if v["outcome"] == "skipped":
+            return
+        if v["score"] is not None:
+            self.score_sum += v["score"]
+            self.score_n += 1
+            self.scores[score_bin(v["score"], SCORE_BINS)] += 1
+        self.latency.add(v["latency_s"] or 0.0)
+        self.tokens_in += v["tokens_in"] or 0
+        self.tokens_out += v["tokens_out"] or 0
+        if v["cost_usd"] is not None:
+            self.cost = (self.cost or 0.0) + v["cost_usd"]
+
+    def row(self, spec: dict[str, Any], suite_judge: Any) -> dict[str, Any]:
+        c = self.counts
+        decided = c["pass"] + c["fail"] + c["error"]
+        judge = spec.get("config", {}).get("judge") or (
+            suite_judge if spec["kind"] == "llm_judge" else None)
+        if isinstance(judge, dict):
+            judge = judge.get("model") or json.dumps(judge, sort_keys=True)
+        return {
+            "name": spec["name"], "kind": spec["kind"], "gate": spec.get("gate", True),
+            "weight": spec.get("weight", 1.0), "version": spec.get("version", ""),
+            "scope": spec.get("scope", "transcript"), "description": spec.get("description"),
+            "judge": judge, "config": spec.get("config", {}), **c, "decided": decided,
+            "pass_rate": c["pass"] / decided if decided else None,
+            "ci": wilson(c["pass"], decided),
+            "mean_score": self.score_sum / self.score_n if self.score_n else None,
+            "score_hist": self.scores,
+            "latency_p50": self.latency.quantile(50), "latency_p95": self.latency.quantile(95),
+            "latency_exact": self.latency.exact,
+            "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "cost_usd": self.cost,
+        }
+
+
+def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
+            max_chars: int = MAX_CHARS) -> dict[str, Any]:
+    """Everything the report shows, from one pass over the run directory's journal."""
+    run_dir = Path(run_dir)
+    if not (run_dir / JOURNAL).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {JOURNAL})")
+    meta = read_meta(run_dir)
+    suite = meta.get("suite", {})
+    specs = suite.get("criteria", [])
+    names = [c["name"] for c in specs]
+    stats: dict[str, _CriterionStats] = defaultdict(_CriterionStats)
+    totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0}
+    cofail = CoFailures()
+    reservoirs = Reservoirs(sample)
+    compacted: dict[int, dict[str, Any]] = {}
+    for seq, entry in enumerate(iter_journal(run_dir)):
+        d = entry["decision"]
+        totals["read"] += 1
+        totals[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
+        if entry["transcript"] is None:
+            totals["input_errors"] += 1
+        outcomes: dict[str, set[str]] = defaultdict(set)
+        for v in d["verdicts"]:
+            stats[v["criterion"]].add(v)
+            outcomes[v["criterion"]].add(v["outcome"])
+        cofail.add(name for name, outs in outcomes.items() if "fail" in outs and name in names)
+        item = (seq, entry)
+        reservoirs.offer((DECISION_KEY, d["outcome"]), item)
+        for name, outs in outcomes.items():
+            for outcome in outs:
+                reservoirs.offer((name, outcome), item)
+    for sample_items in reservoirs.samples.values():
+        for seq, entry in sample_items:
+            if seq not in compacted:
+                compacted[seq] = compact_entry(seq, entry, max_chars)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    rows = [stats[c["name"]].row(c, suite.get("judge")) for c in specs]
+    return {
+        "title": f"{suite.get('name', 'run')} v{suite.get('version', '?')}",
+        "suite": {k: suite.get(k) for k in ("name", "version", "path", "threshold", "judge")},
+        "run": {"dir": str(run_dir), "inputs": meta.get("inputs", []),
+                "started": meta.get("started"), "resumed": meta.get("resumed", []),
+                "timings": summary.get("timings", {})},
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "totals": {**totals,
+                   "pass_rate": totals["passed"] / totals["read"] if totals["read"] else None,
+                   "ci": wilson(totals["passed"], totals["read"])},
+        "criteria": rows,
+        "cofail": {"names": names, "matrix": cofail.matrix(names)},
+        "sample": {
+            "size": sample, "max_chars": max_chars, "shown": len(compacted),
+            "groups": {f"{k[0]}|{k[1]}": {"seen": reservoirs.seen[k], "kept": len(v)}
+                       for k, v in sorted(reservoirs.samples.items())},
+        },
+        "transcripts": [compacted[k] for k in sorted(compacted)],
+    }

@@ -1,0 +1,137 @@
+"""Comparing two runs: decisions that flipped and per-criterion deltas.
+
+Transcripts are matched by id (the n-th occurrence of an id with the n-th, should a run hold
+duplicates). Run A is held as one small tuple per transcript; run B is streamed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness.report.stats import wilson
+from harness.rundir import JOURNAL, iter_journal, read_meta
+
+MAX_FLIPS = 1000
+"""Flipped decisions listed in full (all are counted)."""
+_ORDER = ("error", "fail", "pass", "skipped")
+
+
+def criterion_outcomes(verdicts: list[dict[str, Any]]) -> dict[str, tuple[str, float | None]]:
+    """Each criterion's outcome over its verdicts (worst first: error, fail, pass, skipped)."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for v in verdicts:
+        grouped[v["criterion"]].append(v)
+    out = {}
+    for name, vs in grouped.items():
+        outcome = min((v["outcome"] for v in vs), key=_ORDER.index)
+        scores = [v["score"] for v in vs if v["score"] is not None and v["outcome"] != "skipped"]
+        out[name] = (outcome, min(scores) if scores else None)
+    return out
+
+
+class _Side:
+    """Counts of one run."""
+
+    def __init__(self) -> None:
+        self.totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0}
+        self.criteria: dict[str, Counter[str]] = defaultdict(Counter)
+        self.score_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+
+    def add(self, decision: dict[str, Any]) -> dict[str, tuple[str, float | None]]:
+        self.totals["read"] += 1
+        key = {"pass": "passed", "fail": "failed", "error": "errored"}[decision["outcome"]]
+        self.totals[key] += 1
+        for v in decision["verdicts"]:
+            self.criteria[v["criterion"]][v["outcome"]] += 1
+            if v["score"] is not None and v["outcome"] != "skipped":
+                self.score_sums[v["criterion"]][0] += v["score"]
+                self.score_sums[v["criterion"]][1] += 1
+        return criterion_outcomes(decision["verdicts"])
+
+    def rate(self, name: str) -> tuple[float | None, tuple[float, float] | None, int]:
+        c = self.criteria.get(name, Counter())
+        decided = c["pass"] + c["fail"] + c["error"]
+        return (c["pass"] / decided if decided else None, wilson(c["pass"], decided), decided)
+
+    def mean(self, name: str) -> float | None:
+        total, n = self.score_sums.get(name, (0.0, 0))
+        return total / n if n else None
+
+
+def _run_info(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / JOURNAL).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {JOURNAL})")
+    suite = read_meta(run_dir).get("suite", {})
+    return {"dir": str(run_dir), "suite": suite.get("name"), "version": suite.get("version"),
+            "criteria": [c["name"] for c in suite.get("criteria", [])]}
+
+
+def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) -> dict[str, Any]:
+    """Flipped decisions, per-criterion deltas and totals of run B against run A."""
+    run_a, run_b = Path(run_a), Path(run_b)
+    info_a, info_b = _run_info(run_a), _run_info(run_b)
+    a, b = _Side(), _Side()
+    held: dict[tuple[str, int], tuple[str, str, dict[str, tuple[str, float | None]]]] = {}
+    seen: Counter[str] = Counter()
+    for entry in iter_journal(run_a):
+        d = entry["decision"]
+        outcomes = a.add(d)
+        tid = d["transcript_id"]
+        held[(tid, seen[tid])] = (d["outcome"], d["source"], outcomes)
+        seen[tid] += 1
+    seen.clear()
+    flips: list[dict[str, Any]] = []
+    flip_counts: Counter[tuple[str, str]] = Counter()
+    verdict_flips: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    matched = only_b = 0
+    for entry in iter_journal(run_b):
+        d = entry["decision"]
+        outcomes = b.add(d)
+        tid = d["transcript_id"]
+        key = (tid, seen[tid])
+        seen[tid] += 1
+        if key not in held:
+            only_b += 1
+            continue
+        matched += 1
+        a_outcome, _source, a_outcomes = held.pop(key)
+        changed = []
+        for name in sorted(set(a_outcomes) | set(outcomes)):
+            before = a_outcomes.get(name, ("absent", None))[0]
+            after = outcomes.get(name, ("absent", None))[0]
+            if before != after:
+                verdict_flips[name][(before, after)] += 1
+                changed.append({"criterion": name, "a": before, "b": after})
+        if a_outcome != d["outcome"]:
+            flip_counts[(a_outcome, d["outcome"])] += 1
+            if len(flips) < max_flips:
+                explanations = {v["criterion"]: v["explanation"] for v in d["verdicts"]
+                                if any(c["criterion"] == v["criterion"] for c in changed)}
+                flips.append({"id": tid, "source": d["source"], "a": a_outcome,
+                              "b": d["outcome"], "changed": changed,
+                              "explanations": explanations})
+    names = list(dict.fromkeys(info_a["criteria"] + info_b["criteria"]))
+    criteria = []
+    for name in names:
+        rate_a, ci_a, n_a = a.rate(name)
+        rate_b, ci_b, n_b = b.rate(name)
+        vf = verdict_flips.get(name, Counter())
+        criteria.append({
+            "name": name, "in_a": name in info_a["criteria"], "in_b": name in info_b["criteria"],
+            "rate_a": rate_a, "ci_a": ci_a, "n_a": n_a, "rate_b": rate_b, "ci_b": ci_b,
+            "n_b": n_b,
+            "delta": None if rate_a is None or rate_b is None else rate_b - rate_a,
+            "mean_a": a.mean(name), "mean_b": b.mean(name),
+            "pass_to_fail": vf[("pass", "fail")], "fail_to_pass": vf[("fail", "pass")],
+            "other_flips": sum(n for k, n in vf.items()
+                               if k not in (("pass", "fail"), ("fail", "pass"))),
+        })
+    return {
+        "a": {**info_a, "totals": a.totals}, "b": {**info_b, "totals": b.totals},
+        "matched": matched, "only_a": len(held), "only_b": only_b,
+        "flipped": sum(flip_counts.values()),
+        "flip_counts": {f"{x}->{y}": n for (x, y), n in sorted(flip_counts.items())},
+        "flips": flips, "flips_listed": len(flips), "criteria": criteria,
+    }

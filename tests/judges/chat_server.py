@@ -1,0 +1,268 @@
+"""A real OpenAI-compatible chat-completions server for tests, scriptable per test.
+
+It listens on 127.0.0.1 on a random port, in a thread per connection (HTTP/1.1 keep-alive), and
+answers ``POST /v1/chat/completions`` with the usual JSON, including ``logprobs`` when asked.
+A test scripts it with:
+
+- ``reply``: a function ``(request_json) -> str | Reply`` giving the assistant's text (default
+  ``"Looks fine.\\nVERDICT: PASS"``), or a :class:`Reply` with explicit token logprobs;
+- ``latency_s``: fixed delay before each answer;
+- ``fail_first(n, status=429, retry_after="1")``: the next ``n`` requests fail that way;
+- ``hang_first(n)``: the next ``n`` requests never answer (until the server stops);
+- ``garbage_body``: answer 200 with a body that is not JSON.
+
+It records every request body (``requests``) and its headers (``headers``), and the most requests
+in flight at once (``max_in_flight``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_TOKEN = re.compile(r"\s*[A-Za-z]+|\s*\d|\s*[^\sA-Za-z\d]|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Word-ish tokens: words, single digits, punctuation, each with its leading space."""
+    return _TOKEN.findall(text)
+
+
+@dataclass
+class Reply:
+    """A scripted answer: text plus, optionally, per-token logprobs.
+
+    ``tokens`` is a list of ``(token, logprob, {alternative: logprob})``; when omitted the text is
+    tokenized and every token gets logprob ``default_logprob`` with no alternatives, except
+    those listed in ``alternatives`` / ``token_logprobs`` (keyed by negative token index, -1
+    being the last token).
+    """
+
+    text: str
+    tokens: list[tuple[str, float, dict[str, float]]] | None = None
+    default_logprob: float = -0.01
+    alternatives: dict[int, dict[str, float]] = field(default_factory=dict)
+    token_logprobs: dict[int, float] = field(default_factory=dict)
+
+    def token_list(self) -> list[tuple[str, float, dict[str, float]]]:
+        """The tokens with logprobs and alternatives, as sent."""
+        if self.tokens is not None:
+            return self.tokens
+        toks = tokenize(self.text)
+        n = len(toks)
+        out = []
+        for i, tok in enumerate(toks):
+            lp = self.token_logprobs.get(i - n, self.default_logprob)
+            out.append((tok, lp, dict(self.alternatives.get(i - n, {}))))
+        return out
+
+
+@dataclass
+class ChatServer:
+    """See the module docstring."""
+
+    reply: Callable[[dict[str, Any]], str | Reply] = lambda req: "Looks fine.\nVERDICT: PASS"
+    latency_s: float = 0.0
+    garbage_body: bool = False
+    model: str = "test-judge"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    max_in_flight: int = 0
+    _fail_queue: list[tuple[int, str | None]] = field(default_factory=list)
+    _hang: int = 0
+    _in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _httpd: ThreadingHTTPServer | None = None
+
+    # --- scripting -------------------------------------------------------------------------
+    def fail_first(self, n: int, status: int = 429, retry_after: str | None = "1") -> None:
+        """Make the next ``n`` requests fail with ``status`` (and a Retry-After header)."""
+        with self._lock:
+            self._fail_queue.extend([(status, retry_after)] * n)
+
+    def hang_first(self, n: int) -> None:
+        """Make the next ``n`` requests hang until the server stops."""
+        with self._lock:
+            self._hang += n
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def completions(self) -> int:
+        """Requests received on the completions route."""
+        return len(self.requests)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> ChatServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                server._handle(self)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def __enter__(self) -> ChatServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # --- handling --------------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length)
+        if not h.path.rstrip("/").endswith("/chat/completions"):
+            self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
+            return
+        body = json.loads(raw or b"{}")
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append({k.lower(): v for k, v in h.headers.items()})
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            failure = self._fail_queue.pop(0) if self._fail_queue else None
+            hang = self._hang > 0
+            if hang:
+                self._hang -= 1
+        try:
+            if hang:
+                self._stop.wait()
+                return
+            if self.latency_s:
+                time.sleep(self.latency_s)
+            if failure is not None:
+                status, retry_after = failure
+                headers = {"Retry-After": retry_after} if retry_after is not None else {}
+                error = {"message": f"scripted {status}", "type": "test", "code": str(status)}
+                self._send(h, status, {"error": error}, headers)
+                return
+            if self.garbage_body:
+                self._send_raw(h, 200, b"this is not json {", "application/json")
+                return
+            self._send(h, 200, self._completion(body))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        reply = self.reply(body)
+        if isinstance(reply, str):
+            reply = Reply(reply)
+        text = reply.text
+        logprobs = None
+        if body.get("logprobs"):
+            top_n = int(body.get("top_logprobs") or 0)
+            toks = reply.token_list()
+            content = []
+            for tok, lp, alts in toks:
+                top = [{"token": tok, "logprob": lp, "bytes": list(tok.encode())}]
+                for alt, alt_lp in sorted(alts.items(), key=lambda kv: -kv[1]):
+                    if alt != tok:
+                        top.append({"token": alt, "logprob": alt_lp, "bytes": list(alt.encode())})
+                top.sort(key=lambda e: -e["logprob"])
+                content.append(
+                    {
+                        "token": tok,
+                        "logprob": lp,
+                        "bytes": list(tok.encode()),
+                        "top_logprobs": top[:top_n],
+                    }
+                )
+            logprobs = {"content": content, "refusal": None}
+        prompt_tokens = sum(len(tokenize(str(m.get("content", "")))) for m in body["messages"])
+        completion_tokens = len(tokenize(text))
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": logprobs,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        payload: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._send_raw(h, status, json.dumps(payload).encode(), "application/json", headers)
+
+    @staticmethod
+    def _send_raw(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        ctype: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            h.send_header(key, value)
+        h.end_headers()
+        h.wfile.write(data)
+
+
+def main() -> None:
+    """Serve from the command line (for benchmarks): prints the base URL, runs until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="OpenAI-compatible test chat server")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--reply", default="Clear and correct.\nVERDICT: PASS")
+    args = parser.parse_args()
+    server = ChatServer(reply=lambda req: args.reply, latency_s=args.latency).start()
+    print(server.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
