@@ -8,6 +8,8 @@ import pytest
 
 from harness.cli import main
 
+pytest_plugins = ["pytester"]  # the pytest plugin is tested from the outside
+
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:

@@ -1,0 +1,92 @@
+"""Per-criterion mode: one item per criterion over the corpus, failing below min_pass_rate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pytest_plugin_helpers import outcomes_by_name, write_corpus
+
+
+def test_one_item_per_criterion_fails_below_its_min_pass_rate(pytester, project):
+    project()
+    corpus = write_corpus(pytester.path, "openai")
+    result = pytester.runpytest("--review-suite=suite.yaml", f"--transcripts={corpus}", "-v",
+                                "--review-mode=criterion", "--junitxml=junit.xml")
+    # no_ai_boilerplate 75% >= 50%; no_secret_leak 75% < 90%; the others pass everything
+    assert outcomes_by_name(result) == {
+        "suite.yaml::no_ai_boilerplate": "PASSED", "suite.yaml::no_secret_leak": "FAILED",
+        "suite.yaml::ends_with_answer": "PASSED", "suite.yaml::concise": "PASSED"}
+    result.stdout.fnmatch_lines([
+        "no_secret_leak: pass rate 75.0% (3 of 4) is below min_pass_rate 90.0%",
+        "  pass 3, fail 1, error 0, skipped 0",
+        "  worst examples:",
+        "    no_secret_leak (regex): fail for leak-3 (*corpus-openai.jsonl:3)",
+        "      fail, score 0.000",
+        "*",
+        "*",
+        '      evidence: message 1 [4:31]: "sk-abcdefghijklmnopqrstuvwx"',
+    ])
+    result.stdout.fnmatch_lines([
+        "*= harness criteria =*",
+        "no_ai_boilerplate: pass rate 75.0% (pass 3, fail 1, error 0), min 50.0% ok",
+        "no_secret_leak: pass rate 75.0% (pass 3, fail 1, error 0), min 90.0% BELOW",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="pass_rate" value="0.75"' in junit
+
+
+def test_the_default_rate_applies_to_criteria_without_one(pytester, project):
+    project()
+    corpus = write_corpus(pytester.path, "openai")
+    result = pytester.runpytest("--review-suite=suite.yaml", f"--transcripts={corpus}",
+                                "--review-mode=criterion", "--review-min-pass-rate=0.5",
+                                "-k", "ends_with_answer or concise")
+    result.assert_outcomes(passed=2, deselected=2)
+
+
+def test_python_criteria_run_over_the_corpus_in_one_item(pytester):
+    pytester.makepyfile(test_rates="""
+        import pytest
+
+        @pytest.mark.criterion(min_pass_rate=0.7)
+        def test_no_boilerplate(transcript):
+            assert "as an ai" not in transcript.last_assistant().content.lower(), "boilerplate"
+
+        @pytest.mark.criterion(min_pass_rate=0.8)
+        def test_no_key(transcript):
+            assert "sk-" not in transcript.last_assistant().content, "a key"
+        """)
+    corpus = write_corpus(pytester.path, "openai")
+    result = pytester.runpytest(f"--transcripts={corpus}", "--review-mode=criterion", "-v",
+                                "--review-out=out")
+    assert outcomes_by_name(result) == {"test_rates.py::test_no_boilerplate": "PASSED",
+                                        "test_rates.py::test_no_key": "FAILED"}
+    result.stdout.fnmatch_lines(["no_key: pass rate 75.0% (3 of 4) is below min_pass_rate 80.0%",
+                                 "*worst examples:",
+                                 "    no_key (pytest): fail for leak-3 (*)",
+                                 "      fail, score 0.000",
+                                 "      explanation:",
+                                 "        a key"])
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert (summary["read"], summary["passed"], summary["failed"]) == (4, 2, 2)
+
+
+@pytest.mark.parametrize("mode_args", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_criterion_mode_writes_the_same_run_directory_as_transcript_mode(pytester, project,
+                                                                        mode_args):
+    project()
+    corpus = write_corpus(pytester.path, "hh-rlhf")
+    common = ["--review-suite=suite.yaml", f"--transcripts={corpus}", "-p", "no:cacheprovider"]
+    pytester.runpytest(*common, "--review-out=items")
+    pytester.runpytest(*common, *mode_args, "--review-mode=criterion", "--review-out=crit")
+    for name in ("train.jsonl", "rejected.jsonl", "errors.jsonl", "journal.jsonl"):
+        items = (pytester.path / "items" / name).read_text()
+        crit = (pytester.path / "crit" / name).read_text()
+        if name == "journal.jsonl":  # latencies differ
+            items, crit = (
+                [{**json.loads(line)["decision"], "verdicts": None} for line in text.splitlines()]
+                for text in (items, crit))
+        assert items == crit, name
+    assert not (pytester.path / "crit" / ".pytest-parts").exists()
