@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -48,11 +48,12 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
-from harness.judges.base import JudgeRequest
+from harness.judges.base import JudgeRequest, JudgeResponse
 from harness.judges.cache import JudgeCache, canonical_json
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
 from harness.judges.prompting import build_messages, fenced, make_nonce, render_conversation
 from harness.judges.runner import (
+    CallRecord,
     JudgeCallFailed,
     JudgeRunner,
     RetryPolicy,
@@ -67,6 +68,7 @@ from harness.judges.verdicts import (
     parse_verdict,
     soft_from_label,
     soft_score_exact,
+    soft_score_from_logprobs,
     soft_score_from_tokens,
 )
 from harness.models import Transcript, Verdict
@@ -82,6 +84,8 @@ RESERVED = {
     "transcript", "labels", "variables",
 }  # fmt: skip
 MAX_EXPLANATION = 4000
+CHOICE_PREFIX = "VERDICT:"
+"""What the judge is taken to have written before its label in ``mode: choice``."""
 
 
 class LLMJudgeConfig(CriterionConfig):
@@ -107,6 +111,10 @@ class LLMJudgeConfig(CriterionConfig):
     """The texts given to the rubric as ``text``."""
     chain_of_thought: bool = True
     """Ask the judge to reason before its verdict line."""
+    mode: Literal["generate", "choice"] = "generate"
+    """``generate``: the judge writes its answer and verdict line. ``choice``: no generation;
+    each label is scored right after ``VERDICT:`` and the likeliest is the verdict (needs a
+    backend that scores continuations, like ``local/...``; never unparseable)."""
     repeats: int = Field(default=1, ge=1, le=20)
     """Independent judgements per transcript (majority outcome, mean score)."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -127,6 +135,8 @@ class LLMJudgeConfig(CriterionConfig):
             raise ValueError("give exactly one of rubric, rubric_file, evals_spec")
         if not self.evals_spec and (self.pass_labels or self.eval_type or self.evals_name):
             raise ValueError("pass_labels, eval_type and evals_name only apply to evals_spec")
+        if self.mode == "choice" and self.chain_of_thought:
+            self.chain_of_thought = False  # nothing is generated, so there is no reasoning
         return self
 
     @field_validator("judge")
@@ -315,7 +325,29 @@ class LLMJudge(Criterion):
         return request, nonce
 
     # --- judging ------------------------------------------------------------------------------
+    async def _choose(self, request: JudgeRequest, repeat: int) -> dict[str, Any]:
+        """Forced choice: every label scored right after ``VERDICT:``; the likeliest wins."""
+        labels = self.scheme.labels()
+        record = CallRecord()
+        logprobs = await self.runner.continuation_logprobs(
+            request, CHOICE_PREFIX, [f" {label}" for label in labels], repeat=repeat,
+            cache=self.cache, record=record,
+        )
+        if logprobs is None:
+            raise ValueError(f"judge {self.judge_name} cannot score continuations; "
+                             "use `mode: generate` with it")
+        soft = soft_score_from_logprobs(dict(zip(labels, logprobs, strict=True)), self.scheme)
+        if soft is None:
+            raise ValueError("the judge gave no finite log-probability for any label")
+        label = max(soft.probs, key=soft.probs.__getitem__)
+        text = f"{CHOICE_PREFIX} {label}"
+        response = JudgeResponse(text=text, model=self.judge_name)
+        return {"response": response, "record": record,
+                "parsed": parse_verdict(text, self.scheme), "soft": soft}
+
     async def _one(self, request: JudgeRequest, repeat: int) -> dict[str, Any]:
+        if self.config.mode == "choice":
+            return await self._choose(request, repeat)
         response, record = await self.runner.complete(request, repeat=repeat, cache=self.cache)
         parsed = parse_verdict(response.text, self.scheme)
         soft: SoftScore | None = None
@@ -376,7 +408,8 @@ class LLMJudge(Criterion):
             "attempts": sum(rec.attempts for rec in records),
         }
         common: dict[str, Any] = {
-            "latency_s": elapsed,
+            # the calls' own time, not the time spent queueing behind the concurrency limit
+            "latency_s": sum(rec.latency_s for rec in records) if records else elapsed,
             "cost_usd": sum(costs) if costs else None,
             "tokens_in": sum(r.tokens_in for r in responses) if responses else None,
             "tokens_out": sum(r.tokens_out for r in responses) if responses else None,

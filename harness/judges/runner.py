@@ -163,8 +163,12 @@ class JudgeRunner:
         *,
         repeat: int = 0,
         cache: JudgeCache | None = None,
+        record: CallRecord | None = None,
     ) -> list[float] | None:
-        """Exact continuation log-probabilities, if the backend can score them (cached too)."""
+        """Exact continuation log-probabilities, if the backend can score them (cached too).
+
+        ``record``, when given, receives the call's accounting (attempts, cache hit, latency).
+        """
         if type(self.backend).continuation_logprobs is JudgeBackend.continuation_logprobs:
             return None
         cache = cache if cache is not None else self.cache
@@ -178,8 +182,10 @@ class JudgeRunner:
             )
             hit = cache.get_json(key)
             if hit is not None:
+                if record is not None:
+                    record.cached = True
                 return hit
-        record = CallRecord()
+        record = record if record is not None else CallRecord()
 
         async def attempt() -> list[float] | None:
             return await self.backend.continuation_logprobs(request, prefix, continuations)

@@ -249,6 +249,14 @@ def _continuations(text: str, parsed: ParsedVerdict, scheme: VerdictScheme) -> d
     return {label: sep + label + end for label in scheme.labels()}
 
 
+def soft_score_from_logprobs(
+    logprobs: dict[str, float | None], scheme: VerdictScheme
+) -> SoftScore | None:
+    """Soft score from each label's exact log-probability (``None`` if none is finite)."""
+    probs = _normalise(logprobs)
+    return None if probs is None else _summarise(probs, scheme, "exact")
+
+
 async def soft_score_exact(
     text: str,
     parsed: ParsedVerdict,
@@ -266,8 +274,7 @@ async def soft_score_exact(
     result = await score_fn(text[: parsed.prefix_end], list(conts.values()))
     if result is None or len(result) != len(conts):
         return None
-    probs = _normalise(dict(zip(conts, result, strict=True)))
-    return None if probs is None else _summarise(probs, scheme, "exact")
+    return soft_score_from_logprobs(dict(zip(conts, result, strict=True)), scheme)
 
 
 def _token_offsets(tokens: list[TokenLogprob]) -> list[int]:

@@ -290,3 +290,14 @@ def test_repeats_take_the_majority_and_mean_score(tmp_path: Path, server: ChatSe
     assert v.outcome == "pass" and server.completions == 3
     assert sorted(server.requests[i]["seed"] for i in range(3)) == [0, 1, 2]
     assert len(v.details["repeats"]) == 3 and 0.0 < v.score < 1.0
+
+
+def test_choice_mode_needs_a_backend_that_scores_continuations(
+    tmp_path: Path, server: ChatServer
+):
+    body = POLITE.replace("    kind: llm_judge\n", "    kind: llm_judge\n    mode: choice\n")
+    engine = Engine(suite(tmp_path, server, body), registry())
+    (decision,) = review(engine, transcript("a", "please"))
+    v = judge_verdict(decision)
+    assert v.outcome == "error" and "cannot score continuations" in v.explanation
+    assert decision.outcome == "error" and server.completions == 0
