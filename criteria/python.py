@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pydantic import Field
@@ -25,13 +29,21 @@ class PythonConfig(CriterionConfig):
 
 
 def import_function(ref: str, search_dir: str | None = None) -> Callable[..., Any]:
-    """Import ``package.module:name``, looking next to the suite file as well."""
+    """Import ``package.module:name``; a module file next to the suite file comes first.
+
+    A module found next to the suite is loaded under a name unique to its path, so two suites
+    with their own ``checks.py`` do not get each other's functions.
+    """
     module_name, _, attr = ref.partition(":")
     added = search_dir is not None and search_dir not in sys.path
     if added:
         sys.path.insert(0, search_dir)
     try:
-        module = importlib.import_module(module_name)
+        local = Path(search_dir or ".") / (module_name.replace(".", "/") + ".py")
+        if search_dir is not None and local.is_file():
+            module = _load_file(local.resolve())
+        else:
+            module = importlib.import_module(module_name)
     finally:
         if added:
             sys.path.remove(search_dir)
@@ -41,6 +53,22 @@ def import_function(ref: str, search_dir: str | None = None) -> Callable[..., An
     if not callable(obj):
         raise TypeError(f"{ref} is not callable")
     return obj
+
+
+def _load_file(path: Path) -> ModuleType:
+    name = f"harness_suite_modules.{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 class Python(Criterion):

@@ -195,7 +195,9 @@ class Engine:
                 for i, v in zip(todo, self._evaluate(criterion, [transcripts[i] for i in todo]),
                                 strict=True):
                     verdicts[i].append(v)
-            if criterion.spec.gate:
+            # A failed message-scoped gate does not block: `--on-fail mask` may still keep the
+            # transcript with that message masked, and needs the other verdicts for it.
+            if criterion.spec.gate and criterion.spec.scope == "transcript":
                 for i in todo:
                     mine = [v for v in verdicts[i] if v.criterion == criterion.name]
                     if aggregate(mine)[0] in ("fail", "error"):

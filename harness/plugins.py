@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",
+    "harness.export.plugin",
     "harness.report.plugin",
 )
 """Built-in plugins, registered through the same hooks as everyone else's, last."""

@@ -210,3 +210,11 @@ def test_review_is_lazy(engine):
     stream = e.review(source(), batch_size=2)
     first = next(stream)
     assert first.transcript_id == "id0" and len(produced) == 2
+
+
+def test_a_failed_message_scoped_gate_does_not_skip_judges(engine):
+    """`--on-fail mask` may keep the transcript, so its other verdicts are still needed."""
+    e = engine("  - {name: m, kind: last_message, scope: message}\n"
+               "  - {name: judge, kind: expensive}\n")
+    [d] = e.decide_batch([t("x", "bad one", "good")])
+    assert d.failed == ["m"] and d.verdicts[-1].outcome == "pass"

@@ -84,3 +84,15 @@ def test_failures_inside_the_function_are_errors_never_passes(make, function, me
 def test_unimportable_function_is_a_suite_error(make):
     with pytest.raises(SuiteError, match="cannot import mychecks:nope"):
         make("nope")
+
+
+def test_two_suites_with_their_own_checks_module_do_not_clash(tmp_path):
+    engines = []
+    for name, verdict in (("one", "True"), ("two", "False")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "checks.py").write_text(f"def check(t):\n    return {verdict}\n")
+        engines.append(Engine(load_suite(write_suite(
+            folder / "s.yaml", "name: s\ncriteria:\n  - {name: c, kind: python, "
+                               "function: 'checks:check'}\n"))))
+    assert [e.decide_batch([T])[0].outcome for e in engines] == ["pass", "fail"]

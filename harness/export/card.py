@@ -1,0 +1,143 @@
+"""The dataset card: a Markdown file next to the export stating what is in it and why.
+
+It has the Hugging Face dataset-card front matter (so ``datasets`` finds the data file when the
+folder is pushed as a dataset), the counts (read, kept, masked, dropped and why, duplicates),
+the filters used, each criterion with its version, pass rate and mean score, and provenance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.export.provenance import RunInfo
+
+LOADERS = {
+    "parquet": ('import pandas as pd\ndf = pd.read_parquet("{name}")\n\n'
+                'from datasets import load_dataset\n'
+                'ds = load_dataset("parquet", data_files="{name}", split="train")'),
+    "jsonl": ('from datasets import load_dataset\n'
+              'ds = load_dataset("json", data_files="{name}", split="train")'),
+}
+
+
+def card_path(out: Path) -> Path:
+    """``OUT.card.md`` (``.gz`` dropped): ``sft.jsonl`` -> ``sft.jsonl.card.md``, so exports of
+    one name in two formats keep a card each."""
+    return out.with_name(f"{out.name.removesuffix('.gz')}.card.md")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_card(run: RunInfo, result: dict[str, Any]) -> str:
+    """The card's Markdown for one export."""
+    out = Path(result["out"])
+    opts = result["options"]
+    kind = "parquet" if out.name.endswith(".parquet") else "jsonl"
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        f"  data_files: {out.name}",
+        "tags: [harness, reviewed]",
+        "---",
+        "",
+        f"# {out.name}",
+        "",
+        f"Exported by `harness export --format {result['format']}` from the run directory "
+        f"`{run.run_dir}`, reviewed with suite **{run.suite}** version {run.suite_version} "
+        f"(fingerprint `{run.suite_fingerprint}`).",
+        "",
+        "## Counts",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| transcripts read | {result['read']} |",
+        f"| passed / failed / errored | {result['passed']} / {result['failed']} / "
+        f"{result['errored']} |",
+        f"| examples written | {result['examples']} |",
+    ]
+    if result["format"] == "pairs":
+        lines += [f"| prompt groups | {result.get('groups', 0)} |",
+                  f"| pairs | {result.get('pairs', 0)} |"]
+        for reason, n in sorted({**result.get("unpaired", {}),
+                                 **result.get("not_grouped", {})}.items()):
+            lines.append(f"| no pair: {_cell(reason)} | {n} |")
+    else:
+        lines += [f"| transcripts kept | {result['kept']} |",
+                  f"| kept with masked assistant turns | {result['kept_masked']} "
+                  f"({result['messages_masked']} turns at weight 0) |"]
+        for reason, n in sorted(result["dropped"].items()):
+            lines.append(f"| dropped: {_cell(reason)} | {n} |")
+    lines.append(f"| exact duplicates dropped | {result['duplicates']} |")
+    if result.get("unscored"):
+        lines.append(f"| examples without the weighting score (weight null) | "
+                     f"{result['unscored']} |")
+    lines += [
+        "",
+        "## Filters",
+        "",
+        f"- format: `{result['format']}`",
+        f"- on failure: `{opts['on_fail']}`" + (
+            " (failing transcripts kept when masking the assistant turns that failed a "
+            "message-scoped criterion makes them pass)" if opts["on_fail"] == "mask" else
+            " (only passing transcripts)"),
+        f"- minimum score: {opts['min_score'] if opts['min_score'] is not None else 'none'}",
+        f"- weight: {('`' + opts['weight_by'] + '`') if opts['weight_by'] else 'none'}",
+        f"- deduplication: {'exact duplicates dropped' if opts['dedup'] else 'off'}",
+    ]
+    if result["format"] == "pairs":
+        lines.append(f"- pair margin: {opts['margin'] if opts['margin'] is not None else 'none'}")
+    lines += [
+        "",
+        "## Criteria",
+        "",
+        "Pass rates are over every verdict of the run that the criterion decided: one per "
+        "transcript, or one per assistant message for `scope: message`.",
+        "",
+        "| criterion | kind | version | gate | scope | pass rate | mean score | pass | fail "
+        "| error | skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in result["criteria"].items():
+        lines.append(
+            f"| {_cell(name)} | {c['kind']} | {_cell(c['version'])} | "
+            f"{'yes' if c['gate'] else 'no'} | {c['scope']} | {_pct(c['pass_rate'])} | "
+            f"{_num(c['mean_score'])} | {c['pass']} | {c['fail']} | {c['error']} | "
+            f"{c['skipped']} |")
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        "Every example carries `transcript_id`, `source`, `suite`, `suite_version`, "
+        "`criterion_versions`, `judge_models`, `rubric_hashes`, the decision score and each "
+        "criterion's score (`criterion_scores`, per-message scores in `criteria`).",
+        "",
+        f"- run started: {run.started or '-'}",
+        f"- inputs: {', '.join(f'`{p}`' for p in run.inputs) or '-'}",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        LOADERS[kind].format(name=out.name),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(run: RunInfo, result: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the card next to the export (or at ``path``); return where."""
+    path = path or card_path(Path(result["out"]))
+    path.write_text(render_card(run, result), encoding="utf-8")
+    return path

@@ -1,0 +1,51 @@
+"""OpenAI chat fine-tuning JSONL: ``{"messages": [...], "metadata": {...}}`` per line.
+
+Every assistant turn carries ``weight`` 1 (trained) or 0 (masked context), the only values
+OpenAI accepts. ``metadata`` holds the provenance and the review's evidence; the soft label of
+``--weight-by`` is ``metadata.weight`` (OpenAI's own ``weight`` is 0/1 per message). With
+``messages_only`` a line is just ``{"messages": [...]}`` and the metadata goes, line for line,
+to ``OUT.provenance.jsonl``, for uploaders that reject unknown keys.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.export.common import counts, prepare
+from harness.export.dedup import Deduper
+from harness.export.select import Stats, iter_examples, provenance
+from harness.export.sinks import JsonlSink, is_parquet
+
+
+def sidecar_path(out: Path) -> Path:
+    """Where ``messages_only`` puts the provenance: ``OUT.provenance.jsonl``."""
+    name = out.name.removesuffix(".gz").removesuffix(".jsonl")
+    return out.with_name(f"{name}.provenance.jsonl")
+
+
+def export_openai(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """The kept transcripts in the OpenAI chat fine-tuning layout."""
+    run, opts = prepare(run_dir, options)
+    out = Path(out)
+    if is_parquet(out):
+        raise UsageError(f"-o {out}: the openai format is JSONL; for Parquet use --format parquet")
+    stats, dedup = Stats(), Deduper(opts.dedup)
+    with ExitStack() as stack:
+        sink = stack.enter_context(JsonlSink(out))
+        side = stack.enter_context(JsonlSink(sidecar_path(out))) if opts.messages_only else None
+        for example in iter_examples(run, opts, stats):
+            messages = example.messages()
+            if not dedup.first(messages):
+                continue
+            meta = provenance(run, example)
+            if side is not None:
+                sink.add({"messages": messages})
+                side.add(meta)
+            else:
+                sink.add({"messages": messages, "metadata": meta})
+            stats.keep(example)
+    extra = {"provenance_file": str(sidecar_path(out))} if opts.messages_only else {}
+    return counts("openai", out, run, opts, stats, sink.rows, dedup, **extra)

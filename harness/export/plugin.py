@@ -1,0 +1,122 @@
+"""The built-in exporters and the ``harness export`` command, registered through the hooks."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.errors import UsageError
+from harness.hookspecs import hookimpl
+from harness.plugins import get_registry
+
+FORMATS = ("openai", "prompt-completion", "pairs", "parquet")
+
+
+def _openai(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from harness.export.openai import export_openai
+    return export_openai(run_dir, out, options)
+
+
+def _prompt_completion(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from harness.export.prompt_completion import export_prompt_completion
+    return export_prompt_completion(run_dir, out, options)
+
+
+def _pairs(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from harness.export.pairs import export_pairs
+    return export_pairs(run_dir, out, options)
+
+
+def _parquet(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from harness.export.parquet import export_parquet
+    return export_parquet(run_dir, out, options)
+
+
+@hookimpl
+def register_exporters(register: Callable[..., None]) -> None:
+    for name, fn in zip(FORMATS, (_openai, _prompt_completion, _pairs, _parquet), strict=True):
+        register(name, fn)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
+                   help="run directory of `harness run` (`harness export pairs RUN_DIR` also "
+                        "works)")
+    p.add_argument("--format", "-f", dest="fmt", metavar="FORMAT",
+                   help="openai (default), prompt-completion, pairs, parquet, or any "
+                        "registered exporter")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="output file (.jsonl, .jsonl.gz, or .parquet for prompt-completion "
+                        "and pairs); the dataset card goes next to it as OUT.card.md")
+    p.add_argument("--weight-by", metavar="score|CRITERION",
+                   help="write a per-example `weight` (soft label) from the decision score or "
+                        "one criterion's score")
+    p.add_argument("--on-fail", choices=("drop", "mask"), default="drop",
+                   help="drop failing transcripts (default), or keep those whose only failures "
+                        "are message-scoped verdicts on assistant turns, with those turns at "
+                        "weight 0")
+    p.add_argument("--min-score", type=float, metavar="X",
+                   help="drop examples scoring below X (0..1)")
+    p.add_argument("--margin", type=float, metavar="M",
+                   help="pairs: also pair two passing candidates whose scores differ by >= M")
+    p.add_argument("--messages-only", action="store_true",
+                   help="openai: lines hold only `messages`; provenance goes to "
+                        "OUT.provenance.jsonl")
+    p.add_argument("--keep-duplicates", action="store_true",
+                   help="do not drop exact duplicates")
+    p.add_argument("--card", metavar="PATH", help="where to write the dataset card")
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from harness.export import ExportOptions, export_run
+
+    registry = get_registry(args.plugins_dir)
+    positional = list(args.run_dir)
+    fmt = args.fmt
+    if len(positional) == 2 and positional[0] in registry.exporters and fmt in (None,
+                                                                                positional[0]):
+        fmt = positional.pop(0)
+    if len(positional) != 1:
+        raise UsageError("give one RUN_DIR (optionally preceded by the format: "
+                         "`harness export pairs RUN_DIR`)")
+    try:
+        options = ExportOptions(on_fail=args.on_fail, weight_by=args.weight_by,
+                                min_score=args.min_score, margin=args.margin,
+                                messages_only=args.messages_only,
+                                dedup=not args.keep_duplicates)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(str(x) for x in e['loc']).replace('_', '-')}: "
+                             f"{e['msg']}" for e in exc.errors())
+        raise UsageError(problems) from None
+    result = export_run(positional[0], args.out, fmt or "openai", options, card=args.card,
+                        registry=registry)
+    print(_summary(result))
+    return 0
+
+
+def _summary(result: dict[str, Any]) -> str:
+    parts = [f"{result['examples']} examples -> {result['out']}",
+             f"read {result['read']} (passed {result['passed']}, failed {result['failed']}, "
+             f"errored {result['errored']})"]
+    if result["format"] == "pairs":
+        parts.append(f"{result.get('pairs', 0)} pairs from {result.get('groups', 0)} prompts")
+    else:
+        parts.append(f"kept {result['kept']} transcripts ({result['kept_masked']} with "
+                     f"{result['messages_masked']} masked turns)")
+    parts.append(f"{result['duplicates']} duplicates dropped")
+    dropped = {**result.get("dropped", {}), **result.get("unpaired", {})}
+    if dropped:
+        parts.append("not exported: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    parts.append(f"card: {result['card']}")
+    return "\n".join(parts)
+
+
+@hookimpl
+def register_commands(register: Callable[..., None]) -> None:
+    register("export", _add_arguments, export_command,
+             help="export a run directory as a training set (chat, prompt/completion, "
+                  "preference pairs, Parquet) with a dataset card")

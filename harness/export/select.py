@@ -1,0 +1,268 @@
+"""From a run's journal to training examples: the export policy, applied as the journal streams.
+
+Every decided transcript becomes a :class:`Reviewed` (its messages and the review's evidence as
+data). :func:`iter_examples` applies the policy:
+
+- a passing transcript is kept, every assistant turn at weight 1 (a turn the input already had
+  at weight 0 stays 0);
+- with ``on_fail="mask"``, a failing transcript is kept when masking the assistant messages that
+  failed a message-scoped criterion makes it pass: the core decision policy is run again without
+  the verdicts on those messages. The masked messages get weight 0 (context the model sees, not
+  trained on), the others weight 1. A transcript with errored or skipped verdicts is never
+  masked (skipped means a judge never saw it: run the review with ``--all-criteria``);
+- ``min_score`` drops examples scoring below it; ``weight_by`` adds a per-example ``weight``.
+
+Scores of a masked example are computed over its trained messages only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.engine import aggregate, decide, weighted_mean
+from harness.export.options import ExportOptions
+from harness.export.provenance import RunInfo, judge_model, rubric_hash
+from harness.models import Transcript, Verdict
+from harness.outputs import OPENAI_MESSAGE_KEYS
+from harness.rundir import iter_journal
+
+
+@dataclass
+class Reviewed:
+    """One decided transcript with the review's evidence."""
+
+    transcript: Transcript
+    decision: dict[str, Any]
+    verdicts: list[Verdict]
+
+    @property
+    def id(self) -> str:
+        return self.transcript.id
+
+    @property
+    def outcome(self) -> str:
+        return self.decision["outcome"]
+
+
+@dataclass
+class Example:
+    """A transcript as exported: weighted messages, scores and provenance."""
+
+    reviewed: Reviewed
+    masked: list[int]
+    """Indices of the assistant messages set to weight 0 by the review."""
+    score: float | None
+    """Decision score over the trained messages (the decision's own score when none masked)."""
+    criterion_scores: dict[str, float | None]
+    """Each criterion's score (its probability, for judges and classifiers), trained messages."""
+    weight: float | None = None
+    """The soft label ``--weight-by`` asked for (None when that score is missing)."""
+    weighted: bool = False
+    """Whether ``--weight-by`` was given (then ``weight`` is written, null when missing)."""
+
+    def messages(self) -> list[dict[str, Any]]:
+        """OpenAI-layout messages; every assistant turn carries ``weight`` 0 or 1."""
+        out = []
+        for i, m in enumerate(self.reviewed.transcript.messages):
+            msg = {k: getattr(m, k) for k in OPENAI_MESSAGE_KEYS if getattr(m, k) is not None}
+            if m.role == "assistant":
+                trained = i not in self.masked and (m.weight is None or m.weight > 0)
+                msg["weight"] = 1 if trained else 0
+            out.append(msg)
+        return out
+
+
+@dataclass
+class Stats:
+    """Counts over the journal, for the dataset card."""
+
+    read: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    kept: int = 0
+    kept_masked: int = 0
+    messages_masked: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    """Reason -> transcripts not exported."""
+    unscored: int = 0
+    criteria: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    score_sums: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0., 0]))
+
+    def observe(self, reviewed: Reviewed) -> None:
+        self.read += 1
+        self.outcomes[reviewed.outcome] += 1
+        for v in reviewed.verdicts:  # one per transcript, or per assistant message
+            self.criteria[v.criterion][v.outcome] += 1
+            if v.score is not None and v.outcome != "skipped":
+                self.score_sums[v.criterion][0] += v.score
+                self.score_sums[v.criterion][1] += 1
+
+    def keep(self, example: Example) -> None:
+        """Count a transcript that made it into the output."""
+        self.kept += 1
+        if example.masked:
+            self.kept_masked += 1
+            self.messages_masked += len(example.masked)
+
+    def criterion_table(self, run: RunInfo) -> dict[str, dict[str, Any]]:
+        """Per criterion: verdict counts, pass rate over decided verdicts and mean score (as in
+        the run's ``summary.json``: a message-scoped criterion has a verdict per message)."""
+        table = {}
+        for spec in run.specs:
+            c = self.criteria.get(spec.name, Counter())
+            decided = c["pass"] + c["fail"] + c["error"]
+            total, n = self.score_sums.get(spec.name, [0.0, 0])
+            table[spec.name] = {
+                "kind": spec.kind, "version": spec.version, "gate": spec.gate,
+                "scope": spec.scope, "pass": c["pass"], "fail": c["fail"], "error": c["error"],
+                "skipped": c["skipped"], "pass_rate": c["pass"] / decided if decided else None,
+                "mean_score": total / n if n else None,
+            }
+        return table
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "passed": self.outcomes["pass"],
+                "failed": self.outcomes["fail"], "errored": self.outcomes["error"],
+                "kept": self.kept, "kept_masked": self.kept_masked,
+                "messages_masked": self.messages_masked, "dropped": dict(self.dropped),
+                "unscored": self.unscored}
+
+
+def iter_reviewed(run: RunInfo, stats: Stats) -> Iterator[Reviewed]:
+    """Every decided transcript of the journal, streamed (unreadable input records skipped)."""
+    for entry in iter_journal(run.run_dir):
+        decision, raw = entry["decision"], entry.get("transcript")
+        if raw is None:
+            stats.read += 1
+            stats.outcomes["error"] += 1
+            stats.dropped["input error"] += 1
+            continue
+        verdicts = [Verdict.model_validate(v) for v in decision["verdicts"]]
+        reviewed = Reviewed(Transcript.model_validate(raw), decision, verdicts)
+        stats.observe(reviewed)
+        yield reviewed
+
+
+def criterion_scores(run: RunInfo, verdicts: list[Verdict]) -> dict[str, float | None]:
+    """Each criterion's aggregate score (the minimum over its message verdicts)."""
+    by_name: dict[str, list[Verdict]] = defaultdict(list)
+    for v in verdicts:
+        by_name[v.criterion].append(v)
+    return {name: aggregate(by_name.get(name, []))[1] for name in run.names}
+
+
+def criteria_evidence(run: RunInfo, reviewed: Reviewed) -> list[dict[str, Any]]:
+    """Per criterion: version, outcome, score, per-message scores, judge model, rubric hash."""
+    by_name: dict[str, list[Verdict]] = defaultdict(list)
+    for v in reviewed.verdicts:
+        by_name[v.criterion].append(v)
+    rows = []
+    for spec in run.specs:
+        verdicts = by_name.get(spec.name, [])
+        outcome, score = aggregate(verdicts)
+        details = next((v.details for v in verdicts if v.details), {})
+        rows.append({
+            "name": spec.name, "kind": spec.kind, "version": spec.version, "gate": spec.gate,
+            "scope": spec.scope, "outcome": outcome, "score": score,
+            "message_scores": [{"message_index": v.message_index, "outcome": v.outcome,
+                                "score": v.score}
+                               for v in verdicts if v.message_index is not None],
+            "judge_model": judge_model(details) or run.config_judges.get(spec.name),
+            "rubric_hash": rubric_hash(details) or run.config_rubrics.get(spec.name),
+        })
+    return rows
+
+
+def mask_plan(run: RunInfo, reviewed: Reviewed) -> tuple[list[int] | None, str, list[Verdict]]:
+    """For a failing transcript: the messages to mask, or None and why it cannot be masked."""
+    if reviewed.outcome == "error":
+        return None, "errored", []
+    if any(v.outcome == "skipped" for v in reviewed.verdicts):
+        return None, "failed (criteria skipped: review with --all-criteria to mask)", []
+    if any(v.outcome == "error" for v in reviewed.verdicts):
+        return None, "failed (a criterion errored)", []
+    messages = reviewed.transcript.messages
+    masked = sorted({v.message_index for v in reviewed.verdicts
+                     if v.outcome == "fail" and v.message_index is not None
+                     and 0 <= v.message_index < len(messages)
+                     and messages[v.message_index].role == "assistant"})
+    if not masked:
+        return None, "failed (not on assistant messages)", []
+    kept = [v for v in reviewed.verdicts if v.message_index not in masked]
+    again = decide(reviewed.transcript, kept, run.specs, run.threshold)
+    if again.outcome != "pass":
+        return None, "failed (not only on assistant messages)", []
+    trained = [i for i, m in enumerate(messages) if m.role == "assistant" and i not in masked
+               and (m.weight is None or m.weight > 0)]
+    if not trained:
+        return None, "failed (every assistant message masked)", []
+    return masked, "", kept
+
+
+def score_of(run: RunInfo, verdicts: list[Verdict]) -> float | None:
+    """The decision score (weighted mean of criterion scores) over these verdicts."""
+    scores = criterion_scores(run, verdicts)
+    return weighted_mean((scores[s.name], s.weight) for s in run.specs)
+
+
+def to_example(run: RunInfo, reviewed: Reviewed, options: ExportOptions,
+               stats: Stats) -> Example | None:
+    """The policy for one transcript: an example, or None (counted in ``stats.dropped``)."""
+    if reviewed.outcome == "pass":
+        masked, verdicts = [], reviewed.verdicts
+    elif options.on_fail == "mask":
+        plan, reason, verdicts = mask_plan(run, reviewed)
+        if plan is None:
+            stats.dropped[reason] += 1
+            return None
+        masked = plan
+    else:
+        stats.dropped["errored" if reviewed.outcome == "error" else "failed"] += 1
+        return None
+    scores = criterion_scores(run, verdicts)
+    score = weighted_mean((scores[s.name], s.weight) for s in run.specs)
+    if options.min_score is not None and (score is None or score < options.min_score):
+        stats.dropped[f"score below {options.min_score}"] += 1
+        return None
+    example = Example(reviewed, masked, score, scores)
+    if options.weight_by is not None:
+        example.weighted = True
+        example.weight = score if options.weight_by == "score" else scores.get(options.weight_by)
+        if example.weight is None:
+            stats.unscored += 1
+    return example
+
+
+def iter_examples(run: RunInfo, options: ExportOptions, stats: Stats) -> Iterator[Example]:
+    """The exportable examples of the run, streamed, before deduplication."""
+    for reviewed in iter_reviewed(run, stats):
+        example = to_example(run, reviewed, options, stats)
+        if example is not None:
+            yield example
+
+
+def provenance(run: RunInfo, example: Example) -> dict[str, Any]:
+    """The example's provenance and the review's evidence, as flat fields."""
+    reviewed = example.reviewed
+    evidence = criteria_evidence(run, reviewed)
+    fields = {
+        "transcript_id": reviewed.id,
+        "source": reviewed.transcript.source,
+        "suite": run.suite,
+        "suite_version": run.suite_version,
+        "suite_fingerprint": run.suite_fingerprint,
+        "outcome": reviewed.outcome,
+        "decision_score": reviewed.decision.get("score"),
+        "score": example.score,
+        "criterion_scores": example.criterion_scores,
+        "criterion_versions": run.criterion_versions,
+        "masked_messages": example.masked,
+        "judge_models": sorted({c["judge_model"] for c in evidence if c["judge_model"]}),
+        "rubric_hashes": sorted({c["rubric_hash"] for c in evidence if c["rubric_hash"]}),
+        "criteria": evidence,
+    }
+    if example.weighted:
+        fields["weight"] = example.weight
+    return fields

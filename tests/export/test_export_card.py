@@ -1,0 +1,42 @@
+"""The dataset card written next to every export."""
+
+from __future__ import annotations
+
+from exportutil import read_jsonl
+
+from harness.export import export_run
+from harness.export.card import card_path
+
+
+def test_card_states_counts_filters_criteria_and_pass_rates(corrections_run, tmp_path, cli):
+    out = tmp_path / "sft" / "train.jsonl"
+    code, stdout, err = cli("export", corrections_run, "--on-fail", "mask", "--min-score",
+                            "0.5", "--weight-by", "score", "-o", out)
+    assert code == 0, err
+    card = (tmp_path / "sft" / "train.jsonl.card.md").read_text()
+    assert card.startswith("---\nconfigs:\n- config_name: default\n  data_files: train.jsonl\n")
+    for line in ("| transcripts read | 7 |",
+                 "| passed / failed / errored | 2 / 5 / 0 |",
+                 "| examples written | 4 |",
+                 "| kept with masked assistant turns | 3 (4 turns at weight 0) |",
+                 "| dropped: failed (every assistant message masked) | 1 |",
+                 "| exact duplicates dropped | 1 |",
+                 "- on failure: `mask`",
+                 "- minimum score: 0.5",
+                 "- weight: `score`",
+                 "| arithmetic_checks_out | python | 1 | yes | message | 63.6% | 0.636 | 7 | 4 |",
+                 "| ends_with_answer | python | 1 | yes | transcript | 85.7% |",
+                 "suite **corrections** version 1"):
+        assert line in card, line
+    assert len(read_jsonl(out)) == 4
+    assert f"card: {tmp_path / 'sft' / 'train.jsonl.card.md'}" in stdout
+
+
+def test_card_placement_and_loader_snippet(corrections_run, tmp_path):
+    result = export_run(corrections_run, tmp_path / "d.parquet", "parquet",
+                        card=tmp_path / "README.md")
+    assert result["card"] == str(tmp_path / "README.md")
+    card = (tmp_path / "README.md").read_text()
+    assert 'pd.read_parquet("d.parquet")' in card and 'load_dataset("parquet"' in card
+    assert card_path(tmp_path / "x.jsonl.gz").name == "x.jsonl.card.md"
+    assert card_path(tmp_path / "x.parquet").name == "x.parquet.card.md"
