@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/harness run examples/suite.yaml examples/transcripts/*.jsonl -o $(RUN_DIR) --overwrite
+	# The classifier's default head, trained from the bundled labelled examples.
+	$(BIN)/harness classifier train examples/classifier/labelled.jsonl
+	$(BIN)/harness run examples/demo.yaml examples/transcripts/*.jsonl -o $(RUN_DIR) --overwrite
 	@echo
 	@echo "Run directory: $(RUN_DIR)/"
+	@echo "  report:       $(RUN_DIR)/report.html  (open it in a browser)"
 	@echo "  training set: $(RUN_DIR)/train.jsonl (and train.parquet)"
 	@echo "  results:      $(RUN_DIR)/results.parquet, decisions: $(RUN_DIR)/decisions.parquet"
 	@echo "  summary:      $(RUN_DIR)/summary.json"
@@ -39,6 +42,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_regex.py
+	$(BIN)/python benchmarks/bench_judge.py
+	$(BIN)/python benchmarks/bench_classifier.py
+	$(BIN)/python benchmarks/bench_report.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -85,7 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
         summary = api.run(engine, args.inputs, args.out, input_format=args.input_format,
                           resume=args.resume, overwrite=args.overwrite, on_decision=tick,
                           report=not args.no_report)
-    out = Console()
+    out = Console() if console.is_terminal else Console(width=120)
     out.print(_summary_table(summary))
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "

@@ -98,6 +98,56 @@ def input_error_decision(error: InputError) -> Decision:
                     outcome="error", verdicts=[verdict], errored=[INPUT_CRITERION])
 
 
+def _run(criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
+    started = time.perf_counter()
+    try:
+        results = criterion.evaluate_batch(units)
+        if len(results) != len(units):
+            raise RuntimeError(f"evaluate_batch returned {len(results)} results "
+                               f"for {len(units)} transcripts")
+    except Exception:  # isolate the culprit: one at a time
+        results = Criterion.evaluate_batch(criterion, units)
+    each = (time.perf_counter() - started) / max(len(units), 1)
+    verdicts = []
+    for result in results:
+        verdict = to_verdict(result, criterion)
+        if not verdict.latency_s:
+            verdict.latency_s = each
+        verdicts.append(verdict)
+    return verdicts
+
+
+def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]) -> list[list[Verdict]]:
+    """One criterion's verdicts for each transcript, the whole batch at once.
+
+    A message-scoped criterion judges, for each assistant message, the conversation up to it,
+    and gives one verdict per message (``message_index`` set).
+    """
+    if criterion.spec.scope != "message":
+        return [[v] for v in _run(criterion, list(transcripts))]
+    units, owners = [], []
+    for i, transcript in enumerate(transcripts):
+        for m, message in enumerate(transcript.messages):
+            if message.role == "assistant":
+                units.append(transcript.model_copy(
+                    update={"messages": transcript.messages[: m + 1]}))
+                owners.append((i, m))
+    out: list[list[Verdict]] = [[] for _ in transcripts]
+    for (i, m), verdict in zip(owners, _run(criterion, units), strict=True):
+        verdict.message_index = m
+        out[i].append(verdict)
+    return out
+
+
+def blocks_expensive(criterion: Criterion) -> bool:
+    """Whether a failure of this criterion skips the expensive criteria after it.
+
+    Only transcript-scoped gates do: after a failed message-scoped gate, ``--on-fail mask`` may
+    still keep the transcript with that message masked, and needs the other verdicts for it.
+    """
+    return criterion.spec.gate and criterion.spec.scope == "transcript"
+
+
 class Engine:
     """A compiled suite: criteria built once, then any number of transcripts reviewed."""
 
@@ -146,24 +196,6 @@ class Engine:
             raise SuiteError(
                 f"{spec.origin}: criterion '{spec.name}' ({spec.kind}): {exc}") from exc
 
-    def _evaluate(self, criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
-        started = time.perf_counter()
-        try:
-            results = criterion.evaluate_batch(units)
-            if len(results) != len(units):
-                raise RuntimeError(f"evaluate_batch returned {len(results)} results "
-                                   f"for {len(units)} transcripts")
-        except Exception:  # isolate the culprit: one at a time
-            results = Criterion.evaluate_batch(criterion, units)
-        each = (time.perf_counter() - started) / max(len(units), 1)
-        verdicts = []
-        for result in results:
-            verdict = to_verdict(result, criterion)
-            if not verdict.latency_s:
-                verdict.latency_s = each
-            verdicts.append(verdict)
-        return verdicts
-
     def decide_batch(self, items: Sequence[Transcript | InputError]) -> list[Decision]:
         """Review a batch: each criterion sees the whole batch at once, cheapest first."""
         transcripts = [t for t in items if isinstance(t, Transcript)]
@@ -179,29 +211,12 @@ class Engine:
                         criterion))
                 else:
                     todo.append(i)
-            if criterion.spec.scope == "message":
-                units, owners = [], []
-                for i in todo:
-                    msgs = transcripts[i].messages
-                    for m, message in enumerate(msgs):
-                        if message.role == "assistant":
-                            units.append(transcripts[i].model_copy(
-                                update={"messages": msgs[: m + 1]}))
-                            owners.append((i, m))
-                for (i, m), v in zip(owners, self._evaluate(criterion, units), strict=True):
-                    v.message_index = m
-                    verdicts[i].append(v)
-            else:
-                for i, v in zip(todo, self._evaluate(criterion, [transcripts[i] for i in todo]),
+            blocking = blocks_expensive(criterion)
+            for i, found in zip(todo, evaluate(criterion, [transcripts[i] for i in todo]),
                                 strict=True):
-                    verdicts[i].append(v)
-            # A failed message-scoped gate does not block: `--on-fail mask` may still keep the
-            # transcript with that message masked, and needs the other verdicts for it.
-            if criterion.spec.gate and criterion.spec.scope == "transcript":
-                for i in todo:
-                    mine = [v for v in verdicts[i] if v.criterion == criterion.name]
-                    if aggregate(mine)[0] in ("fail", "error"):
-                        blocked.setdefault(i, criterion.name)
+                verdicts[i].extend(found)
+                if blocking and aggregate(found)[0] in ("fail", "error"):
+                    blocked.setdefault(i, criterion.name)
         rank = {c.name: n for n, c in enumerate(self.criteria)}
         decided = iter(
             decide(t, sorted(v, key=lambda x: rank[x.criterion]), self.suite.criteria,

@@ -17,6 +17,7 @@ from harness import hookspecs
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "criteria.regex",
     "criteria.python",
+    "criteria.classifier",
     "criteria.llm_judge",
     "harness.judges.backends",
     "harness.inputs.formats",

@@ -9,46 +9,13 @@ too, remembered in a bounded cache so per-transcript items do not recompute them
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from harness.criterion import Criterion
-from harness.engine import Engine, aggregate, to_verdict
+from harness.engine import Engine, aggregate, blocks_expensive, to_verdict
+from harness.engine import evaluate as evaluate_criterion
 from harness.models import Transcript, Verdict
-
-
-def evaluate_criterion(criterion: Criterion,
-                       transcripts: Sequence[Transcript]) -> list[list[Verdict]]:
-    """The verdicts of ``criterion`` for each transcript (several for message scope)."""
-    if criterion.spec.scope == "message":
-        units, owners = [], []
-        for i, transcript in enumerate(transcripts):
-            for m, message in enumerate(transcript.messages):
-                if message.role == "assistant":
-                    units.append(transcript.model_copy(
-                        update={"messages": transcript.messages[: m + 1]}))
-                    owners.append((i, m))
-    else:
-        units, owners = list(transcripts), [(i, None) for i in range(len(transcripts))]
-    started = time.perf_counter()
-    try:
-        results = criterion.evaluate_batch(units)
-        if len(results) != len(units):
-            raise RuntimeError(f"evaluate_batch returned {len(results)} results "
-                               f"for {len(units)} transcripts")
-    except Exception:  # isolate the culprit: one at a time, as the engine does
-        results = Criterion.evaluate_batch(criterion, units)
-    each = (time.perf_counter() - started) / max(len(units), 1)
-    out: list[list[Verdict]] = [[] for _ in transcripts]
-    for (i, m), result in zip(owners, results, strict=True):
-        verdict = to_verdict(result, criterion)
-        if not verdict.latency_s:
-            verdict.latency_s = each
-        if m is not None:
-            verdict.message_index = m
-        out[i].append(verdict)
-    return out
 
 
 class CriterionRunner:
@@ -87,7 +54,7 @@ class CriterionRunner:
                 if gate is target:
                     break
                 todo = [i for i in range(len(transcripts)) if i not in blocked]
-                if not gate.spec.gate or not todo:
+                if not blocks_expensive(gate) or not todo:
                     continue
                 for i, verdicts in zip(todo, self._cached(gate, [transcripts[i] for i in todo]),
                                        strict=True):

@@ -56,7 +56,7 @@ def test_diff_command_prints_a_table_and_writes_a_page(make_run, tmp_path: Path,
 
 def test_diff_of_a_run_with_itself_flips_nothing(demo_run: Path, cli) -> None:
     code, stdout, _ = cli("diff", demo_run, demo_run)
-    assert code == 0 and "0 of 38 decisions flipped" in " ".join(stdout.split())
+    assert code == 0 and "0 of 40 decisions flipped" in " ".join(stdout.split())
 
 
 def test_diff_of_a_missing_run_is_a_usage_error(demo_run: Path, tmp_path: Path, cli) -> None:

@@ -120,7 +120,7 @@ def test_user_templates_override_and_extend_the_defaults(demo_run: Path, tmp_pat
     assert code == 0, err
     html = out.read_text()
     assert '<h1 id="brand">ACME review</h1>' in html
-    assert '<p id="custom">38 reviewed &lt;b&gt;</p>' in html  # autoescaped
+    assert '<p id="custom">40 reviewed &lt;b&gt;</p>' in html  # autoescaped
     assert "Content-Security-Policy" in html and 'id="transcript-list"' in html
     assert f"report: {out}" in stdout
 

@@ -1,0 +1,292 @@
+"""Classifier backends for the ``classifier`` criterion: embedding head, sklearn, transformers.
+
+Each backend is built by a factory ``factory(model, options)`` and offers ``labels`` and
+``predict_proba(texts) -> list[dict[label, probability]]`` (see
+``harness.hookspecs.register_classifier_backends``). Built backends are cached, so a model is
+loaded once per process however many criteria or suites use it.
+
+Model files are untrusted input. None of these backends unpickles a file the user did not pin:
+
+* ``embedding``: a ``head.json`` (numbers only), on the pinned all-MiniLM-L6-v2;
+* ``sklearn``: a ``.skops`` file, loaded with skops' default trusted types plus the types the
+  suite lists in ``trusted_types``; a pickle/joblib file only when the suite pins its ``sha256``;
+* ``transformers``: a local folder with ``safetensors`` weights, no remote code, no hub access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness_local_models.head import HEAD_FILE, EmbeddingHead, load_head
+
+DEFAULT_HEAD_ENV = "HARNESS_CLASSIFIER_HEAD"
+"""Environment variable naming the folder of the default head (``model: embedding``)."""
+EMBEDDED = "embedding"
+"""The ``model`` value that means the default head on the embedded model."""
+SKOPS_FILE = "pipeline.skops"
+"""The file name the ``sklearn`` backend looks for in a model folder."""
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+"""Pickle-based files, loaded only when their sha256 is pinned."""
+
+
+class ClassifierModelError(ValueError):
+    """A classifier model is missing, unreadable, unsafe to load or not what the suite says."""
+
+
+def default_head_dir() -> Path:
+    """Where ``model: embedding`` looks for its head: ``$HARNESS_CLASSIFIER_HEAD``, else
+    ``$XDG_CACHE_HOME/harness/classifier-head`` (``~/.cache/harness/classifier-head``)."""
+    explicit = os.environ.get(DEFAULT_HEAD_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "harness" / "classifier-head"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _batched(
+    texts: list[str], batch_size: int, run: Callable[[list[str]], list[dict[str, float]]]
+) -> list[dict[str, float]]:
+    out: list[dict[str, float]] = []
+    for start in range(0, len(texts), batch_size):
+        out.extend(run(texts[start : start + batch_size]))
+    return out
+
+
+class EmbeddingBackend:
+    """A logistic-regression head on all-MiniLM-L6-v2 embeddings."""
+
+    def __init__(self, head: EmbeddingHead, source: Path, batch_size: int = 64) -> None:
+        self.head = head
+        self.source = source
+        self.batch_size = batch_size
+        self.labels = head.labels
+
+    def predict_proba(self, texts: list[str]) -> list[dict[str, float]]:
+        return self.head.predict_proba(list(texts), batch_size=self.batch_size)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": EMBEDDED, "head": str(self.source)}
+
+
+def make_embedding_backend(model: str, options: dict[str, Any]) -> EmbeddingBackend:
+    """``model``: ``embedding`` (the default head) or a folder holding ``head.json``."""
+    if model == EMBEDDED:
+        folder = default_head_dir()
+        if not (folder / HEAD_FILE).is_file():
+            raise ClassifierModelError(
+                f"the default classifier head is not trained yet (looked in {folder}): run "
+                "`harness classifier train examples/classifier/labelled.jsonl` (make demo does), "
+                f"or set {DEFAULT_HEAD_ENV} to a folder made by `harness classifier train`"
+            )
+    else:
+        folder = Path(model)
+    try:
+        head = load_head(folder)
+    except ValueError as exc:
+        raise ClassifierModelError(str(exc)) from None
+    return EmbeddingBackend(head, folder, int(options.get("batch_size") or 64))
+
+
+class SklearnBackend:
+    """A fitted scikit-learn pipeline that takes raw texts and has ``predict_proba``."""
+
+    def __init__(self, pipeline: Any, source: Path, batch_size: int = 256) -> None:
+        if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
+            raise ClassifierModelError(
+                f"{source}: {type(pipeline).__name__} has no predict_proba/classes_; save a "
+                "fitted classifier pipeline that takes raw texts"
+            )
+        self.pipeline = pipeline
+        self.source = source
+        self.batch_size = batch_size
+        self.labels = [str(c) for c in pipeline.classes_]
+
+    def _run(self, texts: list[str]) -> list[dict[str, float]]:
+        proba = np.asarray(self.pipeline.predict_proba(texts), dtype=np.float64)
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in proba]
+
+    def predict_proba(self, texts: list[str]) -> list[dict[str, float]]:
+        return _batched(list(texts), self.batch_size, self._run)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "sklearn", "file": str(self.source)}
+
+
+def _sklearn_file(model: Path) -> Path:
+    if model.is_file():
+        return model
+    if not model.is_dir():
+        raise ClassifierModelError(f"classifier model not found: {model}")
+    candidates = [model / SKOPS_FILE] + sorted(
+        p for p in model.iterdir() if p.suffix in (".skops", *PICKLE_SUFFIXES)
+    )
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ClassifierModelError(
+        f"no scikit-learn model in {model}: expected {SKOPS_FILE} (skops.io.dump) or a "
+        ".joblib/.pkl file with its sha256 pinned in the suite"
+    )
+
+
+def make_sklearn_backend(model: str, options: dict[str, Any]) -> SklearnBackend:
+    """``model``: a ``.skops`` file (or a folder with ``pipeline.skops``), or a pickle/joblib
+    file whose sha256 the suite pins (``sha256:``)."""
+    path = _sklearn_file(Path(model))
+    pinned = options.get("sha256")
+    if pinned:
+        actual = _sha256(path)
+        if actual != str(pinned).lower():
+            raise ClassifierModelError(
+                f"{path} has sha256 {actual}, but the suite pins {pinned}: refusing to load it"
+            )
+    if path.suffix in PICKLE_SUFFIXES:
+        if not pinned:
+            raise ClassifierModelError(
+                f"refusing to unpickle {path}: pickle files run code when loaded. Save the "
+                "pipeline with skops (skops.io.dump) or pin the file's sha256 in the suite "
+                f"(sha256: {_sha256(path)}) if you made it yourself"
+            )
+        import joblib
+
+        pipeline = joblib.load(path)  # sha256 pinned by the user above
+    else:
+        import skops.io as sio
+
+        trusted = [str(t) for t in options.get("trusted_types") or []]
+        try:
+            untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
+        except Exception as exc:
+            raise ClassifierModelError(f"{path} is not a readable skops file: {exc}") from None
+        if untrusted and not pinned:
+            raise ClassifierModelError(
+                f"{path} contains types skops does not trust by default: {untrusted}. List "
+                "them under `trusted_types` in the suite if you trust them (or pin the file's "
+                "sha256)"
+            )
+        try:
+            # with a pinned sha256 the user vouches for the file, whatever types it holds
+            allowed = trusted + untrusted if pinned else trusted
+            pipeline = sio.load(path, trusted=allowed or None)
+        except Exception as exc:
+            raise ClassifierModelError(f"{path} could not be loaded: {exc}") from None
+    return SklearnBackend(pipeline, path, int(options.get("batch_size") or 256))
+
+
+class TransformersBackend:
+    """A local Hugging Face sequence-classification model (safetensors weights), on the CPU."""
+
+    def __init__(self, folder: Path, batch_size: int = 32, max_length: int = 512) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                str(folder), use_safetensors=True, **kwargs
+            )
+        except Exception as exc:
+            raise ClassifierModelError(
+                f"{folder} is not a loadable text-classification model: {exc}"
+            ) from None
+        self.model.eval()
+        self.torch = torch
+        self.source = folder
+        self.batch_size = batch_size
+        self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", 512))
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label[i]) for i in range(len(id2label))]
+        self.multi_label = self.model.config.problem_type == "multi_label_classification"
+
+    def _run(self, texts: list[str]) -> list[dict[str, float]]:
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        with self.torch.inference_mode():
+            logits = self.model(**batch).logits.double()
+        proba = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in proba.tolist()]
+
+    def predict_proba(self, texts: list[str]) -> list[dict[str, float]]:
+        return _batched(list(texts), self.batch_size, self._run)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "transformers", "folder": str(self.source)}
+
+
+def make_transformers_backend(model: str, options: dict[str, Any]) -> TransformersBackend:
+    """``model``: a local folder with ``config.json``, tokenizer files and ``*.safetensors``."""
+    folder = Path(model)
+    if not (folder / "config.json").is_file():
+        raise ClassifierModelError(f"not a Hugging Face model folder (no config.json): {folder}")
+    if not any(folder.glob("*.safetensors")):
+        raise ClassifierModelError(
+            f"{folder} has no .safetensors weights; pickle-based weights (pytorch_model.bin) "
+            "are refused: re-save the model with save_pretrained(safe_serialization=True)"
+        )
+    try:
+        architectures = json.loads((folder / "config.json").read_text()).get("auto_map")
+    except (OSError, ValueError) as exc:
+        raise ClassifierModelError(f"{folder}/config.json is unreadable: {exc}") from None
+    if architectures:
+        raise ClassifierModelError(f"{folder} needs custom code (auto_map): refused")
+    return TransformersBackend(
+        folder, int(options.get("batch_size") or 32), int(options.get("max_length") or 512)
+    )
+
+
+FACTORIES: dict[str, Callable[[str, dict[str, Any]], Any]] = {
+    EMBEDDED: make_embedding_backend,
+    "sklearn": make_sklearn_backend,
+    "transformers": make_transformers_backend,
+}
+"""The backends this plugin registers, by name."""
+
+_cache: dict[tuple[str, str, str, tuple[Any, ...]], Any] = {}
+_lock = threading.Lock()
+
+
+def _fingerprint(model: str) -> tuple[Any, ...]:
+    """Path and modification stamps of a model's files, so a retrained model is reloaded."""
+    path = default_head_dir() / HEAD_FILE if model == EMBEDDED else Path(model)
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        return (str(path.resolve()),) + tuple(
+            (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files
+        )
+    except OSError:
+        return (str(path),)
+
+
+def cached(name: str) -> Callable[[str, dict[str, Any]], Any]:
+    """The factory ``name``, memoised per (model, options): each model loads once per process."""
+    factory = FACTORIES[name]
+
+    def build(model: str, options: dict[str, Any]) -> Any:
+        key = (name, model, json.dumps(options, sort_keys=True, default=str), _fingerprint(model))
+        with _lock:
+            if key not in _cache:
+                _cache[key] = factory(model, options)
+            return _cache[key]
+
+    build.__doc__ = factory.__doc__
+    return build
