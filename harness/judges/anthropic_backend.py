@@ -9,30 +9,15 @@ and connection errors are retryable, honouring ``Retry-After``.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import weakref
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.openai_backend import parse_retry_after
+from harness.judges.sdk import PerLoopClients, SDKJudgeOptions, status_error
 
 
-class AnthropicJudgeOptions(BaseModel):
+class AnthropicJudgeOptions(SDKJudgeOptions):
     """Suite options of an ``anthropic/MODEL`` judge."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str | None = None
-    """API URL (default ``ANTHROPIC_BASE_URL`` or Anthropic's)."""
-    api_key_env: str | None = None
-    """Environment variable holding the API key (default ``ANTHROPIC_API_KEY``)."""
-    price_in_per_mtok: float | None = Field(default=None, ge=0)
-    """USD per million input tokens, to record cost."""
-    price_out_per_mtok: float | None = Field(default=None, ge=0)
-    """USD per million output tokens."""
 
 
 class AnthropicBackend(JudgeBackend):
@@ -51,23 +36,16 @@ class AnthropicBackend(JudgeBackend):
         self._api_key = os.environ.get(key_env)
         if not self._api_key:
             raise JudgeError(f"judge {self.name}: environment variable {key_env} is not set")
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
-        self._clients = weakref.WeakKeyDictionary()
+        self._clients = PerLoopClients(self._new_client)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "base_url": self.base_url or "anthropic"}
 
-    def _client(self) -> Any:
+    def _new_client(self) -> Any:
         from anthropic import AsyncAnthropic
 
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = AsyncAnthropic(
-                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=None
-            )
-            self._clients[loop] = client
-        return client
+        return AsyncAnthropic(api_key=self._api_key, base_url=self.base_url, max_retries=0,
+                              timeout=None)
 
     async def complete(self, request: JudgeRequest) -> JudgeResponse:
         import anthropic
@@ -83,15 +61,10 @@ class AnthropicBackend(JudgeBackend):
         if system:
             kwargs["system"] = system
         try:
-            message = await self._client().messages.create(**kwargs)
+            message = await self._clients.get().messages.create(**kwargs)
         except anthropic.APIStatusError as exc:
-            status = exc.status_code
-            retryable = status in (408, 409, 429) or status >= 500
-            raise JudgeError(
-                f"HTTP {status} from {self.name}: {exc.message}",
-                retryable=retryable,
-                retry_after=parse_retry_after(exc.response.headers) if retryable else None,
-            ) from exc
+            raise status_error(self.name, exc.status_code, exc.message,
+                               exc.response.headers) from exc
         except anthropic.APIConnectionError as exc:  # includes timeouts
             raise JudgeError(f"cannot reach {self.name}: {exc}", retryable=True) from exc
         except (anthropic.APIError, ValueError) as exc:
@@ -101,20 +74,13 @@ class AnthropicBackend(JudgeBackend):
         )
         usage = message.usage
         tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
-        cost = None
-        opts = self.options
-        if opts.price_in_per_mtok is not None or opts.price_out_per_mtok is not None:
-            cost = (
-                tokens_in * (opts.price_in_per_mtok or 0.0)
-                + tokens_out * (opts.price_out_per_mtok or 0.0)
-            ) / 1e6
         return JudgeResponse(
             text=text,
             model=message.model or self.model,
             tokens=None,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost_usd=cost,
+            cost_usd=self.options.cost(tokens_in, tokens_out),
         )
 
 

@@ -19,14 +19,10 @@ retryable (with the server's ``Retry-After`` / ``retry-after-ms``), other 4xx ar
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import os
-import time
-import weakref
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from harness.judges.base import (
     JudgeBackend,
@@ -35,51 +31,23 @@ from harness.judges.base import (
     JudgeResponse,
     TokenLogprob,
 )
+from harness.judges.sdk import (
+    PerLoopClients,
+    SDKJudgeOptions,
+    short,
+    status_error,
+)
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
 
 
-class OpenAIJudgeOptions(BaseModel):
+class OpenAIJudgeOptions(SDKJudgeOptions):
     """Suite options of an ``openai/MODEL`` judge."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str | None = None
-    """Endpoint URL ending in ``/v1`` (default: ``OPENAI_BASE_URL`` or OpenAI)."""
-    api_key_env: str | None = None
-    """Environment variable holding the API key (default ``OPENAI_API_KEY``)."""
     logprobs: bool = True
     """Request token log-probabilities (turn off for endpoints that reject them)."""
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     """Alternatives per token (default: the request's ``top_logprobs``)."""
-    price_in_per_mtok: float | None = Field(default=None, ge=0)
-    """USD per million prompt tokens, to record cost."""
-    price_out_per_mtok: float | None = Field(default=None, ge=0)
-    """USD per million completion tokens."""
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class OpenAIBackend(JudgeBackend):
@@ -107,24 +75,16 @@ class OpenAIBackend(JudgeBackend):
                     "for a local endpoint"
                 )
             self._api_key = PLACEHOLDER_KEY
-        # An SDK client holds connections bound to one event loop: one client per loop.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
-        self._clients = weakref.WeakKeyDictionary()
+        self._clients = PerLoopClients(self._new_client)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "base_url": self.base_url or "openai"}
 
-    def _client(self) -> Any:
+    def _new_client(self) -> Any:
         from openai import AsyncOpenAI
 
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = AsyncOpenAI(
-                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=None
-            )
-            self._clients[loop] = client
-        return client
+        return AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
+                           timeout=None)
 
     async def complete(self, request: JudgeRequest) -> JudgeResponse:
         import openai
@@ -147,23 +107,18 @@ class OpenAIBackend(JudgeBackend):
             # body as is: ``chat.completions.create`` would first run its typed-params transform,
             # which costs more CPU than the rest of the call. Errors, parsing and the response
             # type are the SDK's own either way.
-            completion = await self._client().post(
+            completion = await self._clients.get().post(
                 "/chat/completions", body=kwargs, cast_to=ChatCompletion
             )
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            retryable = status in (408, 409, 429) or status >= 500
-            raise JudgeError(
-                f"HTTP {status} from {self.name}: {_short(exc.message)}",
-                retryable=retryable,
-                retry_after=parse_retry_after(exc.response.headers) if retryable else None,
-            ) from exc
+            raise status_error(self.name, exc.status_code, exc.message,
+                               exc.response.headers) from exc
         except openai.APITimeoutError as exc:
             raise JudgeError(f"{self.name} timed out", retryable=True) from exc
         except openai.APIConnectionError as exc:
             raise JudgeError(f"cannot reach {self.name}: {exc}", retryable=True) from exc
         except (openai.APIError, ValueError) as exc:  # malformed bodies (not JSON, wrong shape)
-            raise JudgeError(f"bad response from {self.name}: {_short(str(exc))}") from exc
+            raise JudgeError(f"bad response from {self.name}: {short(str(exc))}") from exc
         try:
             return self._to_response(completion)
         except (AttributeError, TypeError, ValueError, IndexError) as exc:
@@ -188,26 +143,14 @@ class OpenAIBackend(JudgeBackend):
         usage = getattr(completion, "usage", None)
         tokens_in = getattr(usage, "prompt_tokens", 0) or 0
         tokens_out = getattr(usage, "completion_tokens", 0) or 0
-        cost = None
-        opts = self.options
-        if opts.price_in_per_mtok is not None or opts.price_out_per_mtok is not None:
-            cost = (
-                tokens_in * (opts.price_in_per_mtok or 0.0)
-                + tokens_out * (opts.price_out_per_mtok or 0.0)
-            ) / 1e6
         return JudgeResponse(
             text=text,
             model=getattr(completion, "model", None) or self.model,
             tokens=tokens,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost_usd=cost,
+            cost_usd=self.options.cost(tokens_in, tokens_out),
         )
-
-
-def _short(message: str, limit: int = 300) -> str:
-    message = " ".join(str(message).split())
-    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def make_openai_backend(model: str, options: dict[str, Any]) -> OpenAIBackend:

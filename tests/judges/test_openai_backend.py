@@ -9,8 +9,9 @@ import pytest
 from chat_server import ChatServer, Reply
 
 from harness.judges.base import JudgeError, JudgeRequest
-from harness.judges.openai_backend import OpenAIBackend, parse_retry_after
+from harness.judges.openai_backend import OpenAIBackend
 from harness.judges.runner import run_sync
+from harness.judges.sdk import parse_retry_after
 
 REQ = JudgeRequest(
     messages=[{"role": "system", "content": "rules"}, {"role": "user", "content": "judge this"}],
