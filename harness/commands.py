@@ -122,7 +122,18 @@ def criteria_command(args: argparse.Namespace) -> int:
         cls = registry.kinds[kind]
         doc = (cls.__doc__ or "").strip()
         table.add_row(kind, registry.provider("kinds", kind), _config_keys(cls), doc)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    judges = Table(title="judge backends (judge: PREFIX/MODEL)")
+    for col in ("prefix", "plugin", "description"):
+        judges.add_column(col, overflow="fold")
+    for prefix in sorted(registry.judges):
+        doc = " ".join((registry.judges[prefix].__doc__ or "").split())
+        judges.add_row(prefix, registry.provider("judges", prefix), doc)
+    console.print(judges)
+    classifiers = ", ".join(f"{name} ({registry.provider('classifiers', name)})"
+                            for name in sorted(registry.classifiers)) or "none"
+    console.print(f"classifier backends: {classifiers}")
     return 0
 
 

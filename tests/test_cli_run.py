@@ -178,3 +178,10 @@ def test_resume_refuses_a_changed_suite(cli, suite, corpus, tmp_path):
     Path(suite).write_text(SUITE.replace("sorry", "apolog"))
     code, _, err = cli("run", suite, corpus, "-o", out, "--resume")
     assert code == 2 and "suite changed" in err
+
+
+def test_criteria_lists_judge_backends_and_says_the_embedded_judge_is_poor(cli):
+    code, out, _ = cli("criteria")
+    text = " ".join(out.split())
+    assert code == 0 and "openai" in text and "OpenAI-compatible" in text
+    assert "local_models" in text and "poor judge" in text  # installed by `make`

@@ -85,5 +85,5 @@ class AnthropicBackend(JudgeBackend):
 
 
 def make_anthropic_backend(model: str, options: dict[str, Any]) -> AnthropicBackend:
-    """Factory for ``register_judge_backends``."""
+    """Claude models through the Anthropic API (no logprobs: scores come from the label)."""
     return AnthropicBackend(model, options)

@@ -7,25 +7,13 @@ The SDKs are imported when a judge is built, so the core install works without t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from harness.hookspecs import hookimpl
-from harness.judges.base import JudgeBackend
-
-
-def _openai(model: str, options: dict[str, Any]) -> JudgeBackend:
-    from harness.judges.openai_backend import OpenAIBackend
-
-    return OpenAIBackend(model, options)
-
-
-def _anthropic(model: str, options: dict[str, Any]) -> JudgeBackend:
-    from harness.judges.anthropic_backend import AnthropicBackend
-
-    return AnthropicBackend(model, options)
+from harness.judges.anthropic_backend import make_anthropic_backend
+from harness.judges.openai_backend import make_openai_backend
 
 
 @hookimpl
 def register_judge_backends(register: Callable[..., None]) -> None:
-    register("openai", _openai)
-    register("anthropic", _anthropic)
+    register("openai", make_openai_backend)
+    register("anthropic", make_anthropic_backend)

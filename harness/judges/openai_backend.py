@@ -154,5 +154,5 @@ class OpenAIBackend(JudgeBackend):
 
 
 def make_openai_backend(model: str, options: dict[str, Any]) -> OpenAIBackend:
-    """Factory for ``register_judge_backends``: ``register("openai", make_openai_backend)``."""
+    """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp, Ollama)."""
     return OpenAIBackend(model, options)

@@ -84,8 +84,11 @@ class LocalJudgeBackend(JudgeBackend):
 
 
 def make_local_backend(model: str, options: dict[str, Any]) -> JudgeBackend:
-    """Build the backend for judge ``local/<model>``; only ``smollm2`` exists and it takes no
-    options."""
+    """The embedded SmolLM2-135M-Instruct judge, offline on the CPU (local/smollm2, no options).
+
+    A 135M model is a poor judge: it proves the wiring and runs the demo offline; use a real
+    model for real reviews.
+    """
     if model not in MODELS:
         raise ValueError(
             f"unknown local judge model {model!r}: the local/ prefix offers "
