@@ -69,6 +69,8 @@ class Regex(Criterion):
     def evaluate(self, transcript: Transcript) -> Verdict:
         spans: list[Span] = []
         for index, field, text in select(transcript, self.config.target):
+            if self.regex.search(text) is None:  # the common case, as cheap as a bare search
+                continue
             for match in self.regex.finditer(text):
                 spans.append(Span(message=index, start=match.start(), end=match.end(),
                                   text=match.group(0)[:200], field=field))

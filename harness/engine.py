@@ -37,9 +37,11 @@ def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
         verdict = Verdict(outcome="error",
                           explanation=f"criterion returned {type(result).__name__}, "
                                       "expected bool, float or Verdict")
+    if verdict.criterion:  # a verdict object the criterion handed out before: keep it intact
+        verdict = verdict.model_copy(deep=True)
     spec = criterion.spec
-    return verdict.model_copy(update={"criterion": spec.name, "version": spec.version,
-                                      "kind": spec.kind})
+    verdict.criterion, verdict.version, verdict.kind = spec.name, spec.version, spec.kind
+    return verdict
 
 
 def aggregate(verdicts: Sequence[Verdict]) -> tuple[str, float | None]:

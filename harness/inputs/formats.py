@@ -67,7 +67,7 @@ OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user",
 MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight")
 
 
-def _openai_message(raw: Any, i: int) -> Message:
+def _openai_message(raw: Any, i: int) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError(f"messages[{i}] must be an object, got {type(raw).__name__}")
     role = raw.get("role")
@@ -76,17 +76,21 @@ def _openai_message(raw: Any, i: int) -> Message:
     fields = {k: raw[k] for k in MESSAGE_KEYS if raw.get(k) is not None}
     if "reasoning" not in fields and isinstance(raw.get("reasoning_content"), str):
         fields["reasoning"] = raw["reasoning_content"]
-    return Message(role=OPENAI_ROLES[role], content=_text(raw.get("content"), f"messages[{i}]"),
-                   **fields)
+    content = raw.get("content")
+    fields["role"] = OPENAI_ROLES[role]
+    fields["content"] = content if isinstance(content, str) else _text(content, f"messages[{i}]")
+    return fields
 
 
 def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
     raw = record["messages"]
     if not isinstance(raw, list) or not raw:
         raise ValueError("`messages` must be a non-empty list")
-    messages = [_openai_message(m, i) for i, m in enumerate(raw)]
-    return [Transcript(id=_record_id(record, raw), messages=messages,
-                       metadata=_metadata(record, {"messages"}), source=source)]
+    # one validation call for the whole transcript (messages included) is the fast path
+    return [Transcript.model_validate({
+        "id": _record_id(record, raw), "source": source,
+        "messages": [_openai_message(m, i) for i, m in enumerate(raw)],
+        "metadata": _metadata(record, {"messages"})})]
 
 
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
