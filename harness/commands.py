@@ -8,13 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from harness import api
 from harness.engine import Engine
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
+from harness.inputs.reader import count_records
 from harness.plugins import get_registry
 
 
@@ -70,21 +77,27 @@ def run_command(args: argparse.Namespace) -> int:
                     cache_dir=args.cache_dir or args.out, batch_size=args.batch_size)
     console = Console(stderr=True)
     show = not args.no_progress and console.is_terminal
+    total = count_records(args.inputs) if show else None
     with Progress(TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  console=console, disable=not show) as progress:
-        task = progress.add_task("review", total=None, rate="")
+                  TextColumn("records"), TimeRemainingColumn(elapsed_when_finished=True),
+                  TextColumn("{task.fields[rate]}"), console=console,
+                  disable=not show) as progress:
+        task = progress.add_task("review", total=total, rate="")
         counts = {"pass": 0, "fail": 0, "error": 0}
 
         def tick(decision: Any) -> None:
             counts[decision.outcome] += 1
-            progress.update(task, advance=1,
+            # the progress counts input records: an HH-RLHF pair is one record, two decisions
+            record_done = not decision.source.endswith(":chosen")
+            progress.update(task, advance=int(record_done),
                             rate=f"pass {counts['pass']} fail {counts['fail']} "
                                  f"error {counts['error']}")
 
         summary = api.run(engine, args.inputs, args.out, input_format=args.input_format,
                           resume=args.resume, overwrite=args.overwrite, on_decision=tick,
                           report=not args.no_report)
+        progress.update(task, total=summary["read"] if total is None else total,
+                        completed=summary["read"] if total is None else total)
     out = Console() if console.is_terminal else Console(width=120)
     out.print(_summary_table(summary))
     run_dir = Path(args.out)

@@ -75,6 +75,28 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, Any]]:
     return iter_jsonl(path)
 
 
+def count_records(paths: Iterable[str | Path]) -> int | None:
+    """How many records the files hold, for a progress bar; ``None`` when that would cost a
+    decompression pass (gzip). Counts lines, so blank lines make it a slight overestimate."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in map(Path, paths):
+        if path.suffix == ".parquet":
+            total += pq.ParquetFile(path).metadata.num_rows
+            continue
+        with path.open("rb") as fh:
+            if fh.read(2) == b"\x1f\x8b":
+                return None
+            fh.seek(0)
+            last = b"\n"
+            while chunk := fh.read(1 << 20):
+                total += chunk.count(b"\n")
+                last = chunk[-1:]
+            total += last != b"\n"
+    return total
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, ValidationError):
         parts = []

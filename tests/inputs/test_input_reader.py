@@ -46,3 +46,21 @@ def test_undecodable_bytes_are_an_error_not_a_crash(tmp_path):
     path.write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n')
     [item] = list(read_transcripts([path], get_registry().formats))
     assert isinstance(item, InputError) and "unreadable" in item.reason
+
+
+def test_count_records_for_the_progress_bar(tmp_path):
+    import gzip
+
+    import pandas as pd
+
+    from harness.inputs.reader import count_records
+
+    plain = tmp_path / "a.jsonl"
+    plain.write_text('{"x": 1}\n{"x": 2}\n{"x": 3}')  # no final newline
+    table = tmp_path / "b.parquet"
+    pd.DataFrame({"messages": ["[]"] * 5}).to_parquet(table)
+    assert count_records([plain, table]) == 8
+    packed = tmp_path / "c.jsonl.gz"
+    with gzip.open(packed, "wt") as fh:
+        fh.write('{"x": 1}\n')
+    assert count_records([plain, packed]) is None  # counting would cost a decompression
