@@ -50,26 +50,25 @@ def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class _Table:
-    """Rows buffered column by column and written to a Parquet file in bounded chunks."""
+    """Rows (tuples in schema order) buffered and written to Parquet in bounded chunks."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = schema
-        self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-        self.size = 0
+        self.rows: list[tuple[Any, ...]] = []
         self.writer = pq.ParquetWriter(path, schema)
 
-    def add(self, row: dict[str, Any]) -> None:
-        for name, column in self.columns.items():
-            column.append(row[name])
-        self.size += 1
-        if self.size >= ROWS_PER_WRITE:
+    def add(self, *values: Any) -> None:
+        self.rows.append(values)
+        if len(self.rows) >= ROWS_PER_WRITE:
             self.flush()
 
     def flush(self) -> None:
-        if self.size:
-            self.writer.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
-            self.columns = {name: [] for name in self.schema.names}
-            self.size = 0
+        if self.rows:
+            columns = zip(*self.rows, strict=True)
+            arrays = [pa.array(column, type=field.type)
+                      for column, field in zip(columns, self.schema, strict=True)]
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            self.rows = []
 
     def close(self) -> None:
         self.flush()
@@ -107,9 +106,8 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict
             d, t = entry["decision"], entry["transcript"]
             counts["read"] += 1
             counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
-            decisions.add({**{k: d[k] for k in ("transcript_id", "source", "outcome", "score",
-                                                "failed", "errored")},
-                           "n_messages": len(t["messages"]) if t else 0})
+            decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"], d["failed"],
+                          d["errored"], len(t["messages"]) if t else 0)
             for v in d["verdicts"]:
                 name = v["criterion"]
                 if name in specs:
@@ -117,25 +115,18 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict
                     if v["score"] is not None and v["outcome"] != "skipped":
                         score_sums[name][0] += v["score"]
                         score_sums[name][1] += 1
-                results.add({
-                    "transcript_id": d["transcript_id"], "source": d["source"],
-                    "criterion": name, "kind": v["kind"], "version": v["version"],
-                    "gate": specs.get(name, {}).get("gate", True), "outcome": v["outcome"],
-                    "score": v["score"], "message_index": v["message_index"],
-                    "evidence": _json(v["evidence"]), "explanation": v["explanation"],
-                    "raw": v["raw"], "latency_s": v["latency_s"], "cost_usd": v["cost_usd"],
-                    "tokens_in": v["tokens_in"], "tokens_out": v["tokens_out"],
-                    "details": _json(v["details"]),
-                })
+                results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
+                            specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
+                            v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
+                            v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
+                            _json(v["details"]))
             if d["outcome"] == "pass":
                 messages = openai_messages(t)
                 train_jsonl.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-                train.add({"messages": [{"role": m["role"], "content": m["content"],
-                                         "name": m.get("name"), "weight": m.get("weight")}
-                                        for m in messages],
-                           "transcript_id": d["transcript_id"], "source": d["source"],
-                           "suite": suite.get("name"), "suite_version": suite.get("version"),
-                           "criterion_versions": versions, "score": d["score"]})
+                train.add([{"role": m["role"], "content": m["content"], "name": m.get("name"),
+                            "weight": m.get("weight")} for m in messages],
+                          d["transcript_id"], d["source"], suite.get("name"),
+                          suite.get("version"), versions, d["score"])
             elif d["outcome"] == "fail":
                 failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
                 rejected.write(json.dumps({
