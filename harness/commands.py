@@ -69,7 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     if args.input_format != "auto" and args.input_format not in registry.formats:
         raise UsageError(f"unknown input format {args.input_format!r}; "
-                                f"known: auto, {', '.join(registry.formats)}")
+                         f"known: auto, {', '.join(registry.formats)}")
     for path in args.inputs:
         if not Path(path).is_file():
             raise UsageError(f"input file not found: {path}")
@@ -96,8 +96,8 @@ def run_command(args: argparse.Namespace) -> int:
         summary = api.run(engine, args.inputs, args.out, input_format=args.input_format,
                           resume=args.resume, overwrite=args.overwrite, on_decision=tick,
                           report=not args.no_report)
-        progress.update(task, total=summary["read"] if total is None else total,
-                        completed=summary["read"] if total is None else total)
+        done = summary["read"] if total is None else total
+        progress.update(task, total=done, completed=done)
     out = Console() if console.is_terminal else Console(width=120)
     out.print(_summary_table(summary))
     run_dir = Path(args.out)
@@ -108,9 +108,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.junit:
         from harness.report.junit import write_junit
 
-        counts = write_junit(run_dir, args.junit)
-        print(f"junit: {args.junit} ({counts['tests']} tests, {counts['failures']} failures, "
-              f"{counts['errors']} errors)")
+        junit = write_junit(run_dir, args.junit)
+        print(f"junit: {args.junit} ({junit['tests']} tests, {junit['failures']} failures, "
+              f"{junit['errors']} errors)")
     rate = summary["pass_rate"] or 0.0
     if args.fail_under is not None and rate < args.fail_under:
         print(f"harness: pass rate {rate:.3f} is below --fail-under {args.fail_under}",
