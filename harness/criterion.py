@@ -80,7 +80,8 @@ class Criterion(ABC):
 
     @abstractmethod
     def evaluate(self, transcript: Transcript) -> Result:
-        """Judge one transcript."""
+        """Judge one transcript: ``True``/``False``, a score in [0, 1], or a new ``Verdict``
+        (the engine fills in the criterion's name, version and kind)."""
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         """Judge many transcripts at once. Override to batch a model or run calls concurrently.
