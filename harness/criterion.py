@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -42,8 +42,20 @@ class SuiteContext:
     """``--judge`` from the command line: replaces every judge of the suite."""
     cache_dir: Path | None = None
     """Where model-based criteria may keep caches (the run directory, or a user's folder)."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Run options (``all_criteria``, batch sizes...)."""
+    resources: dict[str, Any] = field(default_factory=dict)
+    """Objects the run's criteria share (judge runners, caches, models), owned by the engine."""
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """The run-wide object stored under ``key``, built by ``make`` on first use.
+
+        Criteria naming the same judge share one runner through this, so its concurrency limit
+        holds across criteria. The engine closes what it holds (``close()`` or ``aclose()``)
+        when it is closed.
+        """
+        value = self.resources.get(key)
+        if value is None:
+            value = self.resources[key] = make()
+        return value
 
 
 class Criterion(ABC):
@@ -64,6 +76,9 @@ class Criterion(ABC):
     """Skipped for a transcript once one of its gates failed (unless ``--all-criteria``)."""
     pass_threshold: float = 0.5
     """A bare float result passes when it reaches this."""
+    is_async: ClassVar[bool] = False
+    """The kind implements ``evaluate_async``: the engine awaits it on its event loop, many
+    transcripts at once, each kind's own concurrency limit keeping its window full."""
 
     def __init__(self, spec: CriterionSpec, config: BaseModel, context: SuiteContext) -> None:
         self.spec = spec
@@ -74,14 +89,14 @@ class Criterion(ABC):
     def name(self) -> str:
         return self.spec.name
 
-    def describe(self) -> dict[str, Any]:
-        """What reports show about this criterion (kind-specific, e.g. the judge model)."""
-        return {}
-
     @abstractmethod
     def evaluate(self, transcript: Transcript) -> Result:
         """Judge one transcript: ``True``/``False``, a score in [0, 1], or a new ``Verdict``
         (the engine fills in the criterion's name, version and kind)."""
+
+    async def evaluate_async(self, transcript: Transcript) -> Result:
+        """Judge one transcript without blocking the event loop (kinds with ``is_async``)."""
+        raise NotImplementedError
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         """Judge many transcripts at once. Override to batch a model or run calls concurrently.

@@ -178,7 +178,6 @@ class Engine:
             judge=self.suite.judge,
             judge_override=judge,
             cache_dir=Path(cache_dir) if cache_dir else None,
-            options={"all_criteria": all_criteria, **(options or {})},
         )
         self.criteria = [self._build(spec) for spec in self.suite.criteria]
         self.order = sorted(self.criteria, key=lambda c: c.cost)  # stable: suite order in a tier
