@@ -87,17 +87,97 @@ def _format_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+MAX_ALIAS_NODES = 100_000
+"""Nodes that aliases may add to a suite file once expanded (a bound on YAML alias bombs)."""
+
+
+class _AliasBomb(yaml.YAMLError):
+    """Aliases expand to too many nodes, or an alias refers to the node that contains it."""
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(nodes once every alias is expanded, distinct nodes) of a composed YAML document.
+
+    Iterative and memoized, so it costs one visit per distinct node and per alias use.
+    """
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            open_nodes.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise _AliasBomb(f"recursive alias (near line {node.start_mark.line + 1})")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return size[id(root)], len(size)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing documents whose aliases expand past ``MAX_ALIAS_NODES``."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            expanded, distinct = _expanded_size(node)
+            if expanded - distinct > MAX_ALIAS_NODES:
+                raise _AliasBomb(f"too many alias expansions ({expanded - distinct} nodes "
+                                 f"through aliases; at most {MAX_ALIAS_NODES})")
+        return node
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_BoundedLoader)
     except FileNotFoundError:
         raise SuiteError(f"{path}: suite file not found") from None
+    except IsADirectoryError:
+        raise SuiteError(f"{path}: is a folder, not a suite file") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read the suite file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite as "
+                         f"UTF-8") from None
+    except _AliasBomb as exc:
+        raise SuiteError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: invalid YAML: {exc}") from None
+        detail = " ".join(str(exc).split())
+        raise SuiteError(f"{path}: invalid YAML: {detail}") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: YAML nested too deeply") from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with `name` and `criteria`")
     return data
+
+
+def _includes(path: Path, value: Any) -> list[str]:
+    """The paths of an ``include:`` value: one path, or a list of paths."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return value
+    raise SuiteError(f"{path}: `include` must be a list of paths (or one path), "
+                     f"got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _criterion(path: Path, index: int, raw: Any) -> CriterionSpec:
@@ -120,14 +200,21 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     data = _read_yaml(path)
     unknown = set(data) - SUITE_KEYS
     if unknown:
-        raise SuiteError(f"{path}: unknown key(s) {sorted(unknown)}; valid: {sorted(SUITE_KEYS)}")
-    includes = data.pop("include", None) or []
-    if isinstance(includes, str):
-        includes = [includes]
+        names = sorted(str(k) for k in unknown)
+        raise SuiteError(f"{path}: unknown key(s) {names}; valid: {sorted(SUITE_KEYS)}")
+    includes = _includes(path, data.pop("include", None))
+    variables = data.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise SuiteError(f"{path}: `variables` must be a mapping, got {_describe(variables)}")
     merged: dict[str, CriterionSpec] = {}
     base: dict[str, Any] = {}
     for inc in includes:
-        sub = load_suite(path.parent / inc, (*_seen, path))
+        target = (path.parent / inc).resolve()
+        if target.is_dir():
+            raise SuiteError(f"{path}: include {inc!r} is a folder ({target}), not a suite file")
+        if not target.exists():
+            raise SuiteError(f"{path}: include {inc!r}: suite file not found ({target})")
+        sub = load_suite(target, (*_seen, path))
         merged.update((c.name, c) for c in sub.criteria)
         base = {**base, **sub.model_dump(include={"judge", "threshold"}, exclude_none=True)}
         base["variables"] = {**base.get("variables", {}), **sub.variables}
@@ -142,7 +229,7 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
         own[spec.name] = spec
     merged.update(own)
     fields = {**base, **data}
-    fields["variables"] = {**base.get("variables", {}), **(data.get("variables") or {})}
+    fields["variables"] = {**base.get("variables", {}), **(variables or {})}
     try:
         return Suite(**fields, criteria=list(merged.values()), path=path)
     except ValidationError as exc:
