@@ -2,6 +2,10 @@
 
 Transcripts are matched by id (the n-th occurrence of an id with the n-th, should a run hold
 duplicates). Run A is held as one small tuple per transcript; run B is streamed.
+
+The result is for showing: every string in it that comes from the runs (transcript ids and
+sources, suite and criterion names, explanations, folders) has its control and bidi characters
+escaped (``harness.text.escape_controls``), so that printing it cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 from harness.report.stats import wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
+from harness.text import escape_controls
 
 MAX_FLIPS = 1000
 """Flipped decisions listed in full (all are counted)."""
@@ -60,12 +65,22 @@ class _Side:
         return total / n if n else None
 
 
+def _shown(value: Any, keep: str = "") -> Any:
+    """A string from a run, safe to print (others as they are)."""
+    return escape_controls(value, keep) if isinstance(value, str) else value
+
+
 def _run_info(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / JOURNAL).is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {JOURNAL})")
     suite = read_meta(run_dir).get("suite", {})
     return {"dir": str(run_dir), "suite": suite.get("name"), "version": suite.get("version"),
             "criteria": [c["name"] for c in suite.get("criteria", [])]}
+
+
+def _shown_info(info: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: _shown(v) for k, v in info.items()},
+            "criteria": [_shown(c) for c in info["criteria"]]}
 
 
 def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) -> dict[str, Any]:
@@ -107,10 +122,12 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
         if a_outcome != d["outcome"]:
             flip_counts[(a_outcome, d["outcome"])] += 1
             if len(flips) < max_flips:
-                explanations = {v["criterion"]: v["explanation"] for v in d["verdicts"]
+                explanations = {_shown(v["criterion"]): _shown(v["explanation"], keep="\n")
+                                for v in d["verdicts"]
                                 if any(c["criterion"] == v["criterion"] for c in changed)}
-                flips.append({"id": tid, "source": d["source"], "a": a_outcome,
-                              "b": d["outcome"], "changed": changed,
+                shown = [{**c, "criterion": _shown(c["criterion"])} for c in changed]
+                flips.append({"id": _shown(tid), "source": _shown(d["source"]), "a": a_outcome,
+                              "b": d["outcome"], "changed": shown,
                               "explanations": explanations})
     names = list(dict.fromkeys(info_a["criteria"] + info_b["criteria"]))
     criteria = []
@@ -119,7 +136,8 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
         rate_b, ci_b, n_b = b.rate(name)
         vf = verdict_flips.get(name, Counter())
         criteria.append({
-            "name": name, "in_a": name in info_a["criteria"], "in_b": name in info_b["criteria"],
+            "name": _shown(name),
+            "in_a": name in info_a["criteria"], "in_b": name in info_b["criteria"],
             "rate_a": rate_a, "ci_a": ci_a, "n_a": n_a, "rate_b": rate_b, "ci_b": ci_b,
             "n_b": n_b,
             "delta": None if rate_a is None or rate_b is None else rate_b - rate_a,
@@ -129,7 +147,8 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
                                if k not in (("pass", "fail"), ("fail", "pass"))),
         })
     return {
-        "a": {**info_a, "totals": a.totals}, "b": {**info_b, "totals": b.totals},
+        "a": {**_shown_info(info_a), "totals": a.totals},
+        "b": {**_shown_info(info_b), "totals": b.totals},
         "matched": matched, "only_a": len(held), "only_b": only_b,
         "flipped": sum(flip_counts.values()),
         "flip_counts": {f"{x}->{y}": n for (x, y), n in sorted(flip_counts.items())},
