@@ -6,11 +6,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from harness.engine import Engine
+from harness.engine import INPUT_CRITERION, Engine
 from harness.inputs import parse_record, read_transcripts
 from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
@@ -56,18 +55,26 @@ def review(
     batch_size: int = 16,
     input_format: str = "auto",
     all_criteria: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> Iterator[Decision]:
     """Yield a :class:`Decision` per transcript, lazily, in input order.
 
     ``transcripts`` may be :class:`Transcript` objects, raw records in any input format, or
     paths of JSONL/Parquet files. A record that cannot be read yields an ``error`` decision.
+    ``batch_size`` records are read ahead at a time (1 for a generate-and-review loop);
+    ``cache_dir`` keeps the judges' answers between calls.
     """
     if isinstance(suite, Engine):
-        engine = suite
-    else:
-        engine = Engine(suite, registry or get_registry(plugins_dir), judge=judge,
-                        all_criteria=all_criteria, batch_size=batch_size)
-    yield from engine.review(iter_items(transcripts, engine.registry, input_format), batch_size)
+        yield from suite.review(iter_items(transcripts, suite.registry, input_format), batch_size)
+        return
+    with Engine(suite, registry or get_registry(plugins_dir), judge=judge,
+                all_criteria=all_criteria, cache_dir=cache_dir) as engine:
+        yield from engine.review(iter_items(transcripts, engine.registry, input_format),
+                                 batch_size)
+
+
+class RunStopped(Exception):
+    """The run stopped before the end (judge endpoint down, error budget spent); resumable."""
 
 
 def run(
@@ -75,34 +82,80 @@ def run(
     inputs: list[str | Path],
     run_dir: str | Path,
     *,
-    input_format: str = "auto",
+    input_format: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
     on_decision: Callable[[Decision], None] | None = None,
     report: bool = True,
+    retry_errors: bool = True,
+    max_error_rate: float | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Review every input file into ``run_dir`` (journaled, resumable); return the summary.
 
-    With ``report`` (the default), ``run_dir/report.html`` is written after the run files; a
-    report that cannot be built is logged and leaves the run's results intact.
+    The summary's ``state`` is ``complete``, or ``stopped`` when the run ended early (a judge
+    endpoint down, or more criterion errors than ``max_error_rate`` allows of ``total``
+    transcripts); ``stop_reason`` says why, and ``--resume`` goes on from there. With
+    ``report`` (the default), ``run_dir/report.html`` is written after the run files; a report
+    that cannot be built is logged and leaves the run's results intact.
     """
+    if input_format is not None and input_format != engine.input_format:
+        engine.input_format = engine.stage.input_format = input_format
+    options = {"judge": engine.judge, "all_criteria": engine.all_criteria,
+               "input_format": engine.input_format, "workers": engine.workers,
+               "plugins_dir": engine.registry.plugins_dir}
     writer = RunWriter(run_dir, engine.suite, [str(p) for p in inputs], resume=resume,
-                       overwrite=overwrite)
-    started, t0 = datetime.now(UTC), time.perf_counter()
-    items: Iterator[Transcript | InputError] = read_transcripts(inputs, engine.registry.formats,
-                                                                input_format)
-    if writer.done:
-        items = (item for item in items if item.source not in writer.done)
-    decided = 0
+                       overwrite=overwrite, options=options, retry_errors=retry_errors)
     try:
-        while batch := list(islice(items, engine.batch_size)):
-            for item, decision in zip(batch, engine.decide_batch(batch), strict=True):
-                writer.write(decision, item if isinstance(item, Transcript) else None)
-                if on_decision:
-                    on_decision(decision)
-            writer.flush()
-            decided += len(batch)
+        return _run(engine, inputs, run_dir, writer, on_decision, report, max_error_rate, total)
     finally:
+        writer.release()
+
+
+def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: RunWriter,
+         on_decision: Callable[[Decision], None] | None, report: bool,
+         max_error_rate: float | None, total: int | None) -> dict[str, Any]:
+    from harness.engine import drive
+    from harness.stages import iter_raw
+
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    done: dict[int, set[int]] = {}
+    for seq, sub in writer.done:
+        done.setdefault(seq, set()).add(sub)
+
+    def entries() -> Iterator[tuple[int, str, Any, frozenset[int]]]:
+        seq = 0
+        for path in inputs:
+            for source, raw in iter_raw(path):
+                yield seq, source, raw, frozenset(done.get(seq, ()))
+                seq += 1
+
+    decided = errored = 0
+    budget = None if max_error_rate is None or total is None else max_error_rate * total
+    stop_reason = None
+    last_flush = time.monotonic()
+    stream = drive(engine.astream(entries()))
+    try:
+        for seq, sub, decision in stream:
+            if decision is None:
+                continue
+            writer.write(seq, sub, decision)
+            decided += 1
+            if decision.errored and decision.errored != [INPUT_CRITERION]:
+                errored += 1
+                if budget is not None and errored > budget:
+                    stop_reason = (f"{errored} transcripts with criterion errors: past "
+                                   f"--max-error-rate {max_error_rate:g} of {total}")
+                    break
+            if on_decision:
+                on_decision(decision)
+            if time.monotonic() - last_flush > 0.25:
+                writer.flush()
+                last_flush = time.monotonic()
+    except unavailable_errors() as exc:
+        stop_reason = f"judge unavailable: {exc}"
+    finally:
+        stream.close()
         writer.close()
     wall = time.perf_counter() - t0
     timings = {"started": started.isoformat(timespec="seconds"),
@@ -110,10 +163,19 @@ def run(
                "wall_s": round(wall, 3), "decided_this_run": decided,
                "skipped_as_done": len(writer.done),
                "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
-    summary = finalize(run_dir, timings)
+    summary = finalize(run_dir, timings, state="stopped" if stop_reason else "complete")
+    if stop_reason:
+        summary["stop_reason"] = stop_reason
     if report:
         _write_report(run_dir, engine.registry)
     return summary
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that stop a run (resumable) rather than becoming error verdicts."""
+    from harness.engine import _unavailable
+
+    return _unavailable()
 
 
 def _write_report(run_dir: str | Path, registry: Registry) -> None:

@@ -18,11 +18,20 @@ from rich.progress import (
 from rich.table import Table
 
 from harness import api
-from harness.engine import Engine
+from harness.engine import Engine, default_workers
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.inputs.reader import count_records
 from harness.plugins import get_registry
+
+EXIT_FAIL_UNDER = 1
+"""The pass rate is below ``--fail-under``."""
+EXIT_USAGE = 2
+"""A usage, suite or run-directory error (one line on stderr)."""
+EXIT_ERRORS = 3
+"""More transcripts with criterion errors than ``--max-error-rate`` allows."""
+EXIT_STOPPED = 4
+"""The run stopped early (a judge endpoint down, or the error budget spent): ``--resume``."""
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,16 +47,46 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge", metavar="NAME", help="use this judge for every llm_judge criterion")
     p.add_argument("--all-criteria", action="store_true",
                    help="run expensive criteria even after a gate failed")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N",
-                   help="transcripts reviewed together (default 64)")
+    p.add_argument("--workers", type=_positive, default=None, metavar="N",
+                   help="processes for the cheap criteria (regex, python, classifier); "
+                        f"default: the machine's cores ({default_workers()})")
+    p.add_argument("--max-in-flight", type=_positive, default=4096, metavar="N",
+                   help="records in flight at once, judge calls included (default 4096)")
+    p.add_argument("--max-error-rate", type=_rate, default=None, metavar="RATE",
+                   help="exit 3 when more than RATE (0..1) of the transcripts have a criterion "
+                        "error; the run stops as soon as that is certain")
+    p.add_argument("--no-retry-errors", dest="retry_errors", action="store_false",
+                   help="with --resume: keep errored verdicts instead of reviewing their "
+                        "transcripts again")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="judge cache folder (default: RUN_DIR)")
-    p.add_argument("--fail-under", type=float, metavar="RATE",
+    p.add_argument("--fail-under", type=_rate, metavar="RATE",
                    help="exit 1 when the pass rate is below RATE (0..1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--junit", metavar="FILE",
                    help="also write JUnit XML for CI (one testcase per transcript)")
     p.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report.html")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1 (0.9 for 90%), "
+                                         f"got {value!r}")
+    return rate
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
@@ -73,11 +112,21 @@ def run_command(args: argparse.Namespace) -> int:
     for path in args.inputs:
         if not Path(path).is_file():
             raise UsageError(f"input file not found: {path}")
+    out_path = Path(args.out)
+    if out_path.exists() and not out_path.is_dir():
+        raise UsageError(f"-o {args.out}: a file is there; a run directory is a folder")
+    workers = args.workers or default_workers()
     engine = Engine(args.suite, registry, judge=args.judge, all_criteria=args.all_criteria,
-                    cache_dir=args.cache_dir or args.out, batch_size=args.batch_size)
+                    cache_dir=args.cache_dir or args.out, workers=workers,
+                    max_in_flight=args.max_in_flight, input_format=args.input_format)
+    with engine:
+        return _run(args, engine)
+
+
+def _run(args: argparse.Namespace, engine: Engine) -> int:
     console = Console(stderr=True)
     show = not args.no_progress and console.is_terminal
-    total = count_records(args.inputs) if show else None
+    total = count_records(args.inputs)
     with Progress(TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("records"), TimeRemainingColumn(elapsed_when_finished=True),
                   TextColumn("{task.fields[rate]}"), console=console,
@@ -93,9 +142,10 @@ def run_command(args: argparse.Namespace) -> int:
                             rate=f"pass {counts['pass']} fail {counts['fail']} "
                                  f"error {counts['error']}")
 
-        summary = api.run(engine, args.inputs, args.out, input_format=args.input_format,
-                          resume=args.resume, overwrite=args.overwrite, on_decision=tick,
-                          report=not args.no_report)
+        summary = api.run(engine, args.inputs, args.out, resume=args.resume,
+                          overwrite=args.overwrite, on_decision=tick, report=not args.no_report,
+                          retry_errors=args.retry_errors, max_error_rate=args.max_error_rate,
+                          total=total)
         done = summary["read"] if total is None else total
         progress.update(task, total=done, completed=done)
     out = Console() if console.is_terminal else Console(width=120)
@@ -111,6 +161,20 @@ def run_command(args: argparse.Namespace) -> int:
         junit = write_junit(run_dir, args.junit)
         print(f"junit: {args.junit} ({junit['tests']} tests, {junit['failures']} failures, "
               f"{junit['errors']} errors)")
+    if summary.get("criterion_errors"):
+        print(f"harness: {summary['criterion_errors']} criterion error(s) in "
+              f"{summary['transcripts_with_errors']} transcript(s): see "
+              f"{run_dir / 'errors.jsonl'}", file=sys.stderr)
+    if summary.get("stop_reason"):
+        print(f"harness: run stopped early ({summary['stop_reason']}); what is decided is kept: "
+              f"go on later with --resume", file=sys.stderr)
+        return EXIT_STOPPED
+    with_errors = summary.get("transcripts_with_errors", 0)
+    if args.max_error_rate is not None and summary["read"] and \
+            with_errors / summary["read"] > args.max_error_rate:
+        print(f"harness: {with_errors} of {summary['read']} transcripts have criterion errors, "
+              f"past --max-error-rate {args.max_error_rate:g}", file=sys.stderr)
+        return EXIT_ERRORS
     rate = summary["pass_rate"] or 0.0
     if args.fail_under is not None and rate < args.fail_under:
         print(f"harness: pass rate {rate:.3f} is below --fail-under {args.fail_under}",

@@ -1,157 +1,93 @@
-"""The review engine: transcripts through a suite's criteria, to verdicts and decisions."""
+"""The execution core: transcripts stream through a suite's criteria, decisions come out.
+
+One pipeline serves every caller (``harness run``, :func:`harness.review`, the pytest plugin):
+
+1. Records are read and cut into chunks. The suite's synchronous criteria (regex, python,
+   classifier: the cheap front of the cost order) run on a whole chunk at once
+   (:class:`harness.stages.SyncStage`), in worker processes when ``workers > 1``.
+2. The rest (LLM judges, any ``is_async`` kind) runs per transcript on the engine's event loop:
+   each judge keeps its own concurrency window full across transcripts, with no barrier between
+   chunks. A gate that failed skips the expensive criteria after it.
+3. Decisions come out as they complete (:meth:`Engine.astream`) or in input order
+   (:meth:`Engine.review`). At most ``max_in_flight`` records are in flight, so memory is flat.
+"""
 
 from __future__ import annotations
 
-import math
+import asyncio
+import contextlib
+import os
+import queue
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.criterion import Criterion, Result, SuiteContext
+from harness.criterion import Criterion, SuiteContext
 from harness.models import Decision, InputError, Transcript, Verdict
 from harness.plugins import Registry, get_registry
+from harness.policy import (
+    INPUT_CRITERION,
+    aggregate,
+    blocks_expensive,
+    decide,
+    input_error_decision,
+    to_verdict,
+    weighted_mean,
+)
+from harness.stages import (
+    Entry,
+    Finished,
+    Pending,
+    StageSpec,
+    SyncStage,
+    evaluate,
+    skipped_verdict,
+    worker_init,
+    worker_run,
+)
 from harness.suite import CriterionSpec, Suite, SuiteError, load_suite, validate_config
 
-INPUT_CRITERION = "input"
-"""Criterion name of the verdict that records an unreadable input record."""
+__all__ = [
+    "INPUT_CRITERION", "Engine", "aggregate", "blocks_expensive", "decide", "evaluate",
+    "input_error_decision", "to_verdict", "weighted_mean",
+]
+
+CHUNK_SIZE = 256
+"""Records per chunk of the synchronous stage (and per message to a worker process)."""
+NO_SKIP: frozenset[int] = frozenset()
+IN_PROCESS_CHUNKS = 2
+"""Chunks reviewed in-process before worker processes start: small runs never pay for them."""
 
 
-def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
-    """Normalise what a criterion returned into a verdict. Anything unexpected is an error."""
-    if isinstance(result, BaseException):
-        verdict = Verdict(outcome="error", explanation=f"{type(result).__name__}: {result}")
-    elif isinstance(result, Verdict):
-        verdict = result
-    elif isinstance(result, bool):
-        verdict = Verdict(outcome="pass" if result else "fail", score=1.0 if result else 0.0)
-    elif isinstance(result, int | float):
-        score = float(result)
-        if math.isnan(score) or not 0.0 <= score <= 1.0:
-            verdict = Verdict(outcome="error", explanation=f"score {result!r} is not in [0, 1]")
-        else:
-            passed = score >= criterion.pass_threshold
-            verdict = Verdict(outcome="pass" if passed else "fail", score=score)
-    else:
-        verdict = Verdict(outcome="error",
-                          explanation=f"criterion returned {type(result).__name__}, "
-                                      "expected bool, float or Verdict")
-    if verdict.criterion:  # a verdict object the criterion handed out before: keep it intact
-        verdict = verdict.model_copy(deep=True)
-    spec = criterion.spec
-    verdict.criterion, verdict.version, verdict.kind = spec.name, spec.version, spec.kind
-    return verdict
-
-
-def aggregate(verdicts: Sequence[Verdict]) -> tuple[str, float | None]:
-    """One criterion's outcome and score over its verdicts (several for message scope)."""
-    outcomes = {v.outcome for v in verdicts}
-    for outcome in ("error", "fail", "pass"):
-        if outcome in outcomes:
-            break
-    else:
-        outcome = "skipped"
-    scores = [v.score for v in verdicts if v.score is not None and v.outcome != "skipped"]
-    return outcome, (min(scores) if scores else None)
-
-
-def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
-    pairs = [(s, w) for s, w in pairs if s is not None]
-    total = sum(w for _, w in pairs)
-    return sum(s * w for s, w in pairs) / total if total else None
-
-
-def decide(transcript: Transcript, verdicts: list[Verdict], specs: Sequence[CriterionSpec],
-           threshold: float | None) -> Decision:
-    """The decision policy: every gate passes and, if set, the non-gate mean reaches threshold.
-
-    Fail-closed: an error on a gate decides ``error``; so does an error on a non-gate criterion
-    when a threshold needs its score.
-    """
-    by_name: dict[str, list[Verdict]] = {}
-    for v in verdicts:
-        by_name.setdefault(v.criterion, []).append(v)
-    results = {s.name: aggregate(by_name.get(s.name, [])) for s in specs}
-    errored = [s.name for s in specs if results[s.name][0] == "error"]
-    failed = [s.name for s in specs if s.gate and results[s.name][0] == "fail"]
-    score = weighted_mean((results[s.name][1], s.weight) for s in specs)
-    outcome = "pass"
-    if any(s.gate for s in specs if s.name in errored):
-        outcome = "error"
-    elif failed:
-        outcome = "fail"
-    elif threshold is not None:
-        non_gates = [s for s in specs if not s.gate]
-        if any(s.name in errored for s in non_gates):
-            outcome = "error"
-        else:
-            mean = weighted_mean((results[s.name][1], s.weight) for s in non_gates)
-            if mean is None or mean < threshold:
-                outcome, failed = "fail", ["threshold"]
-    return Decision(transcript_id=transcript.id, source=transcript.source, outcome=outcome,
-                    score=score, verdicts=verdicts, failed=failed, errored=errored)
-
-
-def input_error_decision(error: InputError) -> Decision:
-    verdict = Verdict(criterion=INPUT_CRITERION, kind=INPUT_CRITERION, outcome="error",
-                      explanation=error.reason)
-    return Decision(transcript_id=error.transcript_id or error.source, source=error.source,
-                    outcome="error", verdicts=[verdict], errored=[INPUT_CRITERION])
-
-
-def _run(criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
-    started = time.perf_counter()
+def default_workers() -> int:
+    """The machine's cores (those this process may use)."""
     try:
-        results = criterion.evaluate_batch(units)
-        if len(results) != len(units):
-            raise RuntimeError(f"evaluate_batch returned {len(results)} results "
-                               f"for {len(units)} transcripts")
-    except Exception:  # isolate the culprit: one at a time
-        results = Criterion.evaluate_batch(criterion, units)
-    each = (time.perf_counter() - started) / max(len(units), 1)
-    verdicts = []
-    for result in results:
-        verdict = to_verdict(result, criterion)
-        if not verdict.latency_s:
-            verdict.latency_s = each
-        verdicts.append(verdict)
-    return verdicts
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
-def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]) -> list[list[Verdict]]:
-    """One criterion's verdicts for each transcript, the whole batch at once.
+@dataclass
+class _Slot:
+    """A record in flight: how many of its transcripts are still to be decided."""
 
-    A message-scoped criterion judges, for each assistant message, the conversation up to it,
-    and gives one verdict per message (``message_index`` set).
-    """
-    if criterion.spec.scope != "message":
-        return [[v] for v in _run(criterion, list(transcripts))]
-    units, owners = [], []
-    for i, transcript in enumerate(transcripts):
-        for m, message in enumerate(transcript.messages):
-            if message.role == "assistant":
-                units.append(transcript.model_copy(
-                    update={"messages": transcript.messages[: m + 1]}))
-                owners.append((i, m))
-    out: list[list[Verdict]] = [[] for _ in transcripts]
-    for (i, m), verdict in zip(owners, _run(criterion, units), strict=True):
-        verdict.message_index = m
-        out[i].append(verdict)
-    return out
-
-
-def blocks_expensive(criterion: Criterion) -> bool:
-    """Whether a failure of this criterion skips the expensive criteria after it.
-
-    Only transcript-scoped gates do: after a failed message-scoped gate, ``--on-fail mask`` may
-    still keep the transcript with that message masked, and needs the other verdicts for it.
-    """
-    return criterion.spec.gate and criterion.spec.scope == "transcript"
+    remaining: int | None = None
+    decisions: dict[int, Decision] | None = None
 
 
 class Engine:
-    """A compiled suite: criteria built once, then any number of transcripts reviewed."""
+    """A compiled suite: criteria built once, then any number of transcripts reviewed.
+
+    ``workers`` > 1 runs the synchronous criteria in that many worker processes, each building
+    the suite once (needs a registry from :func:`get_registry`, which workers rebuild); the
+    decisions are identical to ``workers=1``. Close the engine (or use it as a context manager)
+    to release judge clients, caches and worker processes.
+    """
 
     def __init__(
         self,
@@ -161,13 +97,19 @@ class Engine:
         judge: str | None = None,
         all_criteria: bool = False,
         cache_dir: str | Path | None = None,
-        batch_size: int = 64,
-        options: dict[str, Any] | None = None,
+        workers: int = 1,
+        max_in_flight: int = 4096,
+        input_format: str = "auto",
+        only: Sequence[str] | None = None,
     ) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.registry = registry or get_registry()
+        self.judge = judge
         self.all_criteria = all_criteria
-        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.workers = max(1, int(workers))
+        self.max_in_flight = max(1, int(max_in_flight))
+        self.input_format = input_format
         if self.suite.threshold is not None and all(c.gate for c in self.suite.criteria):
             raise SuiteError(f"{self.suite.path}: `threshold` needs at least one non-gate "
                              "criterion (gate: false) to average")
@@ -177,10 +119,21 @@ class Engine:
             variables=self.suite.variables,
             judge=self.suite.judge,
             judge_override=judge,
-            cache_dir=Path(cache_dir) if cache_dir else None,
+            cache_dir=self.cache_dir,
         )
-        self.criteria = [self._build(spec) for spec in self.suite.criteria]
+        specs = [s for s in self.suite.criteria if only is None or s.name in only]
+        self.criteria = [self._build(spec) for spec in specs]
         self.order = sorted(self.criteria, key=lambda c: c.cost)  # stable: suite order in a tier
+        front = 0
+        while front < len(self.order) and not self.order[front].is_async:
+            front += 1
+        self.stage = SyncStage(self.order[:front], self.suite, self.registry.formats,
+                               input_format, all_criteria, has_tail=front < len(self.order),
+                               specs=[c.spec for c in self.criteria])
+        self.tail = _stages(self.order[front:])
+        self.rank = {c.name: n for n, c in enumerate(self.criteria)}
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     def _build(self, spec: CriterionSpec) -> Criterion:
         cls = self.registry.kinds.get(spec.kind)
@@ -197,41 +150,326 @@ class Engine:
             raise SuiteError(
                 f"{spec.origin}: criterion '{spec.name}' ({spec.kind}): {exc}") from exc
 
-    def decide_batch(self, items: Sequence[Transcript | InputError]) -> list[Decision]:
-        """Review a batch: each criterion sees the whole batch at once, cheapest first."""
-        transcripts = [t for t in items if isinstance(t, Transcript)]
-        verdicts: list[list[Verdict]] = [[] for _ in transcripts]
-        blocked: dict[int, str] = {}  # transcript index -> the gate that failed
-        for criterion in self.order:
-            todo = []
-            for i in range(len(transcripts)):
-                if criterion.expensive and i in blocked and not self.all_criteria:
-                    verdicts[i].append(to_verdict(
-                        Verdict(outcome="skipped",
-                                explanation=f"skipped: gate '{blocked[i]}' already failed"),
-                        criterion))
-                else:
-                    todo.append(i)
-            blocking = blocks_expensive(criterion)
-            for i, found in zip(todo, evaluate(criterion, [transcripts[i] for i in todo]),
-                                strict=True):
-                verdicts[i].extend(found)
-                if blocking and aggregate(found)[0] in ("fail", "error"):
-                    blocked.setdefault(i, criterion.name)
-        rank = {c.name: n for n, c in enumerate(self.criteria)}
-        decided = iter(
-            decide(t, sorted(v, key=lambda x: rank[x.criterion]), self.suite.criteria,
-                   self.suite.threshold)
-            for t, v in zip(transcripts, verdicts, strict=True)
-        )
-        return [input_error_decision(item) if isinstance(item, InputError) else next(decided)
-                for item in items]
+    # --- the async core -------------------------------------------------------------------------
+    async def astream(
+        self, entries: Iterable[Entry], *, ordered: bool = False, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncIterator[tuple[int, int, Decision | None]]:
+        """``(record seq, index in record, decision)`` for every transcript of ``entries``.
 
-    def review(
-        self, items: Iterable[Transcript | InputError], batch_size: int | None = None
-    ) -> Iterator[Decision]:
-        """Decisions in input order, computed a batch at a time, yielded lazily."""
-        stream = iter(items)
-        size = batch_size or self.batch_size
-        while batch := list(islice(stream, size)):
-            yield from self.decide_batch(batch)
+        In completion order, or in input order with ``ordered``. ``entries`` are
+        ``(seq, source, payload)``: a raw record (bytes, dict, exception) or a parsed
+        :class:`Transcript` / :class:`InputError`.
+        """
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[Any] = asyncio.Queue()
+        slots = asyncio.Semaphore(self.max_in_flight)
+        chunk_size = max(1, min(chunk_size, self.max_in_flight))
+        records: dict[int, _Slot] = {}
+        order: deque[int] = deque()
+        tasks: set[asyncio.Task[Any]] = set()
+        failure: list[BaseException] = []
+
+        def finished(seq: int, sub: int, decision: Decision) -> None:
+            out.put_nowait((seq, sub, decision))
+
+        async def finish(p: Pending) -> None:
+            try:
+                decision = await self._finish(p)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                out.put_nowait(exc)
+                return
+            finished(p.seq, p.sub, decision)
+
+        def take(results: list[Finished | Pending]) -> None:
+            for r in results:
+                slot = records[r.seq]
+                slot.remaining = r.count if slot.remaining is None else slot.remaining
+                if isinstance(r, Finished):
+                    finished(r.seq, r.sub, r.decision)
+                else:
+                    task = loop.create_task(finish(r))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+        async def produce() -> None:
+            pending: deque[asyncio.Future[list[Finished | Pending]]] = deque()
+            chunk: list[Entry] = []
+            submitted = 0
+            try:
+                for entry in entries:
+                    await slots.acquire()
+                    records[entry[0]] = _Slot()
+                    order.append(entry[0])
+                    chunk.append(entry)
+                    if len(chunk) >= chunk_size:
+                        submitted += 1
+                        await self._submit(chunk, submitted, pending, take)
+                        chunk = []
+                if chunk:
+                    submitted += 1
+                    await self._submit(chunk, submitted, pending, take)
+                while pending:
+                    take(await pending.popleft())
+                while tasks:
+                    await asyncio.gather(*list(tasks))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                failure.append(exc)
+            finally:
+                for fut in pending:
+                    fut.cancel()
+                out.put_nowait(None)
+
+        producer = loop.create_task(produce())
+        done: dict[int, dict[int, Decision]] = {}
+        try:
+            while True:
+                item = await out.get()
+                if item is None:
+                    if failure:
+                        raise failure[0]
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                seq, sub, decision = item
+                slot = records[seq]
+                slot.remaining = 0 if decision is None else (slot.remaining or 1) - 1
+                if not ordered:
+                    if slot.remaining <= 0:
+                        del records[seq]
+                        slots.release()
+                    if decision is not None:
+                        yield seq, sub, decision
+                    continue
+                subs = done.setdefault(seq, {})
+                if decision is not None:
+                    subs[sub] = decision
+                while order and order[0] in done and records[order[0]].remaining == 0:
+                    head = order.popleft()
+                    del records[head]
+                    for s, d in sorted(done.pop(head).items()):
+                        yield head, s, d
+                    slots.release()
+        finally:
+            producer.cancel()
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(producer, *tasks, return_exceptions=True)
+
+    async def _submit(self, chunk: list[Entry], number: int,
+                      pending: deque[asyncio.Future[list[Finished | Pending]]],
+                      take: Any) -> None:
+        """Run the synchronous stage on a chunk: here, or in a worker process."""
+        if self.workers > 1 and number > IN_PROCESS_CHUNKS and self._reproducible():
+            pool = self._worker_pool()
+            pending.append(asyncio.wrap_future(pool.submit(worker_run, chunk)))
+            while len(pending) > 2 * self.workers:  # keep every worker busy, no more
+                take(await pending.popleft())
+            while pending and pending[0].done():
+                take(pending.popleft().result())
+            return
+        while pending:  # keep input order between in-process and pooled chunks
+            take(await pending.popleft())
+        take(self.stage.run(chunk))
+        await asyncio.sleep(0)  # let judge calls progress between chunks
+
+    def _reproducible(self) -> bool:
+        same = self.registry is get_registry(self.registry.plugins_dir)
+        return same and bool(self.stage.criteria)
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            import multiprocessing
+
+            spec = StageSpec(suite=self.suite, plugins_dir=self.registry.plugins_dir,
+                             judge=self.judge, all_criteria=self.all_criteria,
+                             cache_dir=self.cache_dir, input_format=self.input_format,
+                             sync=[c.name for c in self.stage.criteria],
+                             names=[c.name for c in self.criteria],
+                             has_tail=self.stage.has_tail)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker_init, initargs=(spec,))
+        return self._pool
+
+    async def _finish(self, p: Pending) -> Decision:
+        """The criteria after the synchronous stage, for one transcript."""
+        verdicts, blocked = p.verdicts, p.blocked
+        for stage in self.tail:
+            runs = []
+            for criterion in stage:
+                if criterion.expensive and blocked and not self.all_criteria:
+                    verdicts.append(skipped_verdict(criterion, blocked))
+                else:
+                    runs.append(criterion)
+            found = await asyncio.gather(*(_run_async(c, p.transcript) for c in runs))
+            for criterion, vs in zip(runs, found, strict=True):
+                verdicts.extend(vs)
+                if not blocked and blocks_expensive(criterion) and \
+                        aggregate(vs)[0] in ("fail", "error"):
+                    blocked = criterion.name
+        verdicts.sort(key=lambda v: self.rank[v.criterion])
+        return decide(p.transcript, verdicts, self.stage.specs, self.suite.threshold)
+
+    # --- sync entry points ----------------------------------------------------------------------
+    def review(self, items: Iterable[Transcript | InputError],
+               batch_size: int | None = None) -> Iterator[Decision]:
+        """Decisions in input order, yielded lazily (``batch_size`` is accepted, unused)."""
+        entries = ((n, getattr(item, "source", ""), item, NO_SKIP) for n, item in enumerate(items))
+        for _, _, decision in drive(self.astream(entries, ordered=True,
+                                                 chunk_size=batch_size or CHUNK_SIZE)):
+            assert decision is not None
+            yield decision
+
+    def decide_batch(self, items: Sequence[Transcript | InputError]) -> list[Decision]:
+        """Decisions for a list of transcripts, in order."""
+        return list(self.review(items))
+
+    def close(self) -> None:
+        """Release worker processes, judge clients, caches and models this engine holds."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        resources = list(self.context.resources.values())
+        self.context.resources.clear()
+        aclose = [r.aclose for r in resources if hasattr(r, "aclose")]
+        if aclose:
+            drive_coro(_close_all(aclose))
+        for r in resources:
+            if not hasattr(r, "aclose") and hasattr(r, "close"):
+                r.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _close_all(closers: list[Any]) -> None:
+    await asyncio.gather(*(c() for c in closers), return_exceptions=True)
+
+
+def _stages(criteria: list[Criterion]) -> list[list[Criterion]]:
+    """Criteria grouped so that each group runs concurrently; a new group starts after a
+    criterion whose failure skips the expensive ones after it (same result as running in
+    order)."""
+    stages: list[list[Criterion]] = []
+    current: list[Criterion] = []
+    for criterion in criteria:
+        current.append(criterion)
+        if blocks_expensive(criterion):
+            stages.append(current)
+            current = []
+    if current:
+        stages.append(current)
+    return stages
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """Exceptions that stop the run instead of becoming an error verdict (endpoint down)."""
+    try:
+        from harness.judges.base import JudgeUnavailable
+    except ImportError:
+        return ()
+    return (JudgeUnavailable,)
+
+
+async def _run_async(criterion: Criterion, transcript: Transcript) -> list[Verdict]:
+    """One criterion's verdicts for one transcript, awaited (one per message for that scope)."""
+    if not criterion.is_async:  # a synchronous criterion after an async one in cost order
+        return evaluate(criterion, [transcript])[0]
+    if criterion.spec.scope == "message":
+        units = [(m, transcript.model_copy(update={"messages": transcript.messages[: m + 1]}))
+                 for m, message in enumerate(transcript.messages) if message.role == "assistant"]
+    else:
+        units = [(None, transcript)]
+    stop = _unavailable()
+    started = time.perf_counter()
+    results = await asyncio.gather(*(criterion.evaluate_async(u) for _, u in units),
+                                   return_exceptions=True)
+    each = (time.perf_counter() - started) / max(len(units), 1)
+    verdicts = []
+    for (m, _), result in zip(units, results, strict=True):
+        if stop and isinstance(result, stop):
+            raise result
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # KeyboardInterrupt, cancellation
+        verdict = to_verdict(result, criterion)
+        if not verdict.latency_s:
+            verdict.latency_s = each
+        verdict.message_index = m
+        verdicts.append(verdict)
+    return verdicts
+
+
+def drive(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    """Iterate an async generator from sync code: on a new event loop in this thread, or in a
+    helper thread when this thread already runs a loop (a notebook, an async server)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(agen.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    else:
+        yield from _drive_in_thread(agen)
+
+
+_END = object()
+
+
+def _drive_in_thread(agen: AsyncIterator[Any]) -> Iterator[Any]:
+    q: queue.Queue[Any] = queue.Queue(maxsize=1024)
+    stop = threading.Event()
+
+    async def pump() -> None:
+        try:
+            async for item in agen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        await asyncio.sleep(0)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            q.put(exc)
+        finally:
+            await agen.aclose()
+            q.put(_END)
+
+    thread = threading.Thread(target=asyncio.run, args=(pump(),), name="harness-engine",
+                              daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+        thread.join()
+
+
+def drive_coro(coro: Any) -> Any:
+    """Run one coroutine to its end from sync code (see :func:`drive`)."""
+
+    async def once() -> Any:
+        yield await coro
+
+    return next(iter(drive(once())))

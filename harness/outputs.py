@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.rundir import iter_journal, read_meta
+from harness.rundir import iter_journal, read_meta, write_meta
 
 ROWS_PER_WRITE = 8192
 
@@ -27,13 +28,6 @@ DECISIONS_SCHEMA = pa.schema([
     ("score", pa.float64()), ("failed", pa.list_(pa.string())),
     ("errored", pa.list_(pa.string())), ("n_messages", pa.int64()),
 ])
-TRAIN_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()),
-                           ("name", pa.string()), ("weight", pa.float64())])
-TRAIN_SCHEMA = pa.schema([
-    ("messages", pa.list_(TRAIN_MESSAGE)), ("transcript_id", pa.string()),
-    ("source", pa.string()), ("suite", pa.string()), ("suite_version", pa.string()),
-    ("criterion_versions", pa.string()), ("score", pa.float64()),
-])
 
 OPENAI_MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 
@@ -49,13 +43,17 @@ def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
 class _Table:
     """Rows (tuples in schema order) buffered and written to Parquet in bounded chunks."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = schema
         self.rows: list[tuple[Any, ...]] = []
-        self.writer = pq.ParquetWriter(path, schema)
+        self.writer = pq.ParquetWriter(_tmp(path), schema)
 
     def add(self, *values: Any) -> None:
         self.rows.append(values)
@@ -85,31 +83,43 @@ def _counts() -> dict[str, int]:
     return {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
 
 
-def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write results, decisions, train/rejected/errors sets and the summary; return the summary."""
+def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
+             state: str = "complete") -> dict[str, Any]:
+    """Write results, decisions, train/rejected/errors sets and the summary; return the summary.
+
+    Every file is written beside its final name and renamed into place at the end, and
+    ``run.json`` says ``finalizing`` meanwhile: a kill leaves either the old outputs or the new
+    ones, and a state that says which. ``state`` is what the run is once done (``complete``,
+    or ``stopped`` for a run that ended early and can be resumed).
+    """
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
+    write_meta(run_dir, {**meta, "state": "finalizing"})
     suite = meta.get("suite", {})
     specs = {c["name"]: c for c in suite.get("criteria", [])}
-    versions = json.dumps({n: c["version"] for n, c in specs.items()}, sort_keys=True)
-    counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0}
+    counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
+              "criterion_errors": 0, "transcripts_with_errors": 0}
     per_criterion: dict[str, dict[str, Any]] = defaultdict(_counts)
     score_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    stats: dict[str, int] = {}
+    tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
 
     results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
     decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
-    train = _Table(run_dir / "train.parquet", TRAIN_SCHEMA)
-    with (open(run_dir / "train.jsonl", "w", encoding="utf-8") as train_jsonl,
-          open(run_dir / "rejected.jsonl", "w", encoding="utf-8") as rejected,
-          open(run_dir / "errors.jsonl", "w", encoding="utf-8") as errors):
-        for entry in iter_journal(run_dir):
+    with (open(_tmp(tmp_files[0]), "w", encoding="utf-8") as train_jsonl,
+          open(_tmp(tmp_files[1]), "w", encoding="utf-8") as rejected,
+          open(_tmp(tmp_files[2]), "w", encoding="utf-8") as errors):
+        for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats):
             d, t = entry["decision"], entry["transcript"]
             counts["read"] += 1
             counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
             decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"], d["failed"],
                           d["errored"], len(t["messages"]) if t else 0)
+            bad = []
             for v in d["verdicts"]:
                 name = v["criterion"]
+                if v["outcome"] == "error":
+                    bad.append(v)
                 if name in specs:
                     per_criterion[name][v["outcome"]] += 1
                     if v["score"] is not None and v["outcome"] != "skipped":
@@ -120,13 +130,14 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict
                             v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
                             v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
                             _json(v["details"]))
+            if t is None:
+                counts["input_errors"] += 1
+            elif bad:
+                counts["criterion_errors"] += len(bad)
+                counts["transcripts_with_errors"] += 1
             if d["outcome"] == "pass":
-                messages = openai_messages(t)
-                train_jsonl.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-                train.add([{"role": m["role"], "content": m["content"], "name": m.get("name"),
-                            "weight": m.get("weight")} for m in messages],
-                          d["transcript_id"], d["source"], suite.get("name"),
-                          suite.get("version"), versions, d["score"])
+                train_jsonl.write(json.dumps({"messages": openai_messages(t)},
+                                             ensure_ascii=False) + "\n")
             elif d["outcome"] == "fail":
                 failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
                 rejected.write(json.dumps({
@@ -136,17 +147,14 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict
                     "explanations": {v["criterion"]: v["explanation"] for v in failing},
                     "messages": openai_messages(t),
                 }, ensure_ascii=False) + "\n")
-            else:
-                if t is None:
-                    counts["input_errors"] += 1
-                bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
+            if bad:  # every criterion error is listed, whatever the decision made of it
                 errors.write(json.dumps({
                     "transcript_id": d["transcript_id"], "source": d["source"],
                     "kind": "input" if t is None else "criterion",
-                    "errored": d["errored"],
+                    "decision": d["outcome"], "errored": [v["criterion"] for v in bad],
                     "reason": "; ".join(f"{v['criterion']}: {v['explanation']}" for v in bad),
                 }, ensure_ascii=False) + "\n")
-    for table in (results, decisions, train):
+    for table in (results, decisions):
         table.close()
 
     criteria = {}
@@ -161,8 +169,15 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None) -> dict
         "suite": {"name": suite.get("name"), "version": suite.get("version")},
         **counts,
         "pass_rate": counts["passed"] / counts["read"] if counts["read"] else None,
+        "not_decided": stats.get("not_decided", 0),
+        "bad_journal_lines": stats.get("bad_journal_lines", 0),
+        "state": state,
         "criteria": criteria,
         "timings": timings or {},
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _tmp(run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for name in ("results.parquet", "decisions.parquet", "train.jsonl", "rejected.jsonl",
+                 "errors.jsonl", "summary.json"):
+        os.replace(_tmp(run_dir / name), run_dir / name)
+    write_meta(run_dir, {**read_meta(run_dir), "state": state})
     return summary

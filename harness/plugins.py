@@ -58,6 +58,8 @@ class Registry:
     report_templates: list[Path] = field(default_factory=list)
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
     """``(registry, name) -> plugin name`` for everything registered."""
+    plugins_dir: str | None = None
+    """The ``--plugins-dir`` it was built with (worker processes rebuild the same registry)."""
 
     def provider(self, registry: str, name: str) -> str:
         return self.providers.get((registry, name), "?")
@@ -185,5 +187,7 @@ def get_registry(plugins_dir: str | Path | None = None, *, fresh: bool = False) 
     """The registry for this process (cached per plugins folder and block list)."""
     key = (str(plugins_dir) if plugins_dir else None, os.environ.get(BLOCK_ENV, ""))
     if fresh or key not in _cache:
-        _cache[key] = build_registry(load_plugins(plugins_dir))
+        registry = build_registry(load_plugins(plugins_dir))
+        registry.plugins_dir = key[0]
+        _cache[key] = registry
     return _cache[key]

@@ -1,50 +1,214 @@
-"""The run directory: a journal written as results come, and the files built from it.
+"""The run directory: a journal of decisions written as they come, and what is built from it.
 
-``journal.jsonl`` gets one line per decided transcript (decision and transcript) as soon as a
-batch is decided, so a killed run loses at most the batch in flight; ``--resume`` skips every
-source already in it. :func:`finalize` streams the journal into the output files.
+``journal.jsonl`` gets one line per decided transcript, ``{"seq", "sub", "decision"}``, as soon
+as it is decided (in completion order). It holds no copy of the transcripts: ``seq`` is the
+record's position in the run's inputs and ``sub`` the transcript's index in that record (an
+HH-RLHF record holds two), so :func:`iter_journal` reads the inputs again and joins them with
+the journal, in input order. ``run.json`` records the inputs (resolved paths, sizes, mtimes): a
+resume or an export refuses inputs that changed.
+
+Guarantees: one run at a time per directory (a lock); the journal is idempotent by transcript
+(the last line for a ``(seq, sub)`` wins, a torn or corrupted line is skipped and reported, and
+its transcript reviewed again on ``--resume``); ``state`` in ``run.json`` says whether the
+outputs are complete (``complete``) or not (``running``, ``finalizing``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from harness.models import Decision, Transcript
+import orjson
+
+from harness.models import Decision, InputError, Transcript
 from harness.suite import Suite
 
 JOURNAL = "journal.jsonl"
 RUN_META = "run.json"
+LOCK = ".lock"
+OUTPUTS = ("results.parquet", "decisions.parquet", "train.jsonl", "rejected.jsonl",
+           "errors.jsonl", "summary.json", "report.html")
+"""Files built from the journal; removed when a run starts over."""
 
 
 class RunDirError(Exception):
     """The run directory cannot be used as asked (exists without --resume, suite changed...)."""
 
 
-def suite_fingerprint(suite: Suite) -> str:
+class IncompleteRunError(RunDirError):
+    """The run did not finish: its outputs are not complete."""
+
+
+def suite_fingerprint(suite: Suite, options: dict[str, Any] | None = None) -> str:
+    """What a resumed run must share with the run it continues: the suite and the options
+    that change verdicts (judge override, ``--all-criteria``, input format)."""
     data = suite.model_dump(mode="json", exclude={"path"})
     for c in data["criteria"]:
         c.pop("origin", None)
+    data["options"] = options or {}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def iter_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every complete journal entry, in order (a torn last line is ignored)."""
+def describe_inputs(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Each input as it is now: as given, resolved, size and modification time."""
+    out = []
+    for p in paths:
+        st = Path(p).stat()
+        out.append({"path": str(p), "resolved": str(Path(p).resolve()), "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def _same_inputs(recorded: list[Any], now: list[dict[str, Any]]) -> bool:
+    keys = ("resolved", "size", "mtime_ns")
+    if not all(isinstance(r, dict) for r in recorded):
+        return False
+    return [tuple(r.get(k) for k in keys) for r in recorded] == \
+        [tuple(n[k] for k in keys) for n in now]
+
+
+# --- reading the journal ------------------------------------------------------------------------
+@dataclass
+class JournalIndex:
+    """Where each transcript's latest journal line is, sorted by ``(seq, sub)``."""
+
+    keys: list[tuple[int, int]] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    errored: set[tuple[int, int]] = field(default_factory=set)
+    """Transcripts whose decision is ``error`` for a criterion (not an unreadable record)."""
+    bad_lines: list[int] = field(default_factory=list)
+    """Line numbers of lines that are not journal entries (skipped)."""
+    duplicates: int = 0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def index_journal(run_dir: str | Path) -> JournalIndex:
+    """Read the journal once: the latest valid line of each transcript, bad lines listed."""
     path = Path(run_dir) / JOURNAL
+    latest: dict[tuple[int, int], int] = {}
+    index = JournalIndex()
     if not path.exists():
-        return
-    with path.open(encoding="utf-8") as fh:
+        return index
+    with path.open("rb") as fh:
+        offset, number = 0, 0
         for line in fh:
-            if not line.endswith("\n"):
-                return
-            yield json.loads(line)
+            number += 1
+            start, offset = offset, offset + len(line)
+            if not line.endswith(b"\n"):  # torn by a kill: the transcript is reviewed again
+                index.bad_lines.append(number)
+                break
+            try:
+                entry = orjson.loads(line)
+                key = (entry["seq"], entry["sub"])
+                outcome = entry["decision"]["outcome"]
+                if not (isinstance(key[0], int) and isinstance(key[1], int)):
+                    raise TypeError
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                index.bad_lines.append(number)
+                continue
+            if key in latest:
+                index.duplicates += 1
+            latest[key] = start
+            if outcome == "error" and entry["decision"].get("errored") != ["input"]:
+                index.errored.add(key)
+            else:
+                index.errored.discard(key)
+    for key in sorted(latest):
+        index.keys.append(key)
+        index.offsets.append(latest[key])
+    return index
 
 
+def iter_items(inputs: list[str], formats: Any, input_format: str = "auto",
+               ) -> Iterator[tuple[int, int, Transcript | InputError]]:
+    """``(seq, sub, item)`` for every transcript of the inputs, as the engine numbered them."""
+    from harness.stages import iter_raw, parse_entry
+
+    seq = 0
+    for path in inputs:
+        for source, raw in iter_raw(path):
+            for sub, item in enumerate(parse_entry((seq, source, raw, frozenset()), formats,
+                                                   input_format)):
+                yield seq, sub, item
+            seq += 1
+
+
+def read_meta(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_META
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def check_complete(run_dir: str | Path, *, allow_incomplete: bool = False) -> dict[str, Any]:
+    """The run's metadata; :class:`IncompleteRunError` unless its outputs are complete."""
+    run_dir = Path(run_dir)
+    if not (run_dir / JOURNAL).is_file():
+        raise RunDirError(f"{run_dir} is not a run directory (no {JOURNAL})")
+    meta = read_meta(run_dir)
+    state = meta.get("state", "complete")
+    if state != "complete" and not allow_incomplete:
+        raise IncompleteRunError(
+            f"{run_dir}: the run is incomplete (state: {state}); finish it with "
+            f"`harness run ... -o {run_dir} --resume` (its outputs would be partial)")
+    return meta
+
+
+def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
+                 stats: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+    """Every decided transcript in input order: ``{"decision": ..., "transcript": ...}``.
+
+    The transcript is read again from the run's inputs (``None`` for an unreadable record).
+    Refuses an incomplete run unless ``allow_incomplete``. ``stats`` (if given) receives the
+    counts of bad journal lines and of input transcripts with no decision.
+    """
+    from harness.plugins import get_registry
+
+    run_dir = Path(run_dir)
+    meta = check_complete(run_dir, allow_incomplete=allow_incomplete)
+    inputs = meta.get("inputs", [])
+    paths = [i["resolved"] if isinstance(i, dict) else i for i in inputs]
+    if isinstance(inputs, list) and all(isinstance(i, dict) for i in inputs):
+        for recorded in inputs:
+            try:
+                now = describe_inputs([recorded["resolved"]])
+            except OSError:
+                raise RunDirError(f"{run_dir}: input {recorded['path']} is gone; the run's "
+                                  "transcripts are read from its inputs") from None
+            if not _same_inputs([recorded], now):
+                raise RunDirError(f"{run_dir}: input {recorded['path']} changed since the run "
+                                  "(size or modification time); its outputs cannot be rebuilt")
+    index = index_journal(run_dir)
+    formats = get_registry(meta.get("plugins_dir")).formats
+    missing, pos = 0, 0
+    keys, offsets = index.keys, index.offsets
+    with (run_dir / JOURNAL).open("rb") as journal:
+        for seq, sub, item in iter_items(paths, formats, meta.get("input_format", "auto")):
+            key = (seq, sub)
+            while pos < len(keys) and keys[pos] < key:
+                pos += 1
+            if pos == len(keys) or keys[pos] != key:
+                missing += 1
+                continue
+            journal.seek(offsets[pos])
+            decision = orjson.loads(journal.readline())["decision"]
+            transcript = (item.model_dump(mode="json", exclude_none=True)
+                          if isinstance(item, Transcript) else None)
+            yield {"decision": decision, "transcript": transcript}
+    if stats is not None:
+        stats.update(bad_journal_lines=len(index.bad_lines), not_decided=missing,
+                     duplicate_journal_lines=index.duplicates)
+
+
+# --- writing ------------------------------------------------------------------------------------
 def _repair_journal(path: Path) -> None:
     """Cut a line torn by a kill, so appending goes on from a clean end."""
     if not path.exists():
@@ -69,47 +233,109 @@ def _repair_journal(path: Path) -> None:
         fh.truncate(0)
 
 
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    """``run.json``, replaced atomically."""
+    atomic_write_text(run_dir / RUN_META, json.dumps(meta, indent=2))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class RunWriter:
-    """Appends decisions to a run directory's journal; knows what a resumed run can skip."""
+    """Appends decisions to a run directory's journal; knows what a resumed run can skip.
+
+    Holds the directory's lock until :meth:`close`: a second run on the same directory is an
+    error, not a second writer. ``retry_errors`` (the default on resume) leaves transcripts
+    whose decision errored out of :attr:`done`, so they are reviewed again.
+    """
 
     def __init__(self, run_dir: str | Path, suite: Suite, inputs: list[str], *,
-                 resume: bool = False, overwrite: bool = False) -> None:
+                 resume: bool = False, overwrite: bool = False,
+                 options: dict[str, Any] | None = None, retry_errors: bool = True) -> None:
         self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise RunDirError(f"{self.run_dir} is a file, not a run directory")
         self.suite = suite
+        options = dict(options or {})
         journal = self.run_dir / JOURNAL
-        meta_path = self.run_dir / RUN_META
-        fingerprint = suite_fingerprint(suite)
-        self.done: set[str] = set()
+        verdict_options = {k: options.get(k) for k in ("judge", "all_criteria", "input_format")}
+        fingerprint = suite_fingerprint(suite, verdict_options)
+        self.done: set[tuple[int, int]] = set()
+        self.index = JournalIndex()
         if journal.exists() and not (resume or overwrite):
             raise RunDirError(f"{self.run_dir} already holds a run: pass --resume to go on with "
                               "it, --overwrite to start again, or choose another directory")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume and journal.exists():
-            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-            if meta.get("suite_fingerprint") not in (None, fingerprint):
-                raise RunDirError(f"{self.run_dir}: the suite changed since this run started; "
-                                  "start a new run directory (or --overwrite)")
-            _repair_journal(journal)
-            self.done = {entry["decision"]["source"] for entry in iter_journal(self.run_dir)}
-            meta["resumed"] = [*meta.get("resumed", []), _now()]
-        else:
-            if journal.exists():
-                journal.unlink()
-            meta = {"started": _now(), "inputs": inputs}
-        meta.update(suite_fingerprint=fingerprint, suite=_suite_info(suite))
-        meta_path.write_text(json.dumps(meta, indent=2))
-        self._journal: IO[str] = journal.open("a", encoding="utf-8")
+        self._lock = _lock(self.run_dir)
+        try:
+            described = describe_inputs(inputs)
+            if resume and journal.exists():
+                meta = read_meta(self.run_dir)
+                if meta.get("suite_fingerprint") not in (None, fingerprint):
+                    raise RunDirError(f"{self.run_dir}: the suite or its options (--judge, "
+                                      "--all-criteria, --input-format) changed since this run "
+                                      "started; start a new run directory (or --overwrite)")
+                if "inputs" in meta and not _same_inputs(meta["inputs"], described):
+                    raise RunDirError(f"{self.run_dir}: the inputs differ from the run's "
+                                      "(other files, another order, or changed since): resume "
+                                      "with the same inputs, or --overwrite")
+                _repair_journal(journal)
+                self.index = index_journal(self.run_dir)
+                self.done = set(self.index.keys)
+                if retry_errors:
+                    self.done -= self.index.errored
+                meta["resumed"] = [*meta.get("resumed", []), _now()]
+            else:
+                for name in (JOURNAL, *OUTPUTS):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.run_dir / name).unlink()
+                meta = {"started": _now()}
+            meta.update(suite_fingerprint=fingerprint, suite=_suite_info(suite), inputs=described,
+                        options=options, input_format=options.get("input_format", "auto"),
+                        plugins_dir=options.get("plugins_dir"), state="running")
+            self.meta = meta
+            write_meta(self.run_dir, meta)
+            self._journal: IO[bytes] = journal.open("ab")
+        except BaseException:
+            self._lock.close()
+            raise
 
-    def write(self, decision: Decision, transcript: Transcript | None) -> None:
+    def write(self, seq: int, sub: int, decision: Decision) -> None:
         # pydantic's own serializer is several times faster than model_dump + json.dumps
-        body = transcript.model_dump_json(exclude_none=True) if transcript is not None else "null"
-        self._journal.write(f'{{"decision":{decision.model_dump_json()},"transcript":{body}}}\n')
+        self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n'
+                            % (seq, sub, decision.model_dump_json().encode()))
 
     def flush(self) -> None:
         self._journal.flush()
 
     def close(self) -> None:
-        self._journal.close()
+        """Close the journal; the lock is held until :meth:`release` (finalize runs under it)."""
+        if not self._journal.closed:
+            self._journal.close()
+
+    def release(self) -> None:
+        self.close()
+        self._lock.close()
+
+
+def _lock(run_dir: Path) -> IO[str]:
+    fh = (run_dir / LOCK).open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise RunDirError(f"{run_dir} is in use by another harness run (pid {holder}); wait "
+                          "for it to end, or choose another directory") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
 
 
 def _now() -> str:
@@ -130,8 +356,3 @@ def _suite_info(suite: Suite) -> dict[str, Any]:
             for c in suite.criteria
         ],
     }
-
-
-def read_meta(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / RUN_META
-    return json.loads(path.read_text()) if path.exists() else {}

@@ -24,7 +24,7 @@ from harness.engine import INPUT_CRITERION, decide, input_error_decision
 from harness.models import InputError, Transcript, Verdict
 from harness.pytest_plugin.corpus import record_key
 from harness.pytest_plugin.session import PARTS_DIR, ReviewPlugin
-from harness.rundir import JOURNAL, RunWriter
+from harness.rundir import JOURNAL, RunWriter, iter_items
 from harness.suite import CriterionSpec, Suite, load_suite
 
 
@@ -74,7 +74,12 @@ class RunRecorder:
             return load_suite(self.review.suite_path).model_copy(update={"criteria": criteria})
         return Suite(name="pytest", criteria=criteria)
 
-    def _decided(self, suite: Suite) -> Iterator[tuple[Any, Transcript | None]]:
+    def _records(self) -> Iterator[tuple[int, int, Transcript | InputError]]:
+        corpus = self.review.corpus
+        return iter_items([str(p) for p in corpus.paths], corpus.registry.formats,
+                          corpus.input_format)
+
+    def _decided(self, suite: Suite) -> Iterator[tuple[int, int, Any]]:
         if self.review.mode == "criterion":
             missing = sorted(self.required_criteria - set(self.parts))
             if missing:
@@ -84,22 +89,22 @@ class RunRecorder:
             order = [s.name for s in suite.criteria]
             files = [open(self.parts[n], encoding="utf-8") for n in order]  # noqa: SIM115
             try:
-                for record in self.review.corpus.stream():
+                for seq, sub, record in self._records():
                     lines = [json.loads(next(fh)) for fh in files]
                     if any(line["source"] != record_key(record) for line in lines):
                         raise RuntimeError("criterion part files are out of step with the corpus")
                     if isinstance(record, InputError):
-                        yield input_error_decision(record), None
+                        yield seq, sub, input_error_decision(record)
                         continue
                     verdicts = [Verdict.model_validate(v) for line in lines
                                 for v in line["verdicts"]]
-                    yield decide(record, verdicts, suite.criteria, suite.threshold), record
+                    yield seq, sub, decide(record, verdicts, suite.criteria, suite.threshold)
             finally:
                 for fh in files:
                     fh.close()
             return
         incomplete = 0
-        for record in self.review.corpus.stream():
+        for seq, sub, record in self._records():
             entry = self.records.get(record_key(record))
             if entry is None:
                 continue
@@ -107,12 +112,12 @@ class RunRecorder:
                 incomplete += 1
                 continue
             if isinstance(record, InputError):
-                yield input_error_decision(record), None
+                yield seq, sub, input_error_decision(record)
                 continue
             chosen = [s for s in suite.criteria if s.name in entry["required"]]
             verdicts = [Verdict.model_validate(v)
                         for s in chosen for v in entry["verdicts"][s.name]]
-            yield decide(record, verdicts, chosen, suite.threshold), record
+            yield seq, sub, decide(record, verdicts, chosen, suite.threshold)
         if incomplete:
             self.notes.append(f"{incomplete} transcript(s) not decided: not all their selected "
                               "criteria ran (-x or interrupted)")
@@ -130,22 +135,28 @@ class RunRecorder:
 
         try:
             suite = self._suite()
-            writer = RunWriter(self.run_dir, suite, [str(p) for p in self.review.corpus.paths],
-                               overwrite=True)
+            corpus = self.review.corpus
+            writer = RunWriter(self.run_dir, suite, [str(p) for p in corpus.paths],
+                               overwrite=True,
+                               options={"input_format": corpus.input_format, "runner": "pytest",
+                                        "plugins_dir": corpus.registry.plugins_dir})
             decided = 0
             try:
-                for decision, transcript in self._decided(suite):
-                    writer.write(decision, transcript)
-                    decided += 1
+                try:
+                    for seq, sub, decision in self._decided(suite):
+                        writer.write(seq, sub, decision)
+                        decided += 1
+                finally:
+                    writer.close()
+                wall = time.perf_counter() - self.t0
+                timings = {"started": self.started.isoformat(timespec="seconds"),
+                           "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                           "wall_s": round(wall, 3), "decided_this_run": decided,
+                           "skipped_as_done": 0, "runner": "pytest",
+                           "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
+                self.summary = finalize(self.run_dir, timings)
             finally:
-                writer.close()
-            wall = time.perf_counter() - self.t0
-            timings = {"started": self.started.isoformat(timespec="seconds"),
-                       "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "wall_s": round(wall, 3), "decided_this_run": decided,
-                       "skipped_as_done": 0, "runner": "pytest",
-                       "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
-            self.summary = finalize(self.run_dir, timings)
+                writer.release()
             shutil.rmtree(self.run_dir / PARTS_DIR, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - report it, keep the test results
             self.notes.append(f"run directory NOT written: {type(exc).__name__}: {exc}")

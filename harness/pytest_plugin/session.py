@@ -86,7 +86,7 @@ class ReviewPlugin:
             opt = self.config.getoption
             self._engine = Engine(self.suite_path, self.registry, judge=opt("review_judge"),
                                   all_criteria=opt("review_all_criteria"),
-                                  cache_dir=self.run_dir, batch_size=self.batch_size)
+                                  cache_dir=self.run_dir)
         return self._engine
 
     def runner(self, memo_size: int = 4096) -> CriterionRunner:

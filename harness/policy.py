@@ -1,0 +1,107 @@
+"""The decision policy: what a criterion's result means, and how verdicts decide a transcript.
+
+One place for each rule. The engine, its worker processes and the pytest plugin all call these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from harness.criterion import Criterion, Result
+from harness.models import Decision, InputError, Transcript, Verdict
+from harness.suite import CriterionSpec
+
+INPUT_CRITERION = "input"
+"""Criterion name of the verdict that records an unreadable input record."""
+
+
+def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
+    """Normalise what a criterion returned into a verdict. Anything unexpected is an error."""
+    if isinstance(result, BaseException):
+        verdict = Verdict(outcome="error", explanation=f"{type(result).__name__}: {result}")
+    elif isinstance(result, Verdict):
+        verdict = result
+    elif isinstance(result, bool):
+        verdict = Verdict(outcome="pass" if result else "fail", score=1.0 if result else 0.0)
+    elif isinstance(result, int | float):
+        score = float(result)
+        if math.isnan(score) or not 0.0 <= score <= 1.0:
+            verdict = Verdict(outcome="error", explanation=f"score {result!r} is not in [0, 1]")
+        else:
+            passed = score >= criterion.pass_threshold
+            verdict = Verdict(outcome="pass" if passed else "fail", score=score)
+    else:
+        verdict = Verdict(outcome="error",
+                          explanation=f"criterion returned {type(result).__name__}, "
+                                      "expected bool, float or Verdict")
+    if verdict.criterion:  # a verdict object the criterion handed out before: keep it intact
+        verdict = verdict.model_copy(deep=True)
+    spec = criterion.spec
+    verdict.criterion, verdict.version, verdict.kind = spec.name, spec.version, spec.kind
+    return verdict
+
+
+def aggregate(verdicts: Sequence[Verdict]) -> tuple[str, float | None]:
+    """One criterion's outcome and score over its verdicts (several for message scope)."""
+    outcomes = {v.outcome for v in verdicts}
+    for outcome in ("error", "fail", "pass"):
+        if outcome in outcomes:
+            break
+    else:
+        outcome = "skipped"
+    scores = [v.score for v in verdicts if v.score is not None and v.outcome != "skipped"]
+    return outcome, (min(scores) if scores else None)
+
+
+def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
+    pairs = [(s, w) for s, w in pairs if s is not None]
+    total = sum(w for _, w in pairs)
+    return sum(s * w for s, w in pairs) / total if total else None
+
+
+def decide(transcript: Transcript, verdicts: list[Verdict], specs: Sequence[CriterionSpec],
+           threshold: float | None) -> Decision:
+    """The decision policy: every gate passes and, if set, the non-gate mean reaches threshold.
+
+    Fail-closed: an error on a gate decides ``error``; so does an error on a non-gate criterion
+    when a threshold needs its score.
+    """
+    by_name: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        by_name.setdefault(v.criterion, []).append(v)
+    results = {s.name: aggregate(by_name.get(s.name, [])) for s in specs}
+    errored = [s.name for s in specs if results[s.name][0] == "error"]
+    failed = [s.name for s in specs if s.gate and results[s.name][0] == "fail"]
+    score = weighted_mean((results[s.name][1], s.weight) for s in specs)
+    outcome = "pass"
+    if any(s.gate for s in specs if s.name in errored):
+        outcome = "error"
+    elif failed:
+        outcome = "fail"
+    elif threshold is not None:
+        non_gates = [s for s in specs if not s.gate]
+        if any(s.name in errored for s in non_gates):
+            outcome = "error"
+        else:
+            mean = weighted_mean((results[s.name][1], s.weight) for s in non_gates)
+            if mean is None or mean < threshold:
+                outcome, failed = "fail", ["threshold"]
+    return Decision(transcript_id=transcript.id, source=transcript.source, outcome=outcome,
+                    score=score, verdicts=verdicts, failed=failed, errored=errored)
+
+
+def input_error_decision(error: InputError) -> Decision:
+    verdict = Verdict(criterion=INPUT_CRITERION, kind=INPUT_CRITERION, outcome="error",
+                      explanation=error.reason)
+    return Decision(transcript_id=error.transcript_id or error.source, source=error.source,
+                    outcome="error", verdicts=[verdict], errored=[INPUT_CRITERION])
+
+
+def blocks_expensive(criterion: Criterion) -> bool:
+    """Whether a failure of this criterion skips the expensive criteria after it.
+
+    Only transcript-scoped gates do: after a failed message-scoped gate, ``--on-fail mask`` may
+    still keep the transcript with that message masked, and needs the other verdicts for it.
+    """
+    return criterion.spec.gate and criterion.spec.scope == "transcript"

@@ -1,0 +1,213 @@
+"""The synchronous stage of the engine: records parsed and cheap criteria run a chunk at a time.
+
+The same :class:`SyncStage` runs in the engine's process or in worker processes
+(:func:`worker_init` builds it once per worker from a picklable :class:`StageSpec`), so results
+do not depend on where a chunk ran.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.criterion import Criterion
+from harness.inputs.reader import parse_record
+from harness.models import Decision, InputError, Transcript, Verdict
+from harness.policy import aggregate, blocks_expensive, decide, input_error_decision, to_verdict
+from harness.suite import CriterionSpec, Suite
+
+try:
+    from harness.inputs.reader import decode, iter_raw
+except ImportError:  # pragma: no cover - until the reader ships it
+    from harness.inputs.reader import iter_records as iter_raw
+
+    def decode(raw: Any) -> Any:
+        return raw
+
+
+Entry = tuple[int, str, Any, frozenset[int]]
+"""``(seq, source, payload, skip)``: a record's position in the input, where it was read, the
+record (raw bytes, a decoded dict, an exception, or a parsed Transcript / InputError), and the
+indexes of its transcripts to leave out (already decided, on resume)."""
+
+
+@dataclass(slots=True)
+class Finished:
+    """A transcript decided by the synchronous stage (``decision`` None: nothing left to do)."""
+
+    seq: int
+    sub: int
+    count: int
+    decision: Decision | None
+
+
+@dataclass(slots=True)
+class Pending:
+    """A transcript with criteria left for the engine's async stage."""
+
+    seq: int
+    sub: int
+    count: int
+    transcript: Transcript
+    verdicts: list[Verdict]
+    blocked: str | None
+
+
+def skipped_verdict(criterion: Criterion, gate: str) -> Verdict:
+    return to_verdict(Verdict(outcome="skipped", explanation=f"skipped: gate '{gate}' already "
+                                                             "failed"), criterion)
+
+
+def _run(criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
+    started = time.perf_counter()
+    try:
+        results = criterion.evaluate_batch(units)
+        if len(results) != len(units):
+            raise RuntimeError(f"evaluate_batch returned {len(results)} results "
+                               f"for {len(units)} transcripts")
+    except Exception:  # isolate the culprit: one at a time
+        results = Criterion.evaluate_batch(criterion, units)
+    each = (time.perf_counter() - started) / max(len(units), 1)
+    verdicts = []
+    for result in results:
+        verdict = to_verdict(result, criterion)
+        if not verdict.latency_s:
+            verdict.latency_s = each
+        verdicts.append(verdict)
+    return verdicts
+
+
+def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]) -> list[list[Verdict]]:
+    """One criterion's verdicts for each transcript, the whole batch at once.
+
+    A message-scoped criterion judges, for each assistant message, the conversation up to it,
+    and gives one verdict per message (``message_index`` set).
+    """
+    if criterion.spec.scope != "message":
+        return [[v] for v in _run(criterion, list(transcripts))]
+    units, owners = [], []
+    for i, transcript in enumerate(transcripts):
+        for m, message in enumerate(transcript.messages):
+            if message.role == "assistant":
+                units.append(transcript.model_copy(
+                    update={"messages": transcript.messages[: m + 1]}))
+                owners.append((i, m))
+    out: list[list[Verdict]] = [[] for _ in transcripts]
+    for (i, m), verdict in zip(owners, _run(criterion, units), strict=True):
+        verdict.message_index = m
+        out[i].append(verdict)
+    return out
+
+
+def parse_entry(entry: Entry, formats: Mapping[str, Any],
+                input_format: str) -> list[Transcript | InputError]:
+    """The transcripts of one record (or its input error); never raises."""
+    _, source, payload, _ = entry
+    if isinstance(payload, Transcript | InputError):
+        return [payload]
+    try:
+        parsed = parse_record(decode(payload), source, formats, input_format)
+    except Exception as exc:  # noqa: BLE001 - a poison record is that record's error
+        parsed = InputError(source=source, reason=f"unreadable record: {type(exc).__name__}: "
+                                                  f"{exc}"[:500])
+    return [parsed] if isinstance(parsed, InputError) else list(parsed)
+
+
+class SyncStage:
+    """Parses a chunk of records and runs the synchronous criteria on all of it, cheapest first."""
+
+    def __init__(self, criteria: list[Criterion], suite: Suite, formats: Mapping[str, Any],
+                 input_format: str, all_criteria: bool, has_tail: bool,
+                 specs: list[CriterionSpec] | None = None) -> None:
+        self.criteria = criteria
+        self.suite = suite
+        self.formats = formats
+        self.input_format = input_format
+        self.all_criteria = all_criteria
+        self.has_tail = has_tail
+        self.specs = specs if specs is not None else [c.spec for c in criteria]
+        self.rank = {s.name: n for n, s in enumerate(self.specs)}
+
+    def run(self, chunk: Sequence[Entry]) -> list[Finished | Pending]:
+        out: list[Finished | Pending] = []
+        items: list[tuple[int, int, int, Transcript | InputError]] = []
+        for entry in chunk:
+            seq, skip = entry[0], entry[3]
+            parsed = parse_entry(entry, self.formats, self.input_format)
+            kept = [(sub, v) for sub, v in enumerate(parsed) if sub not in skip]
+            if not kept:
+                out.append(Finished(seq, -1, 0, None))
+            items.extend((seq, sub, len(kept), v) for sub, v in kept)
+        transcripts = [v for *_, v in items if isinstance(v, Transcript)]
+        verdicts: list[list[Verdict]] = [[] for _ in transcripts]
+        blocked: dict[int, str] = {}
+        for criterion in self.criteria:
+            todo = []
+            for i in range(len(transcripts)):
+                if criterion.expensive and i in blocked and not self.all_criteria:
+                    verdicts[i].append(skipped_verdict(criterion, blocked[i]))
+                else:
+                    todo.append(i)
+            blocking = blocks_expensive(criterion)
+            for i, found in zip(todo, evaluate(criterion, [transcripts[i] for i in todo]),
+                                strict=True):
+                verdicts[i].extend(found)
+                if blocking and aggregate(found)[0] in ("fail", "error"):
+                    blocked.setdefault(i, criterion.name)
+        n = 0
+        for seq, sub, count, value in items:
+            if isinstance(value, InputError):
+                out.append(Finished(seq, sub, count, input_error_decision(value)))
+                continue
+            found, gate = verdicts[n], blocked.get(n)
+            n += 1
+            if self.has_tail:
+                out.append(Pending(seq, sub, count, value, found, gate))
+            else:
+                found.sort(key=lambda v: self.rank[v.criterion])
+                out.append(Finished(seq, sub, count,
+                                    decide(value, found, self.specs, self.suite.threshold)))
+        return out
+
+
+@dataclass
+class StageSpec:
+    """What a worker process needs to build the same synchronous stage as the engine."""
+
+    suite: Suite
+    plugins_dir: str | None
+    judge: str | None
+    all_criteria: bool
+    cache_dir: Path | None
+    input_format: str
+    sync: list[str]
+    names: list[str]
+    has_tail: bool
+    env: dict[str, str] = field(default_factory=dict)
+
+
+_STAGE: SyncStage | None = None
+
+
+def worker_init(spec: StageSpec) -> None:
+    """Build the stage once per worker process."""
+    global _STAGE
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: no oversubscription
+    from harness.engine import Engine
+    from harness.plugins import get_registry
+
+    engine = Engine(spec.suite, get_registry(spec.plugins_dir), judge=spec.judge,
+                    all_criteria=spec.all_criteria, cache_dir=spec.cache_dir,
+                    input_format=spec.input_format, only=spec.sync)
+    specs = [s for s in spec.suite.criteria if s.name in spec.names]
+    _STAGE = SyncStage(engine.order, spec.suite, engine.registry.formats, spec.input_format,
+                       spec.all_criteria, spec.has_tail, specs)
+
+
+def worker_run(chunk: list[Entry]) -> list[Finished | Pending]:
+    assert _STAGE is not None, "worker_init did not run"
+    return _STAGE.run(chunk)
