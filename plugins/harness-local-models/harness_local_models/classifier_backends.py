@@ -11,15 +11,19 @@ Model files are untrusted input. None of these backends unpickles a file the use
 * ``sklearn``: a ``.skops`` file, loaded with skops' default trusted types plus the types the
   suite lists in ``trusted_types``; a pickle/joblib file only when the suite pins its ``sha256``;
 * ``transformers``: a local folder with ``safetensors`` weights, no remote code, no hub access.
+  Every weight of the model must come from the folder: an empty or truncated weights file,
+  missing weights (which transformers would fill with random numbers) or weights the model
+  has no place for are refused at load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,8 @@ SKOPS_FILE = "pipeline.skops"
 """The file name the ``sklearn`` backend looks for in a model folder."""
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 """Pickle-based files, loaded only when their sha256 is pinned."""
+KEYS_SHOWN = 8
+"""Weight names listed in an error about missing or unexpected weights."""
 
 
 class ClassifierModelError(ValueError):
@@ -201,13 +207,16 @@ class TransformersBackend:
         kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                str(folder), use_safetensors=True, **kwargs
-            )
+            with _quiet_transformers():
+                self.model, info = AutoModelForSequenceClassification.from_pretrained(
+                    str(folder), use_safetensors=True, output_loading_info=True, **kwargs
+                )
         except Exception as exc:
+            detail = " ".join(str(exc).split())
             raise ClassifierModelError(
-                f"{folder} is not a loadable text-classification model: {exc}"
+                f"{folder} is not a loadable text-classification model: {detail}"
             ) from None
+        _check_loading_info(folder, info)
         self.model.eval()
         self.torch = torch
         self.source = folder
@@ -233,6 +242,73 @@ class TransformersBackend:
         return {"backend": "transformers", "folder": str(self.source)}
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No load report or progress bar from transformers: problems are raised, not logged."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _some(keys: Iterable[str]) -> str:
+    """A few names, sorted, and how many more there are."""
+    names = sorted(keys)
+    shown = ", ".join(names[:KEYS_SHOWN])
+    return shown + (f" and {len(names) - KEYS_SHOWN} more" if len(names) > KEYS_SHOWN else "")
+
+
+def _check_loading_info(folder: Path, info: dict[str, Any]) -> None:
+    """Refuse a model whose weights did not all come from the folder's files."""
+    problems = []
+    missing = set(info.get("missing_keys") or ())
+    mismatched = {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or ()}
+    unexpected = set(info.get("unexpected_keys") or ())
+    if missing:
+        problems.append(f"{len(missing)} missing weights ({_some(missing)})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} weights of the wrong shape ({_some(mismatched)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected weights ({_some(unexpected)})")
+    if info.get("error_msgs"):
+        problems.append("errors: " + " ".join(" ".join(map(str, info["error_msgs"])).split()))
+    if problems:
+        random = " (transformers would fill them with random numbers)" if (
+            missing or mismatched) else ""
+        raise ClassifierModelError(
+            f"{folder}: the weights do not match the model in config.json: "
+            + "; ".join(problems) + random
+        )
+
+
+def _check_safetensors(folder: Path) -> None:
+    """Every ``*.safetensors`` file in ``folder`` has a valid header covering the whole file."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                raise ClassifierModelError(
+                    f"{folder}: {path.name} is empty (0 bytes): not a readable safetensors file"
+                )
+            with safe_open(str(path), framework="pt") as fh:
+                fh.keys()
+        except (OSError, SafetensorError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ClassifierModelError(
+                f"{folder}: {path.name} is not a readable safetensors file (truncated or "
+                f"corrupt: {detail})"
+            ) from None
+
+
 def make_transformers_backend(model: str, options: dict[str, Any]) -> TransformersBackend:
     """``model``: a local folder with ``config.json``, tokenizer files and ``*.safetensors``."""
     folder = Path(model)
@@ -249,6 +325,7 @@ def make_transformers_backend(model: str, options: dict[str, Any]) -> Transforme
         raise ClassifierModelError(f"{folder}/config.json is unreadable: {exc}") from None
     if architectures:
         raise ClassifierModelError(f"{folder} needs custom code (auto_map): refused")
+    _check_safetensors(folder)
     return TransformersBackend(
         folder, int(options.get("batch_size") or 32), int(options.get("max_length") or 512)
     )
