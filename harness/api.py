@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,9 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
                 last_flush = time.monotonic()
     except unavailable_errors() as exc:
         stop_reason = f"judge unavailable: {exc}"
+    except BrokenProcessPool:
+        stop_reason = ("a worker process died (killed, or out of memory) while reviewing; "
+                       "what was decided is kept")
     finally:
         stream.close()
         writer.close()
@@ -163,9 +167,8 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
                "wall_s": round(wall, 3), "decided_this_run": decided,
                "skipped_as_done": len(writer.done),
                "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
-    summary = finalize(run_dir, timings, state="stopped" if stop_reason else "complete")
-    if stop_reason:
-        summary["stop_reason"] = stop_reason
+    summary = finalize(run_dir, timings, state="stopped" if stop_reason else "complete",
+                       stop_reason=stop_reason)
     if report:
         _write_report(run_dir, engine.registry)
     return summary

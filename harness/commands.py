@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     if summary.get("stop_reason"):
         print(f"harness: run stopped early ({summary['stop_reason']}); what is decided is kept: "
               f"go on later with --resume", file=sys.stderr)
-        return EXIT_STOPPED
+        return EXIT_ERRORS if "--max-error-rate" in summary["stop_reason"] else EXIT_STOPPED
     with_errors = summary.get("transcripts_with_errors", 0)
     if args.max_error_rate is not None and summary["read"] and \
             with_errors / summary["read"] > args.max_error_rate:

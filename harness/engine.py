@@ -196,7 +196,13 @@ class Engine:
             chunk: list[Entry] = []
             submitted = 0
             try:
-                for entry in entries:
+                source = iter(entries)
+                while True:
+                    while not out.empty():  # read on only once the consumer has caught up
+                        await asyncio.sleep(0)
+                    entry = next(source, None)
+                    if entry is None:
+                        break
                     await slots.acquire()
                     records[entry[0]] = _Slot()
                     order.append(entry[0])

@@ -84,7 +84,7 @@ def _counts() -> dict[str, int]:
 
 
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
-             state: str = "complete") -> dict[str, Any]:
+             state: str = "complete", stop_reason: str | None = None) -> dict[str, Any]:
     """Write results, decisions, train/rejected/errors sets and the summary; return the summary.
 
     Every file is written beside its final name and renamed into place at the end, and
@@ -172,6 +172,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         "not_decided": stats.get("not_decided", 0),
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,
+        **({"stop_reason": stop_reason} if stop_reason else {}),
         "criteria": criteria,
         "timings": timings or {},
     }

@@ -44,7 +44,7 @@ def test_run_writes_every_output(cli, suite, corpus, tmp_path):
     out = tmp_path / "run"
     code, stdout, stderr = cli("run", suite, corpus, "-o", out)
     assert code == 0, stderr
-    for name in ("results.parquet", "decisions.parquet", "train.jsonl", "train.parquet",
+    for name in ("results.parquet", "decisions.parquet", "train.jsonl",
                  "rejected.jsonl", "errors.jsonl", "summary.json"):
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
@@ -88,10 +88,6 @@ def test_train_jsonl_is_openai_chat_fine_tuning_format(cli, suite, corpus, tmp_p
                 assert m["role"] == "assistant" and m["weight"] in (0, 1)
     weighted = next(e for e in examples if len(e["messages"]) == 5)
     assert [m.get("weight") for m in weighted["messages"]] == [None, None, 0, None, 1]
-    train = pd.read_parquet(out / "train.parquet")
-    assert set(train.transcript_id) == {"good", "q-only", "weighted"}
-    assert (train.suite == "cli").all() and (train.suite_version == "2").all()
-    assert json.loads(train.criterion_versions.iloc[0]) == {"no_sorry": "1", "soft": "1"}
 
 
 def test_exit_codes(cli, suite, corpus, tmp_path):
@@ -146,8 +142,9 @@ def test_resume_after_kill_has_no_duplicates_and_loses_nothing(tmp_path):
     records[500] = "{broken"
     corpus = write_jsonl(tmp_path / "in.jsonl", records)
     out, log = tmp_path / "run", tmp_path / "evaluated.log"
+    # the criterion kills its own process: the main one, with one worker
     cmd = [sys.executable, "-m", "harness", "run", str(suite), str(corpus), "-o", str(out),
-           "--batch-size", "50", "--no-progress"]
+           "--no-progress", "--workers", "1"]
     env = {**os.environ, "EVAL_LOG": str(log), "KILL_AT": "t0777"}
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL
@@ -177,7 +174,7 @@ def test_resume_refuses_a_changed_suite(cli, suite, corpus, tmp_path):
     assert cli("run", suite, corpus, "-o", out)[0] == 0
     Path(suite).write_text(SUITE.replace("sorry", "apolog"))
     code, _, err = cli("run", suite, corpus, "-o", out, "--resume")
-    assert code == 2 and "suite changed" in err
+    assert code == 2 and "suite or its options changed" in err
 
 
 def test_criteria_lists_judge_backends_and_says_the_embedded_judge_is_poor(cli):

@@ -35,5 +35,5 @@ def test_demo_suite_runs_offline_with_classifier_and_judge(cli, tmp_path, monkey
     judged = results[(results.criterion == "helpful") & (results.outcome != "skipped")]
     assert judged.score.between(0, 1).all()
     assert all(json.loads(d)["soft_source"] == "exact" for d in judged.details)
-    for name in ("report.html", "train.jsonl", "train.parquet", "judge-cache.sqlite"):
+    for name in ("report.html", "train.jsonl", "judge-cache.sqlite"):
         assert (run / name).is_file(), name

@@ -138,7 +138,10 @@ class RunRecorder:
             corpus = self.review.corpus
             writer = RunWriter(self.run_dir, suite, [str(p) for p in corpus.paths],
                                overwrite=True,
-                               options={"input_format": corpus.input_format, "runner": "pytest",
+                               options={"judge": self.review.config.getoption("review_judge"),
+                                        "all_criteria": self.review.config.getoption(
+                                            "review_all_criteria"),
+                                        "input_format": corpus.input_format, "runner": "pytest",
                                         "plugins_dir": corpus.registry.plugins_dir})
             decided = 0
             try:

@@ -46,7 +46,6 @@ def comparable(run_dir: Path) -> dict[str, object]:
         "decisions": records(pd.read_parquet(run_dir / "decisions.parquet")),
         "results": records(results),
         "train": (run_dir / "train.jsonl").read_text(),
-        "train.parquet": records(pd.read_parquet(run_dir / "train.parquet")),
         "rejected": (run_dir / "rejected.jsonl").read_text(),
         "errors": (run_dir / "errors.jsonl").read_text(),
         "fingerprint": json.loads((run_dir / "run.json").read_text())["suite_fingerprint"],
