@@ -38,12 +38,13 @@ def _record_id(record: dict[str, Any], payload: Any) -> str:
     return str(rid)
 
 
-def _metadata(record: dict[str, Any], own: set[str]) -> dict[str, Any]:
+def _metadata(record: dict[str, Any], own: frozenset[str]) -> dict[str, Any]:
+    """The record's ``metadata`` plus its other top-level keys (``own`` ones left out)."""
     meta = record.get("metadata") or {}
     if not isinstance(meta, dict):
         raise ValueError("`metadata` must be an object")
-    extra = {k: v for k, v in record.items() if k not in own | {"id", "metadata"}}
-    return {**extra, **meta}
+    extra = {k: v for k, v in record.items() if k not in own}
+    return {**extra, **meta} if extra else dict(meta)
 
 
 def _text(content: Any, where: str) -> str:
@@ -62,6 +63,9 @@ def _text(content: Any, where: str) -> str:
     raise ValueError(f"{where}: content must be a string, got {type(content).__name__}")
 
 
+OPENAI_OWN = frozenset({"messages", "id", "metadata"})
+SHAREGPT_OWN = frozenset({"conversations", "id", "metadata"})
+HH_OWN = frozenset({"chosen", "rejected", "id", "metadata"})
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user",
                 "assistant": "assistant", "tool": "tool", "function": "tool"}
 MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight")
@@ -71,15 +75,35 @@ def _openai_message(raw: Any, i: int) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError(f"messages[{i}] must be an object, got {type(raw).__name__}")
     role = raw.get("role")
-    if role not in OPENAI_ROLES:
+    mapped = OPENAI_ROLES.get(role) if isinstance(role, str) else None
+    if mapped is None:
         raise ValueError(f"messages[{i}]: unknown role {role!r}")
+    content = raw.get("content")
+    if not isinstance(content, str):
+        content = _text(content, f"messages[{i}]")
+    if len(raw) == 2 and "content" in raw:  # the common case: a role and a content
+        return {"role": mapped, "content": content}
     fields = {k: raw[k] for k in MESSAGE_KEYS if raw.get(k) is not None}
     if "reasoning" not in fields and isinstance(raw.get("reasoning_content"), str):
         fields["reasoning"] = raw["reasoning_content"]
-    content = raw.get("content")
-    fields["role"] = OPENAI_ROLES[role]
-    fields["content"] = content if isinstance(content, str) else _text(content, f"messages[{i}]")
+    fields["role"] = mapped
+    fields["content"] = content
     return fields
+
+
+PLAIN_ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+def _plain_messages(raw: list[Any]) -> bool:
+    """Whether every message is already a bare ``{"role", "content": str}`` of our own roles,
+    to hand to validation as is (the common case, and the fast path)."""
+    for m in raw:
+        if type(m) is not dict or len(m) != 2:
+            return False
+        role = m.get("role")
+        if type(role) is not str or role not in PLAIN_ROLES or type(m.get("content")) is not str:
+            return False
+    return True
 
 
 def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
@@ -89,8 +113,9 @@ def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
     # one validation call for the whole transcript (messages included) is the fast path
     return [Transcript.model_validate({
         "id": _record_id(record, raw), "source": source,
-        "messages": [_openai_message(m, i) for i, m in enumerate(raw)],
-        "metadata": _metadata(record, {"messages"})})]
+        "messages": raw if _plain_messages(raw) else [
+            _openai_message(m, i) for i, m in enumerate(raw)],
+        "metadata": _metadata(record, OPENAI_OWN)})]
 
 
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
@@ -113,7 +138,7 @@ def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
         messages.append(Message(role=SHAREGPT_ROLES[who],
                                 content=_text(turn.get("value"), f"conversations[{i}]")))
     return [Transcript(id=_record_id(record, raw), messages=messages,
-                       metadata=_metadata(record, {"conversations"}), source=source)]
+                       metadata=_metadata(record, SHAREGPT_OWN), source=source)]
 
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
@@ -136,7 +161,7 @@ def parse_hh_rlhf(record: dict[str, Any], source: str) -> list[Transcript]:
     chosen = parse_hh_dialogue(record["chosen"], "chosen")
     rejected = parse_hh_dialogue(record["rejected"], "rejected")
     pair_id = _record_id(record, [record["chosen"], record["rejected"]])
-    meta = _metadata(record, {"chosen", "rejected"})
+    meta = _metadata(record, HH_OWN)
     return [
         Transcript(id=f"{pair_id}:{side}", messages=messages, source=f"{source}:{side}",
                    metadata={**meta, "pair_id": pair_id, "pair_role": side})

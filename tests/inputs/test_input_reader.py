@@ -45,7 +45,7 @@ def test_undecodable_bytes_are_an_error_not_a_crash(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n')
     [item] = list(read_transcripts([path], get_registry().formats))
-    assert isinstance(item, InputError) and "unreadable" in item.reason
+    assert isinstance(item, InputError) and "invalid UTF-8" in item.reason
 
 
 def test_count_records_for_the_progress_bar(tmp_path):
