@@ -177,7 +177,7 @@ class Classifier(Criterion):
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         """Score every selected message of the batch in one backend call."""
-        units = [select(t, self.config.target) for t in transcripts]
+        units = [select(t, self.config.target, self.spec.scope) for t in transcripts]
         flat = [text for group in units for _, _, text in group]
         probs = self._score(flat)
         results: list[Result | BaseException] = []

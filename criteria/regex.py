@@ -1,13 +1,26 @@
-"""The ``regex`` criterion kind: a pattern that must be present in, or absent from, a text."""
+"""The ``regex`` criterion kind: a pattern that must be present in, or absent from, a text.
+
+Patterns run on the third-party ``regex`` module (version 0: the syntax and behaviour of
+``re``) so that each transcript gets a time limit (``timeout_s``): a pattern that backtracks
+catastrophically gives an ``error`` verdict instead of hanging the run.
+
+A timed search costs a few microseconds more than an untimed one (the module reads a clock
+each time), which would dominate a regex suite. So most texts never reach it: when the pattern
+has a required literal (``sk-`` in ``sk-[A-Za-z0-9]{20,}``, as computed by the ``regex``
+module's own compiler, which relies on it too), a text without that literal cannot match and
+is skipped after a plain substring test (linear time, no backtracking). Only texts that contain
+it, and patterns without one, pay for the timed search.
+"""
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Callable
 from functools import reduce
 from typing import Literal
 
-from pydantic import field_validator
+import regex
+from pydantic import Field, field_validator
 
 from harness.criterion import Criterion, CriterionConfig
 from harness.hookspecs import hookimpl
@@ -15,9 +28,9 @@ from harness.models import Span, Transcript, Verdict
 from harness.suite import SuiteError
 from harness.targets import Target, select
 
-FLAGS = {"IGNORECASE": re.IGNORECASE, "I": re.IGNORECASE, "MULTILINE": re.MULTILINE,
-         "M": re.MULTILINE, "DOTALL": re.DOTALL, "S": re.DOTALL, "VERBOSE": re.VERBOSE,
-         "X": re.VERBOSE, "ASCII": re.ASCII, "A": re.ASCII}
+FLAGS = {"IGNORECASE": regex.IGNORECASE, "I": regex.IGNORECASE, "MULTILINE": regex.MULTILINE,
+         "M": regex.MULTILINE, "DOTALL": regex.DOTALL, "S": regex.DOTALL,
+         "VERBOSE": regex.VERBOSE, "X": regex.VERBOSE, "ASCII": regex.ASCII, "A": regex.ASCII}
 MAX_SPANS = 20
 """Evidence spans kept per verdict."""
 
@@ -31,6 +44,8 @@ class RegexConfig(CriterionConfig):
     """Regex flags by name: IGNORECASE, MULTILINE, DOTALL, VERBOSE, ASCII."""
     target: Target = "assistant"
     """Which text to search: assistant, last_assistant, user, system, all, reasoning."""
+    timeout_s: float = Field(default=1.0, gt=0)
+    """Time limit for the searches of one transcript; past it the verdict is ``error``."""
 
     @field_validator("flags", mode="before")
     @classmethod
@@ -47,6 +62,96 @@ class RegexConfig(CriterionConfig):
         return flags
 
 
+def required_literals(pattern: str, flags: int = 0) -> list[tuple[str, bool]] | None:
+    """Literals one of which every match of the pattern contains, each with whether it is
+    matched case-insensitively: ``[("sorry", True), ("apologi", True)]`` for
+    ``(?i)\\b(sorry|apologi[sz]e)\\b``.
+
+    Read from the ``regex`` module's own parse of the pattern. ``None`` when there are none,
+    when they need full case folding, or when the module's internals (private, so handled
+    defensively) are not what this expects: the caller then searches every text.
+    """
+    try:
+        from regex import _regex_core as core
+
+        while True:
+            source = core.Source(pattern)
+            info = core.Info(flags, source.char_type, {})
+            source.ignore_space = bool(info.flags & regex.VERBOSE)
+            try:
+                parsed = core._parse_pattern(source, info)
+                break
+            except core._UnscopedFlagSet:
+                flags = info.global_flags
+        reverse = bool(info.flags & regex.REVERSE)
+        parsed.fix_groups(pattern, reverse, False)
+        parsed = parsed.optimise(info, reverse).pack_characters(info)
+        found = _needed(parsed, core)
+    except Exception:  # noqa: BLE001 - an optimisation only: without it, every text is searched
+        return None
+    if not found or any(not text or flags & ~regex.IGNORECASE for text, flags in found):
+        return None  # empty, or full case folding (one character may match two)
+    return [(text, bool(flags & regex.IGNORECASE)) for text, flags in found]
+
+
+def _needed(node: object, core: object) -> list[tuple[str, int]] | None:
+    """Literals (with case flags) one of which every match of ``node`` contains, or ``None``.
+
+    Conservative: a node kind not named here contributes nothing.
+    """
+    kind = type(node)
+    if kind in (core.String, core.Literal):
+        return [("".join(map(chr, node.characters)), node.case_flags)]
+    if kind is core.Character:
+        return [(chr(node.value), node.case_flags)] if node.positive and not node.zerowidth \
+            else None
+    if kind in (core.Group, core.Atomic):
+        return _needed(node.subpattern, core)
+    if kind in (core.GreedyRepeat, core.LazyRepeat, core.PossessiveRepeat):
+        return _needed(node.subpattern, core) if node.min_count >= 1 else None
+    if kind is core.Branch:
+        alternatives = []
+        for branch in node.branches:
+            found = _needed(branch, core)
+            if not found:
+                return None
+            alternatives += found
+        return alternatives
+    if kind is core.Sequence:  # any item's literals will do: take the most selective
+        options = [found for item in node.items if (found := _needed(item, core))]
+        return max(options, key=lambda o: (min(len(t) for t, _ in o), -len(o)), default=None)
+    return None
+
+
+def literal_test(literals: list[tuple[str, bool]] | None) -> Callable[[str], bool] | None:
+    """A linear-time test "may this text match?": does it contain one of the literals."""
+    if not literals:
+        return None
+    exact = [t for t, ignore_case in literals if not ignore_case]
+    folded = [t.lower() for t, ignore_case in literals if ignore_case]
+    if not folded:
+        if len(exact) == 1:
+            text = exact[0]
+            return lambda s: text in s
+        return lambda s: any(t in s for t in exact)
+    # In ASCII text, an ASCII letter matches only its two cases: lower() then `in` is exact.
+    # Elsewhere a literal search, case-insensitive in Unicode mode whatever the pattern's
+    # encoding flag: never stricter than the pattern (K matches the Kelvin sign, s the long s).
+    ascii_only = all(t.isascii() for t in folded)
+    finder = regex.compile("|".join(map(regex.escape, folded)),
+                           regex.IGNORECASE | regex.UNICODE).search
+
+    def may_match(s: str) -> bool:
+        if any(t in s for t in exact):
+            return True
+        if ascii_only and s.isascii():
+            lowered = s.lower()
+            return any(t in lowered for t in folded)
+        return finder(s) is not None
+
+    return may_match
+
+
 class Regex(Criterion):
     """A regular expression that must be present in (or absent from) the target messages."""
 
@@ -58,26 +163,39 @@ class Regex(Criterion):
         super().__init__(spec, config, context)
         flags = reduce(lambda a, b: a | b, (FLAGS[f] for f in config.flags), 0)
         try:
-            self.regex = re.compile(config.pattern, flags)
-        except re.error as exc:
+            self.regex = regex.compile(config.pattern, flags)
+        except (regex.error, ValueError) as exc:
             raise SuiteError(f"{spec.origin}: criterion '{spec.name}' (regex): bad pattern "
                              f"{config.pattern!r}: {exc}") from None
+        self.may_match = literal_test(required_literals(config.pattern, flags))
 
     def describe(self) -> dict[str, str]:
         return {"pattern": self.config.pattern, "expect": self.config.expect}
 
     def evaluate(self, transcript: Transcript) -> Verdict:
+        limit = self.config.timeout_s
+        may_match, search = self.may_match, self.regex.search
+        deadline = 0.0
         spans: list[Span] = []
-        for index, field, text in select(transcript, self.config.target):
-            if self.regex.search(text) is None:  # the common case, as cheap as a bare search
-                continue
-            for match in self.regex.finditer(text):
-                spans.append(Span(message=index, start=match.start(), end=match.end(),
-                                  text=match.group(0)[:200], field=field))
+        try:
+            for index, field, text in select(transcript, self.config.target, self.spec.scope):
+                if may_match is not None and not may_match(text):
+                    continue  # the common case: the required literal is not there
+                if not deadline:
+                    deadline = time.perf_counter() + limit
+                if search(text, timeout=_left(deadline)) is None:
+                    continue
+                for match in self.regex.finditer(text, timeout=_left(deadline)):
+                    spans.append(Span(message=index, start=match.start(), end=match.end(),
+                                      text=match.group(0)[:200], field=field))
+                    if len(spans) >= MAX_SPANS:
+                        break
                 if len(spans) >= MAX_SPANS:
                     break
-            if len(spans) >= MAX_SPANS:
-                break
+        except TimeoutError:
+            return Verdict(outcome="error",
+                           explanation=f"/{self.config.pattern}/ timed out: searching this "
+                                       f"transcript took over {limit:g}s (timeout_s)")
         found = bool(spans)
         passed = found if self.config.expect == "present" else not found
         where = self.config.target
@@ -88,6 +206,11 @@ class Regex(Criterion):
             explanation = f"/{self.config.pattern}/ not found in {where} text"
         return Verdict(outcome="pass" if passed else "fail", score=1.0 if passed else 0.0,
                        evidence=spans, explanation=explanation)
+
+
+def _left(deadline: float) -> float:
+    """Seconds left before the deadline (a sliver past it, so the search times out at once)."""
+    return max(deadline - time.perf_counter(), 1e-6)
 
 
 @hookimpl

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from testutil import write_suite
 
+from criteria.regex import FLAGS, Regex
 from harness import Engine, Message, SuiteError, Transcript, load_suite
+from harness.suite import CriterionSpec
 
 
 def transcript(*turns: tuple[str, str], reasoning: str | None = None) -> Transcript:
@@ -82,3 +89,77 @@ def test_pattern_is_compiled_once_per_suite(tmp_path):
     compiled = engine.criteria[0].regex
     engine.decide_batch([transcript(("assistant", "x"))] * 3)
     assert engine.criteria[0].regex is compiled
+
+
+# --- time limit -------------------------------------------------------------------------------
+
+CATASTROPHIC = "(a|aa)+$"  # exponential backtracking on a run of a's that does not end the text
+
+
+def test_catastrophic_pattern_times_out_as_an_error_and_the_run_goes_on(tmp_path):
+    engine = engine_for(tmp_path, f"pattern: '{CATASTROPHIC}'\nexpect: absent\ntimeout_s: 0.05")
+    slow = transcript(("user", "q"), ("assistant", "a" * 40 + "b"))
+    fine = transcript(("user", "q"), ("assistant", "nothing to see"))
+    started = time.perf_counter()
+    decisions = engine.decide_batch([slow, fine])
+    assert time.perf_counter() - started < 10
+    v = decisions[0].verdicts[0]
+    assert v.outcome == "error" and "timed out" in v.explanation and "0.05s" in v.explanation
+    assert decisions[0].outcome == "error"
+    assert decisions[1].outcome == "pass"
+
+
+def test_time_limit_is_per_transcript_and_has_a_default(tmp_path):
+    engine = engine_for(tmp_path, "pattern: x\nexpect: absent")
+    assert engine.criteria[0].config.timeout_s == 1.0
+    with pytest.raises(SuiteError, match="timeout_s"):
+        engine_for(tmp_path, "pattern: x\nexpect: absent\ntimeout_s: 0")
+
+
+# --- the required-literal pre-check never changes an outcome ----------------------------------
+
+PATTERNS = [
+    ("as an ai (language )?model", ["IGNORECASE"]), ("sk-[A-Za-z0-9]{5,}", []),
+    (r"\b(sorry|apologi[sz]e)\b", ["IGNORECASE"]), ("kelvin", ["IGNORECASE"]),
+    ("kelvin", ["IGNORECASE", "ASCII"]), ("straße", ["IGNORECASE"]), ("(?i:SK)-x", []),
+    ("^end$", ["MULTILINE"]), ("a.b", ["DOTALL"]), ("s k -", ["VERBOSE"]), ("ab(?=c)", []),
+    ("(?r)ab.*cd", []), ("(?:abc){e<=1}", []), ("x(?:abc){e<=1}", []), (r"\d+", []),
+    ("(?V1)(?i)strasse", []), ("(?fi)strasse", []), ("(sorry|my bad|apologi[sz]e)", ["I"]),
+    ("(?:ab|a?)c", []), ("(ab)+|(?i:SORRY)", []), ("a(?<=xa)", []), ("(?!sk)s", []),
+    (r"(a|aa)+$", []),
+]
+TEXTS = ["As an AI language model, no.", "AS AN AI MODEL", "key sk-abcdef12", "SK-x", "sorry!",
+         "\u212aELVIN", "kelvin", "STRASSE", "straße", "x\nend\ny", "a\nb", "sk-", "abc",
+         "ab cd", "abd", "", "plain text 42", "Sk-x", "ſorry", "MY BAD", "APOLOGISE", "c",
+         "xa", "ababc", "xabd", "xbc"]
+
+
+@pytest.mark.parametrize(("pattern", "flags"), PATTERNS)
+def test_pre_check_agrees_with_a_plain_search(pattern, flags):
+    criterion, compiled = regex_and_plain(pattern, flags)
+    for text in TEXTS:
+        expected = compiled.search(text) is not None
+        got = criterion.evaluate(transcript(("assistant", text))).outcome == "pass"
+        assert got == expected, (pattern, text)
+
+
+def regex_and_plain(pattern: str, flags: list[str]):
+    config = Regex.Config(pattern=pattern, flags=flags, expect="present")
+    criterion = Regex(CriterionSpec(name="c", kind="regex"), config, None)
+    return criterion, regex.compile(pattern, sum(FLAGS[f] for f in config.flags))
+
+
+def test_pre_check_is_used_for_literals_and_alternations():
+    assert regex_and_plain("sk-[a-z]+", [])[0].may_match is not None
+    assert regex_and_plain(r"\b(sorry|apologi[sz]e)\b", ["I"])[0].may_match is not None
+    assert regex_and_plain(r"\d+|x", [])[0].may_match is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern=st.sampled_from(PATTERNS), text=st.lists(st.one_of(
+    st.sampled_from(TEXTS), st.text(alphabet="abcdkKsSyrnoAB \u212a\u017f\u00df\u0130-\n",
+                                    max_size=6)), max_size=4).map("".join))
+def test_pre_check_agrees_with_a_plain_search_on_any_text(pattern, text):
+    criterion, compiled = regex_and_plain(*pattern)
+    got = criterion.evaluate(transcript(("assistant", text))).outcome == "pass"
+    assert got == (compiled.search(text) is not None)
