@@ -261,7 +261,9 @@ class RunWriter:
         self.suite = suite
         options = dict(options or {})
         journal = self.run_dir / JOURNAL
-        verdict_options = {k: options.get(k) for k in ("judge", "all_criteria", "input_format")}
+        verdict_options = {"judge": options.get("judge"),
+                           "all_criteria": bool(options.get("all_criteria")),
+                           "input_format": options.get("input_format") or "auto"}
         fingerprint = suite_fingerprint(suite, verdict_options)
         self.done: set[tuple[int, int]] = set()
         self.index = JournalIndex()
@@ -275,8 +277,8 @@ class RunWriter:
             if resume and journal.exists():
                 meta = read_meta(self.run_dir)
                 if meta.get("suite_fingerprint") not in (None, fingerprint):
-                    raise RunDirError(f"{self.run_dir}: the suite or its options (--judge, "
-                                      "--all-criteria, --input-format) changed since this run "
+                    raise RunDirError(f"{self.run_dir}: the suite or its options changed (--judge, "
+                                      "--all-criteria, --input-format) since this run "
                                       "started; start a new run directory (or --overwrite)")
                 if "inputs" in meta and not _same_inputs(meta["inputs"], described):
                     raise RunDirError(f"{self.run_dir}: the inputs differ from the run's "
