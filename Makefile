@@ -43,9 +43,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_regex.py
+	# One table: regex and classifier suites against bare loops, peak RSS, run dir size
+	# (200,000 transcripts; `make bench BENCH_ARGS=--big` for 10^6).
+	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_judge.py
-	$(BIN)/python benchmarks/bench_classifier.py
 	$(BIN)/python benchmarks/bench_report.py
 
 clean:

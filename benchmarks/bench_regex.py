@@ -1,28 +1,47 @@
-"""Regex-only suite over generated transcripts: harness vs a bare Python loop.
+"""Regex-only suite over HH-RLHF-shaped pairs: harness against a bare ``json`` + ``re`` loop.
 
-    python benchmarks/bench_regex.py [--n 200000]
+    python benchmarks/bench_regex.py [--n 200000] [--workers 1,2] [--keep DIR]
 
-Each contender runs in its own subprocess (so peak RSS is its own) over the same JSONL file:
+``--n`` counts transcripts: an HH-RLHF record is a pair (``chosen``, ``rejected``), two
+transcripts, so the file holds ``n / 2`` records of a few turns and a few hundred words each,
+generated deterministically (``_common.generate_hh``) and cached in ``--data-dir``.
 
-- ``bare loop``: json.loads each line, the same three ``re`` searches over assistant messages;
-- ``engine``: ``harness.Engine.review`` over the streamed file (parsing, verdicts, decisions);
-- ``harness run``: the whole command path, journal and output files (Parquet, train set).
+Each contender runs in its own process over the same file (see ``_common.measure``):
 
-Prints transcripts/s, the ratio to the bare loop, and peak memory.
+- ``bare loop``: one core; parses each line (``json``), splits both dialogues into turns
+  (``re.split``), runs the same three ``re`` searches over each assistant turn, counts passes;
+- ``engine``: ``harness.Engine(suite, workers=N)`` streaming the raw records
+  (``Engine.astream``, what ``harness run`` drives), decisions counted, nothing written;
+- ``harness run``: ``harness run SUITE INPUT -o DIR --workers N --no-report --no-progress``,
+  end to end: journal, finalize (re-reads the input), Parquet, train/rejected/errors files.
+
+Prints transcripts/s, the ratio to the bare loop (measured in the same run), peak RSS and the
+run directory's size against the input's. ``bench_all.py`` prints it in the shared table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
-import resource
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    HEADER,
+    HH_TURN,
+    LEGEND,
+    cached_hh,
+    cores,
+    dir_size,
+    measure,
+    row,
+)
 
 PATTERNS = [
     ("no_ai_boilerplate", r"as an ai (language )?model", re.IGNORECASE),
@@ -37,108 +56,130 @@ criteria:
   - {name: no_apology, kind: regex, pattern: "\\\\b(sorry|apologi[sz]e)\\\\b",
      flags: [IGNORECASE], expect: absent}
 """
-WORDS = ("the", "model", "answers", "questions", "about", "data", "pipelines", "caching",
-         "retries", "parquet", "files", "and", "training", "sets", "while", "keeping",
-         "every", "transcript", "streamed")
+DEFAULT_DATA = Path(tempfile.gettempdir()) / "harness-bench"
 
 
-def generate(path: Path, n: int) -> None:
-    rng = random.Random(0)
-    with path.open("w") as fh:
-        for i in range(n):
-            msgs = [{"role": "system", "content": "You are helpful."}]
-            for _ in range(2):
-                msgs.append({"role": "user", "content": " ".join(rng.choices(WORDS, k=12))})
-                text = " ".join(rng.choices(WORDS, k=40))
-                roll = rng.random()
-                if roll < 0.03:
-                    text += " As an AI language model I cannot."
-                elif roll < 0.05:
-                    text += " Sorry about that."
-                msgs.append({"role": "assistant", "content": text})
-            fh.write(json.dumps({"id": f"b{i}", "messages": msgs}) + "\n")
-
-
-def bare_loop(path: Path) -> int:
+# --- the contenders (run in a child process) ------------------------------------------------------
+def bare_loop(path: Path) -> dict:
     compiled = [re.compile(p, f) for _, p, f in PATTERNS]
-    passed = 0
-    with path.open() as fh:
+    turn = re.compile(HH_TURN)
+    passed = total = 0
+    with path.open(encoding="utf-8") as fh:
         for line in fh:
             record = json.loads(line)
-            texts = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
-            if not any(r.search(t) for r in compiled for t in texts):
-                passed += 1
-    return passed
+            for side in ("chosen", "rejected"):
+                parts = turn.split(record[side])
+                texts = [parts[i + 1] for i in range(1, len(parts), 2)
+                         if parts[i] == "Assistant"]
+                total += 1
+                if not any(r.search(t) for r in compiled for t in texts):
+                    passed += 1
+    return {"passed": passed, "decided": total}
 
 
-def engine_only(path: Path, suite: Path) -> int:
+def engine_only(path: Path, suite: Path, workers: int) -> dict:
     import harness
-    from harness.inputs import read_transcripts
+    from harness.engine import drive
+    from harness.stages import iter_raw
 
-    engine = harness.Engine(suite)
-    items = read_transcripts([path], engine.registry.formats)
-    return sum(d.passed for d in engine.review(items, batch_size=256))
-
-
-def full_run(path: Path, suite: Path, out: Path) -> int:
-    from harness.cli import main
-
-    code = main(["run", str(suite), str(path), "-o", str(out), "--overwrite", "--no-progress",
-                 "--batch-size", "256"])
-    assert code == 0
-    return json.loads((out / "summary.json").read_text())["passed"]
+    passed = total = 0
+    with harness.Engine(suite, workers=workers) as engine:
+        entries = ((seq, source, raw, frozenset())
+                   for seq, (source, raw) in enumerate(iter_raw(path)))
+        for _, _, decision in drive(engine.astream(entries)):
+            if decision is not None:
+                total += 1
+                passed += decision.outcome == "pass"
+    return {"passed": passed, "decided": total}
 
 
-def child(mode: str, path: Path, suite: Path, out: Path) -> None:
+def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
-    if mode == "bare":
-        passed = bare_loop(path)
-    elif mode == "engine":
-        passed = engine_only(path, suite)
+    if args.child == "bare":
+        result = bare_loop(args.data)
     else:
-        import contextlib
-        import io
+        result = engine_only(args.data, args.suite, args.workers)
+    result["inner_s"] = time.perf_counter() - t0
+    print(json.dumps(result))
 
-        with contextlib.redirect_stdout(io.StringIO()):
-            passed = full_run(path, suite, out)
-    seconds = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "passed": passed, "peak_rss_mb": rss_mb}))
+
+# --- the parent -----------------------------------------------------------------------------------
+def harness_run(data: Path, suite: Path, out: Path, workers: int) -> dict:
+    r = measure([sys.executable, "-m", "harness", "run", str(suite), str(data), "-o", str(out),
+                 "--overwrite", "--workers", str(workers), "--no-report", "--no-progress"])
+    summary = json.loads((out / "summary.json").read_text())
+    r.update(passed=summary["passed"], decided=summary["read"],
+             dir_bytes=dir_size(out), files={p.name: p.stat().st_size for p in out.iterdir()})
+    return r
+
+
+def run(n: int, workers: list[int], data_dir: Path = DEFAULT_DATA,
+        keep: Path | None = None) -> list[tuple[str, dict]]:
+    """The contenders' results, bare loop first; each dict has ``per_s`` and ``ratio``."""
+    data = cached_hh(data_dir, n // 2)
+    size = data.stat().st_size
+    tmp = Path(tempfile.mkdtemp(prefix="bench-regex-"))
+    try:
+        suite = tmp / "suite.yaml"
+        suite.write_text(SUITE)
+        me = [sys.executable, __file__, "--data", str(data), "--suite", str(suite)]
+        results: list[tuple[str, dict]] = [("regex: bare json+re loop (1 core)",
+                                            measure([*me, "--child", "bare"]))]
+        for w in workers:
+            results.append((f"regex: engine, workers={w}",
+                             measure([*me, "--child", "engine", "--workers", str(w)])))
+        for w in workers:
+            out = (keep or tmp) / f"run-w{w}"
+            r = harness_run(data, suite, out, w)
+            r["dir_ratio"] = r["dir_bytes"] / size
+            results.append((f"regex: harness run, --workers {w}", r))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = results[0][1]
+    for _, r in results:
+        r["per_s"] = r["decided"] / r["wall_s"]
+        r["ratio"] = r["per_s"] / (base["decided"] / base["wall_s"])
+        r["input_bytes"] = size
+    decided = {r["decided"] for _, r in results}
+    passed = {r["passed"] for _, r in results}
+    if len(decided) != 1 or len(passed) != 1:
+        seen = [(k, r["decided"], r["passed"]) for k, r in results]
+        raise AssertionError(f"contenders disagree: {seen}")
+    return results
+
+
+def goal(label: str, w: int) -> str:
+    if "bare" in label:
+        return ""
+    return "(>=0.6)" if w == 1 else "(>=1.1)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--n", type=int, default=200_000, help="transcripts (2 per record)")
+    parser.add_argument("--workers", default=None,
+                        help=f"comma-separated worker counts (default 1,{cores()})")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--keep", type=Path, help="keep the run directories in this folder")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--suite", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        data = Path(args.data)
-        child(args.child, data / "corpus.jsonl", data / "suite.yaml", data / "run")
+        child(args)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        t0 = time.perf_counter()
-        generate(data / "corpus.jsonl", args.n)
-        (data / "suite.yaml").write_text(SUITE)
-        size_mb = (data / "corpus.jsonl").stat().st_size / 2**20
-        print(f"corpus: {args.n} transcripts, {size_mb:.0f} MB, generated in "
-              f"{time.perf_counter() - t0:.1f}s")
-        results = {}
-        for mode, label in (("bare", "bare loop"), ("engine", "engine"),
-                            ("run", "harness run")):
-            proc = subprocess.run([sys.executable, __file__, "--child", mode, "--data", tmp],
-                                  capture_output=True, text=True, check=True)
-            results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-            r = results[mode]
-            print(f"{label:12s} {args.n / r['seconds']:>10,.0f} transcripts/s  "
-                  f"{r['seconds']:7.1f}s  peak RSS {r['peak_rss_mb']:6.0f} MB  "
-                  f"passed {r['passed']}")
-        assert len({r["passed"] for r in results.values()}) == 1, "contenders disagree"
-        base = results["bare"]["seconds"]
-        for mode in ("engine", "run"):
-            print(f"ratio {mode} / bare loop: {base / results[mode]['seconds']:.2f}x the speed "
-                  f"({results[mode]['seconds'] / base:.1f}x the time)")
+    workers = [int(w) for w in (args.workers or f"1,{cores()}").split(",")]
+    workers = list(dict.fromkeys(workers))
+    results = run(args.n, workers, args.data_dir, args.keep)
+    print(f"{args.n:,} transcripts ({args.n // 2:,} HH-RLHF records, "
+          f"{results[0][1]['input_bytes'] / 2**20:,.0f} MB), {cores()} cores")
+    print(HEADER)
+    for label, r in results:
+        w = int(label.rsplit(" ", 1)[-1].split("=")[-1]) if "bare" not in label else 0
+        ratio = "1.00" if "bare" in label else f"{r['ratio']:.2f} {goal(label, w)}"
+        dir_ratio = f"{r['dir_ratio']:.2f}" if "dir_ratio" in r else ""
+        print(row(label, r["per_s"], ratio, r, dir_ratio))
+    print(LEGEND)
 
 
 if __name__ == "__main__":
