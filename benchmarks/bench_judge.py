@@ -1,34 +1,143 @@
-"""Judge throughput: a judge-only suite against a local endpoint with a fixed latency.
+"""Judge throughput and client CPU against a local OpenAI-compatible endpoint.
 
-Starts the test chat-completions server (``tests/judges/chat_server.py``) in its own process,
-answering every call after ``--latency`` seconds (default 0.05), reviews transcripts with one
-``llm_judge`` criterion through the engine (no cache, so every judgement is a call), and prints
-judgements per second at each concurrency limit with the ratio to the bound
-``concurrency / latency``, plus the client CPU per judgement (the SDK's HTTP stack dominates it;
-on a loaded machine CPU, not the endpoint, is what limits the ratio).
+The endpoint is an aiohttp server in its own process (this script with ``--serve``) answering
+every chat completion after a latency drawn from a seeded sequence (the same sequence for every
+contender: ``POST /reset`` rewinds it). Two scenarios:
 
-    python benchmarks/bench_judge.py [--latency 0.05] [--concurrency 16 64] [--seconds 3]
+- ``fixed``: 50 ms per answer, concurrency 64;
+- ``lognormal``: median 500 ms, sigma 1 (a long tail), concurrency 256;
+
+each over ``--n`` transcripts (default 1,500). Contenders, side by side:
+
+- ``harness``: a judge-only suite (one ``llm_judge`` criterion, ``max_concurrency`` = the
+  scenario's, no cache so every judgement is a call) through ``harness.Engine(suite).review``;
+- ``bare aiohttp``: the floor, a plain aiohttp loop posting the same prompts at the same
+  concurrency on the same endpoint and reading the JSON;
+- ``inspect-ai`` (when installed): ``inspect_ai.eval`` of a one-``generate()`` task on the same
+  endpoint with ``max_connections`` = the concurrency.
+
+It prints judgements per second, the ratio to the bare loop, and the client CPU per judgement
+(``time.process_time`` of the client process). Then the client CPU per call of the judge's HTTP
+client alone (``OpenAIBackend.complete``, 2,000 calls, concurrency 16, no latency) and of a whole
+judgement (``LLMJudge.evaluate_async``: rendering, client, parsing, soft score, verdict).
+
+    python benchmarks/bench_judge.py [--n 1500] [--scenarios fixed lognormal] [--no-inspect]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import json
+import math
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from harness import Engine, Message, Transcript  # noqa: E402
-from harness.plugins import build_registry, load_plugins  # noqa: E402
+ANSWER = "The answer is correct, clear and addresses the question.\nVERDICT: PASS"
+SCENARIOS = {
+    "fixed": {"latency": "fixed", "median": 0.05, "sigma": 0.0, "concurrency": 64},
+    "lognormal": {"latency": "lognormal", "median": 0.5, "sigma": 1.0, "concurrency": 256},
+}
 
 
-def registry():
+# --- the endpoint (a separate process) -----------------------------------------------------------
+def _completion(body: dict[str, Any]) -> dict[str, Any]:
+    tokens = ["The", " answer", " is", " correct", ",", " clear", " and", " addresses", " the",
+              " question", ".", "\n", "VERDICT", ":", " PASS"]
+    logprobs = None
+    if body.get("logprobs"):
+        top_n = int(body.get("top_logprobs") or 0)
+        content = []
+        for tok in tokens:
+            alts = [{"token": tok, "logprob": -0.01, "bytes": None},
+                    {"token": " FAIL", "logprob": -4.6, "bytes": None}]
+            content.append({"token": tok, "logprob": -0.01, "bytes": None,
+                            "top_logprobs": alts[:top_n]})
+        logprobs = {"content": content, "refusal": None}
+    return {
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 0,
+        "model": body.get("model", "bench"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
+                     "logprobs": logprobs, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 400, "completion_tokens": len(tokens), "total_tokens": 415},
+    }
+
+
+def serve(latency: str, median: float, sigma: float, seed: int) -> None:
+    """Run the endpoint; print its base URL; answer until killed."""
+    import orjson
+    from aiohttp import web
+
+    state = {"rng": random.Random(seed)}
+
+    def delay() -> float:
+        if latency == "fixed":
+            return median
+        return median * math.exp(state["rng"].gauss(0.0, sigma))
+
+    async def completions(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        wait = delay()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return web.Response(body=orjson.dumps(_completion(body)),
+                            content_type="application/json")
+
+    async def reset(request: web.Request) -> web.Response:
+        state["rng"] = random.Random(seed)
+        return web.Response(text="ok")
+
+    async def main() -> None:
+        app = web.Application(client_max_size=16 * 2**20)
+        app.router.add_post("/v1/chat/completions", completions)
+        app.router.add_post("/reset", reset)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"http://127.0.0.1:{port}/v1", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class Endpoint:
+    """The endpoint process for one scenario."""
+
+    def __init__(self, latency: str, median: float, sigma: float, seed: int = 0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", latency, str(median), str(sigma), str(seed)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+
+    def reset(self) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - local endpoint
+            self.base_url.removesuffix("/v1") + "/reset", method="POST")).read()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+# --- data and the judge --------------------------------------------------------------------------
+def registry() -> Any:
+    from harness.plugins import build_registry, load_plugins
+
     pm = load_plugins()
     for name in ("criteria.llm_judge", "harness.judges.backends"):
         if not pm.has_plugin(name):
@@ -36,80 +145,245 @@ def registry():
     return build_registry(pm)
 
 
-def transcripts(n: int, offset: int = 0) -> list[Transcript]:
+def transcripts(n: int, offset: int = 0) -> list[Any]:
+    from harness import Message, Transcript
+
     return [
         Transcript(
             id=f"t{offset + i}",
             messages=[
-                Message(role="user", content=f"Question {offset + i}: what is {i} + {i}?"),
-                Message(role="assistant", content=f"It is {2 * i}. Please ask again anytime."),
+                Message(role="user", content=f"Question {offset + i}: what is {i} + {i}? "
+                                             "Please show the steps."),
+                Message(role="assistant", content=f"It is {2 * i}: add {i} to {i}. "
+                                                  "Please ask again anytime."),
             ],
         )
         for i in range(n)
     ]
 
 
-def run(base_url: str, concurrency: int, latency: float, seconds: float) -> dict:
+def suite_file(folder: Path, base_url: str, concurrency: int) -> Path:
+    path = folder / "suite.yaml"
+    path.write_text(
+        "name: bench-judge\n"
+        f"judge:\n  name: openai/bench\n  base_url: {base_url}\n"
+        f"  max_concurrency: {concurrency}\n  timeout_s: 120\n"
+        "criteria:\n  - name: helpful\n    kind: llm_judge\n    rubric_file: helpfulness\n"
+    )
+    return path
+
+
+# --- contenders ----------------------------------------------------------------------------------
+def run_harness(endpoint: Endpoint, n: int, concurrency: int) -> dict[str, Any]:
+    from harness import Engine
+
     with tempfile.TemporaryDirectory() as tmp:
-        suite = Path(tmp) / "suite.yaml"
-        suite.write_text(
-            "name: bench-judge\n"
-            f"judge:\n  name: openai/bench\n  base_url: {base_url}\n"
-            f"  max_concurrency: {concurrency}\n"
-            "criteria:\n  - name: helpful\n    kind: llm_judge\n    rubric_file: helpfulness\n"
-        )
-        bound = concurrency / latency
-        n = max(concurrency * 4, int(bound * seconds))
-        engine = Engine(suite, registry(), batch_size=n)  # no cache_dir: every judgement calls
-        list(engine.review(transcripts(concurrency, offset=10**6)))  # warm-up: connections
-        items = transcripts(n)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        decisions = list(engine.review(items))
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        suite = suite_file(Path(tmp), endpoint.base_url, concurrency)
+        with Engine(suite, registry()) as engine:  # no cache_dir: every judgement calls
+            list(engine.review(transcripts(min(n, concurrency), offset=10**6)))  # warm-up
+            endpoint.reset()
+            items = transcripts(n)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            decisions = list(engine.review(items))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     outcomes = {o: sum(d.outcome == o for d in decisions) for o in ("pass", "fail", "error")}
-    rate = n / elapsed
-    return {
-        "concurrency": concurrency,
-        "judgements": n,
-        "seconds": elapsed,
-        "cpu_ms_per_judgement": cpu / n * 1000,
-        "per_s": rate,
-        "bound_per_s": bound,
-        "ratio": rate / bound,
-        "outcomes": outcomes,
-    }
+    assert outcomes["pass"] == n, outcomes
+    return {"per_s": n / wall, "wall_s": wall, "cpu_ms": cpu / n * 1000}
+
+
+def prompts(endpoint: Endpoint, n: int) -> list[bytes]:
+    """The exact request bodies the harness sends for the benchmark's transcripts."""
+    import orjson
+
+    from harness import Engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = suite_file(Path(tmp), endpoint.base_url, 1)
+        with Engine(suite, registry()) as engine:
+            judge = engine.criteria[0]
+            backend = judge.runner.backend
+            bodies = [backend.body(judge.render(t, 0)[0]) for t in transcripts(n)]
+    assert all(orjson.loads(b)["messages"] for b in bodies[:1])
+    return bodies
+
+
+def run_bare(endpoint: Endpoint, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
+    import aiohttp
+    import orjson
+
+    async def main() -> tuple[float, float]:
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            url = endpoint.base_url + "/chat/completions"
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one(body: bytes) -> str:
+                async with sem, session.post(url, data=body) as resp:
+                    data = orjson.loads(await resp.read())
+                return data["choices"][0]["message"]["content"]
+
+            await asyncio.gather(*(one(b) for b in bodies[:concurrency]))  # warm-up
+            endpoint.reset()
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            texts = await asyncio.gather(*(one(b) for b in bodies))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            assert all(t.endswith("VERDICT: PASS") for t in texts)
+            return wall, cpu
+
+    wall, cpu = asyncio.run(main())
+    n = len(bodies)
+    return {"per_s": n / wall, "wall_s": wall, "cpu_ms": cpu / n * 1000}
+
+
+def run_inspect(endpoint: Endpoint, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
+    """inspect-ai in a child process (its own imports and logging): one generate() per sample."""
+    import orjson
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "prompts.json"
+        data.write_bytes(orjson.dumps([orjson.loads(b)["messages"] for b in bodies]))
+        out = subprocess.run(
+            [sys.executable, __file__, "--inspect-child", endpoint.base_url, str(data),
+             str(concurrency), tmp],
+            capture_output=True, text=True, check=False,
+        )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def inspect_child(base_url: str, data: str, concurrency: int, log_dir: str) -> None:
+    from inspect_ai import Task, eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
+    from inspect_ai.solver import generate
+
+    os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
+    os.environ["OPENAI_BASE_URL"] = base_url
+    conversations = json.loads(Path(data).read_text())
+
+    def sample(i: int, msgs: list[dict[str, str]]) -> Sample:
+        chat = [ChatMessageSystem(content=m["content"]) if m["role"] == "system"
+                else ChatMessageUser(content=m["content"]) for m in msgs]
+        return Sample(id=i, input=chat)
+
+    def task(items: list[list[dict[str, str]]]) -> Task:
+        return Task(dataset=[sample(i, m) for i, m in enumerate(items)], solver=generate())
+
+    config = GenerateConfig(max_connections=concurrency, max_tokens=512, temperature=0.0,
+                            logprobs=True, top_logprobs=5, max_retries=0)
+    kwargs = {"model": "openai/bench", "log_dir": log_dir, "display": "none",
+              "max_samples": concurrency, "log_level": "error"}
+    eval(task(conversations[:concurrency]), **kwargs, **config.model_dump(exclude_none=True))
+    urllib_reset(base_url)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    (log,) = eval(task(conversations), **kwargs, **config.model_dump(exclude_none=True))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    assert log.status == "success", log.status
+    n = len(conversations)
+    print(json.dumps({"per_s": n / wall, "wall_s": wall, "cpu_ms": cpu / n * 1000}))
+
+
+def urllib_reset(base_url: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - local endpoint
+        base_url.removesuffix("/v1") + "/reset", method="POST")).read()
+
+
+# --- client CPU per call -------------------------------------------------------------------------
+def client_cpu(endpoint: Endpoint, calls: int = 2000, concurrency: int = 16) -> dict[str, float]:
+    """CPU ms per call of the HTTP client alone and of a whole judgement (no endpoint latency)."""
+    from harness import Engine
+
+    items = transcripts(calls)
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = suite_file(Path(tmp), endpoint.base_url, concurrency)
+        with Engine(suite, registry()) as engine:
+            judge = engine.criteria[0]
+            backend = judge.runner.backend
+            requests = [judge.render(t, 0)[0] for t in items]
+
+            async def measure() -> dict[str, float]:
+                sem = asyncio.Semaphore(concurrency)
+
+                async def call(req: Any) -> Any:
+                    async with sem:
+                        return await backend.complete(req)
+
+                out = {}
+                await asyncio.gather(*(call(r) for r in requests[:200]))  # warm-up
+                cpu0 = time.process_time()
+                await asyncio.gather(*(call(r) for r in requests))
+                out["client"] = (time.process_time() - cpu0) / calls * 1000
+                cpu0 = time.process_time()
+                verdicts = await asyncio.gather(*(judge.evaluate_async(t) for t in items))
+                out["judgement"] = (time.process_time() - cpu0) / calls * 1000
+                assert all(v.outcome == "pass" for v in verdicts)
+                await judge.runner.aclose()
+                return out
+
+            return asyncio.run(measure())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.05, help="server latency, seconds")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--seconds", type=float, default=3.0, help="target duration per run")
+    parser.add_argument("--n", type=int, default=1500, help="transcripts per run")
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--no-inspect", action="store_true", help="skip inspect-ai")
+    parser.add_argument("--serve", nargs=4, metavar=("LATENCY", "MEDIAN", "SIGMA", "SEED"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--inspect-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "judges" / "chat_server.py"),
-         "--latency", str(args.latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    if args.serve:
+        latency, median, sigma, seed = args.serve
+        serve(latency, float(median), float(sigma), int(seed))
+        return
+    if args.inspect_child:
+        url, data, conc, log_dir = args.inspect_child
+        inspect_child(url, data, int(conc), log_dir)
+        return
     try:
-        assert server.stdout is not None
-        base_url = server.stdout.readline().strip()
-        print(f"judge-only suite, endpoint latency {args.latency * 1000:.0f} ms, "
-              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        print(f"{'concurrency':>11} {'judgements':>10} {'seconds':>8} {'judg/s':>8} "
-              f"{'bound/s':>8} {'ratio':>6} {'client CPU ms/judg':>18}")  # fmt: skip
-        for c in args.concurrency:
-            r = run(base_url, c, args.latency, args.seconds)
-            assert r["outcomes"]["pass"] == r["judgements"], r["outcomes"]
-            print(
-                f"{r['concurrency']:>11} {r['judgements']:>10} {r['seconds']:>8.2f} "
-                f"{r['per_s']:>8.1f} {r['bound_per_s']:>8.0f} {r['ratio']:>6.2f} "
-                f"{r['cpu_ms_per_judgement']:>18.2f}"
-            )
+        import inspect_ai  # noqa: F401
+
+        with_inspect = not args.no_inspect
+    except ImportError:
+        with_inspect = False
+    print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.n} transcripts per run; "
+          "the endpoint is a separate process")
+    for name in args.scenarios:
+        sc = SCENARIOS[name]
+        endpoint = Endpoint(sc["latency"], sc["median"], sc["sigma"])
+        try:
+            conc = sc["concurrency"]
+            latency = (f"{sc['median'] * 1000:.0f} ms fixed" if sc["latency"] == "fixed" else
+                       f"lognormal, median {sc['median'] * 1000:.0f} ms, sigma {sc['sigma']:g}")
+            print(f"\n{name}: {latency}, concurrency {conc}")
+            print(f"  {'contender':<14} {'judg/s':>8} {'seconds':>8} {'vs bare':>8} "
+                  f"{'client CPU ms/judg':>19}")
+            bodies = prompts(endpoint, args.n)
+            results = {"bare aiohttp": run_bare(endpoint, bodies, conc),
+                       "harness": run_harness(endpoint, args.n, conc)}
+            if with_inspect:
+                try:
+                    results["inspect-ai"] = run_inspect(endpoint, bodies, conc)
+                except Exception as exc:  # noqa: BLE001 - optional contender
+                    print(f"  (inspect-ai failed: {exc})")
+            floor = results["bare aiohttp"]["per_s"]
+            for who, r in results.items():
+                print(f"  {who:<14} {r['per_s']:>8.1f} {r['wall_s']:>8.2f} "
+                      f"{r['per_s'] / floor:>8.2f} {r['cpu_ms']:>19.3f}")
+        finally:
+            endpoint.close()
+    endpoint = Endpoint("fixed", 0.0, 0.0)
+    try:
+        cpu = client_cpu(endpoint)
     finally:
-        server.terminate()
-        server.wait()
+        endpoint.close()
+    print(f"\nclient CPU per call, no endpoint latency, 2000 calls, concurrency 16:\n"
+          f"  HTTP client (OpenAIBackend.complete)  {cpu['client']:.3f} ms\n"
+          f"  whole judgement (evaluate_async)      {cpu['judgement']:.3f} ms")
 
 
 if __name__ == "__main__":

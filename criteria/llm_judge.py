@@ -12,37 +12,51 @@ Suite keys (besides the common ones)::
       repeats: 1
 
 A judge is ``PREFIX/MODEL`` or a mapping ``{name: PREFIX/MODEL, base_url: ..., api_key_env: ...,
-max_concurrency: 16, timeout_s: 60, max_attempts: 5}``; the last three configure the runner, the
-rest go to the backend. The rubric is a jinja2 template rendered in a sandbox with
-``StrictUndefined``. It sees the suite's variables (top-level and as ``variables``) and the
-transcript, whose every text is already fenced as untrusted data (see
+max_concurrency: 16, timeout_s: 60, max_attempts: 5}``; the keys in :data:`RUNNER_KEYS` configure
+the runner (concurrency, timeouts, retries, circuit breaker), the rest go to the backend. The
+rubric is a jinja2 template rendered in a sandbox with ``StrictUndefined``; it is rendered once
+against a sample transcript when the criterion is built, so a misspelt variable is a suite error,
+not a run of error verdicts. It sees the suite's variables (top-level and as ``variables``) and
+the transcript, whose every value is already fenced as untrusted data (see
 :mod:`harness.judges.prompting`):
 
 - ``conversation``: the whole conversation, role-labelled;
 - ``context``: the conversation before the last assistant message;
 - ``last_assistant`` / ``last_user``: the last assistant / user message;
 - ``text``: the texts the ``target`` key selects (default ``last_assistant``);
-- ``messages``: a list of ``{role, name, content}``; ``metadata``: the transcript's metadata
-  (string values fenced, others as fenced JSON); ``transcript``: all of these in one mapping;
+- ``messages``: a list of ``{role, name, content}`` (``name`` reduced to a safe label);
+  ``metadata``: the transcript's metadata (keys as safe labels, every string fenced, nested
+  mappings and lists too; printed whole, one fenced JSON block); ``transcript``: all of these in
+  one mapping;
 - ``labels``: the scheme's labels.
 
 The judge is told how to answer (a final ``VERDICT: <label>`` line); the verdict is the label of
 its last verdict line, its score the soft probability (see :mod:`harness.judges.verdicts`).
 Output without a parseable verdict, and calls that fail after retries, are ``error`` verdicts.
-Answers are cached in the run directory (or ``--cache-dir``), so a re-run makes no calls.
+Usable answers are cached in the run directory (or ``--cache-dir``), so a re-run makes no calls;
+failed calls and unparseable answers are not, so a re-run asks again. When the judge's endpoint
+is down (its runner's circuit breaker is open), :class:`~harness.judges.base.JudgeUnavailable`
+propagates out of :meth:`LLMJudge.evaluate_async`: the engine stops the run (resumable) rather
+than record a run of errors.
+
+The engine awaits :meth:`LLMJudge.evaluate_async` on its own event loop for many transcripts at
+once; the runner and the cache are run-wide objects from ``context.shared`` (closed by the
+engine). :meth:`LLMJudge.evaluate` and :meth:`LLMJudge.evaluate_batch` serve sync callers, each
+on a fresh event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jinja2
+import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator, model_validator
 
@@ -51,16 +65,24 @@ from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeRequest, JudgeResponse
 from harness.judges.cache import JudgeCache, canonical_json
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
-from harness.judges.prompting import build_messages, fenced, make_nonce, render_conversation
-from harness.judges.runner import (
-    CallRecord,
-    JudgeCallFailed,
-    JudgeRunner,
-    RetryPolicy,
-    run_all,
-    run_sync,
-    shared_runner,
+from harness.judges.prompting import (
+    Fenced,
+    FencedDict,
+    FencedList,
+    build_messages,
+    fenced,
+    label,
+    make_nonce,
+    render_conversation,
 )
+from harness.judges.records import (
+    RUBRIC_HASH_LEN,
+    CallRecord,
+    JudgeDetails,
+    JudgeOutcome,
+    RepeatDetails,
+)
+from harness.judges.runner import JudgeCallFailed, JudgeRunner, RetryPolicy
 from harness.judges.verdicts import (
     ParsedVerdict,
     SoftScore,
@@ -71,21 +93,28 @@ from harness.judges.verdicts import (
     soft_score_from_logprobs,
     soft_score_from_tokens,
 )
-from harness.models import Transcript, Verdict
+from harness.models import Message, Transcript, Verdict
 from harness.suite import CriterionSpec, SuiteError
 from harness.targets import Target, text_of
 
 RUBRICS_DIR = Path(__file__).parent / "rubrics"
 """Built-in rubric templates, usable by name in ``rubric_file``."""
-RUNNER_KEYS = {"max_concurrency", "timeout_s", "max_attempts"}
+RETRY_KEYS = set(RetryPolicy.model_fields)
+"""Keys of a judge mapping that configure the runner's :class:`RetryPolicy`."""
+RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS
 """Keys of a judge mapping that configure the runner rather than the backend."""
 RESERVED = {
     "conversation", "context", "last_assistant", "last_user", "text", "messages", "metadata",
     "transcript", "labels", "variables",
 }  # fmt: skip
+DATA_KEYS = (
+    "conversation", "context", "last_assistant", "last_user", "text", "messages", "metadata",
+)
+"""The views of the transcript a rubric may use (and ``transcript``, all of them at once)."""
 MAX_EXPLANATION = 4000
 CHOICE_PREFIX = "VERDICT:"
 """What the judge is taken to have written before its label in ``mode: choice``."""
+T = TypeVar("T")
 
 
 class LLMJudgeConfig(CriterionConfig):
@@ -174,22 +203,51 @@ def resolve_judge(
     return name, options
 
 
-_CACHES: dict[Path, JudgeCache] = {}
-_CACHES_LOCK = threading.Lock()
+class _AnyValue(Fenced):
+    """Sample metadata value: any attribute or item is another sample value."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> _AnyValue:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _AnyValue(self)
+
+    def __getitem__(self, key: Any) -> _AnyValue:  # type: ignore[override]
+        return _AnyValue(self)
+
+    def __iter__(self) -> Any:
+        return iter(())
 
 
-def judge_cache(directory: Path) -> JudgeCache:
-    """The process-wide cache object of a directory."""
-    key = directory.resolve()
-    with _CACHES_LOCK:
-        if key not in _CACHES:
-            _CACHES[key] = JudgeCache(key)
-        return _CACHES[key]
+class _AnyMetadata(dict):  # type: ignore[type-arg]
+    """Sample metadata: every key exists (transcripts differ; a missing key is a runtime error)."""
+
+    def __init__(self, nonce: str):
+        super().__init__()
+        self._value = _AnyValue(fenced("sample metadata value", nonce))
+
+    def __missing__(self, key: Any) -> _AnyValue:
+        return self._value
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._value
 
 
-def _fence_value(value: Any, nonce: str) -> str:
-    text = value if isinstance(value, str) else canonical_json(value)
-    return fenced(text, nonce)
+SAMPLE = Transcript(
+    id="rubric-check",
+    messages=[
+        Message(role="system", content="You are a helpful assistant."),
+        Message(role="user", content="Hello.", name="sample_user"),
+        Message(role="assistant", content="Hello! How can I help?"),
+        Message(role="user", content="What is 2 + 2?"),
+        Message(role="assistant", content="2 + 2 = 4."),
+    ],
+)
+"""The transcript every rubric is rendered against when its criterion is built."""
 
 
 class LLMJudge(Criterion):
@@ -199,6 +257,7 @@ class LLMJudge(Criterion):
     Config = LLMJudgeConfig
     cost = 3
     expensive = True
+    is_async = True
 
     def __init__(self, spec: CriterionSpec, config: LLMJudgeConfig, context: SuiteContext):
         super().__init__(spec, config, context)
@@ -207,21 +266,29 @@ class LLMJudge(Criterion):
         self.pass_threshold = self.scheme.pass_threshold
         self.chain_of_thought = cot
         self.rubric_source = rubric
-        self.rubric_sha256 = hashlib.sha256(rubric.encode()).hexdigest()
+        self.rubric_sha256 = hashlib.sha256(rubric.encode()).hexdigest()[:RUBRIC_HASH_LEN]
         env = SandboxedEnvironment(
             undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
         )
         try:
             self.template = env.from_string(rubric)
+            names = jinja2.meta.find_undeclared_variables(env.parse(rubric))
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(
                 f"{spec.origin}: criterion '{spec.name}' (llm_judge): rubric template error "
                 f"line {exc.lineno}: {exc.message}"
             ) from None
+        # Only the transcript views the rubric names are built for each transcript.
+        self.views = set(DATA_KEYS) if "transcript" in names else names & set(DATA_KEYS)
         self.judge_name, options = resolve_judge(config.judge, context)
-        self.runner = self._runner(self.judge_name, options)
-        self.cache = judge_cache(context.cache_dir) if config.cache and context.cache_dir else None
+        cache_dir = context.cache_dir
+        self.cache: JudgeCache | None = None
+        if config.cache and cache_dir is not None:
+            directory = cache_dir.resolve()
+            self.cache = context.shared(f"judge-cache:{directory}", lambda: JudgeCache(directory))
         self.secret = self.cache.nonce_key() if self.cache is not None else None
+        self._check_rubric()
+        self.runner = self._runner(self.judge_name, options)
 
     # --- set-up -------------------------------------------------------------------------------
     @staticmethod
@@ -258,65 +325,81 @@ class LLMJudge(Criterion):
         )
 
     def _runner(self, name: str, options: dict[str, Any]) -> JudgeRunner:
+        """The run's runner for this judge and options (shared by the criteria naming it)."""
         prefix, model = name.split("/", 1)
         factory = self.context.registry.judges.get(prefix)
         if factory is None:
             known = ", ".join(sorted(self.context.registry.judges)) or "none"
             raise ValueError(f"unknown judge backend {prefix!r} in {name!r} (known: {known})")
-        runner_opts = {k: options[k] for k in RUNNER_KEYS if k in options}
         backend_opts = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
-        policy = RetryPolicy(
-            **{k: runner_opts[k] for k in ("timeout_s", "max_attempts") if k in runner_opts}
-        )
+        policy = RetryPolicy(**{k: options[k] for k in RETRY_KEYS if k in options})
+        max_concurrency = options.get("max_concurrency")
 
         def make() -> JudgeRunner:
-            backend = factory(model, backend_opts)
-            return JudgeRunner(
-                backend, max_concurrency=runner_opts.get("max_concurrency"), policy=policy
-            )
+            return JudgeRunner(factory(model, backend_opts), max_concurrency=max_concurrency,
+                               policy=policy)
 
-        key = f"{id(factory)}|{name}|{canonical_json(options)}"
-        return shared_runner(key, make)
+        return self.context.shared(f"judge-runner:{name}|{canonical_json(options)}", make)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "judge": self.judge_name,
-            "scheme": self.scheme.kind,
-            "labels": self.scheme.labels(),
-            "rubric_sha256": self.rubric_sha256[:12],
-        }
+    def _check_rubric(self) -> None:
+        """Render the rubric against :data:`SAMPLE`; an undefined variable is a suite error."""
+        try:
+            self.render(SAMPLE, 0, sample=True)
+        except jinja2.UndefinedError as exc:
+            raise ValueError(f"rubric uses an undefined variable: {exc.message}") from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise ValueError(f"rubric does something the sandbox forbids: {exc}") from None
+        except Exception:  # noqa: BLE001 - shaped by the sample's data; real ones show per item
+            pass
 
     # --- rendering ----------------------------------------------------------------------------
-    def render(self, transcript: Transcript, repeat: int) -> tuple[JudgeRequest, str]:
-        """The judge request for one transcript and repeat, and its nonce."""
+    def render(
+        self, transcript: Transcript, repeat: int, *, sample: bool = False
+    ) -> tuple[JudgeRequest, str]:
+        """The judge request for one transcript and repeat, and its nonce.
+
+        Every value taken from the transcript is fenced (or reduced to a safe label), however
+        the rubric reaches it. ``sample`` renders :data:`SAMPLE` with metadata that has every
+        key (the build-time check).
+        """
         content = transcript.model_dump(mode="json", include={"messages", "metadata"})
         nonce = make_nonce(self.secret, content, self.name, repeat)
-        msgs = [m.model_dump(mode="json", exclude_none=True) for m in transcript.messages]
+        msgs = content["messages"]
         last_index = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
         before = msgs if last_index is None else msgs[:last_index]
         last_assistant = "" if last_index is None else msgs[last_index]["content"]
         last_user = next((m["content"] for m in reversed(msgs) if m["role"] == "user"), "")
-        data = {
-            "conversation": fenced(render_conversation(msgs), nonce),
-            "context": fenced(render_conversation(before), nonce),
-            "last_assistant": fenced(last_assistant, nonce),
-            "last_user": fenced(last_user, nonce),
-            "text": fenced(text_of(transcript, self.config.target), nonce),
-            "messages": [
-                {"role": m["role"], "name": m.get("name"), "content": fenced(m["content"], nonce)}
+
+        def messages() -> FencedList:
+            return FencedList(msgs, nonce, [
+                FencedDict(m, nonce, {
+                    "role": m["role"],  # one of four literals
+                    "name": label(m["name"]) if m.get("name") else None,
+                    "content": fenced(m["content"], nonce),
+                })
                 for m in msgs
-            ],
-            "metadata": {k: _fence_value(v, nonce) for k, v in transcript.metadata.items()},
+            ])
+
+        views: dict[str, Callable[[], Any]] = {
+            "conversation": lambda: fenced(render_conversation(msgs), nonce),
+            "context": lambda: fenced(render_conversation(before), nonce),
+            "last_assistant": lambda: fenced(last_assistant, nonce),
+            "last_user": lambda: fenced(last_user, nonce),
+            "text": lambda: fenced(text_of(transcript, self.config.target), nonce),
+            "messages": messages,
+            "metadata": lambda: (_AnyMetadata(nonce) if sample
+                                 else FencedDict(content["metadata"], nonce)),
         }
+        data = {key: make() for key, make in views.items() if key in self.views}
         variables = self.context.variables
         ctx: dict[str, Any] = {k: v for k, v in variables.items() if k not in RESERVED}
         ctx.update(data, transcript=dict(data), labels=self.scheme.labels(), variables=variables)
         rubric_text = self.template.render(ctx)
-        messages = build_messages(
+        messages_out = build_messages(
             rubric_text, nonce, self.scheme.answer_format(self.chain_of_thought)
         )
         request = JudgeRequest(
-            messages=messages,
+            messages=messages_out,
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             seed=repeat,
@@ -324,8 +407,12 @@ class LLMJudge(Criterion):
         )
         return request, nonce
 
-    # --- judging ------------------------------------------------------------------------------
-    async def _choose(self, request: JudgeRequest, repeat: int) -> dict[str, Any]:
+    # --- judging ----------------------------------------------------------------------------
+    def _usable(self, response: JudgeResponse) -> bool:
+        """Whether an answer is worth caching: it has a verdict the scheme can read."""
+        return parse_verdict(response.text, self.scheme).label is not None
+
+    async def _choose(self, request: JudgeRequest, repeat: int) -> JudgeOutcome:
         """Forced choice: every label scored right after ``VERDICT:``; the likeliest wins."""
         labels = self.scheme.labels()
         record = CallRecord()
@@ -342,18 +429,20 @@ class LLMJudge(Criterion):
         label = max(soft.probs, key=soft.probs.__getitem__)
         text = f"{CHOICE_PREFIX} {label}"
         response = JudgeResponse(text=text, model=self.judge_name)
-        return {"response": response, "record": record,
-                "parsed": parse_verdict(text, self.scheme), "soft": soft}
+        return JudgeOutcome(response=response, record=record,
+                            parsed=parse_verdict(text, self.scheme), soft=soft)
 
-    async def _one(self, request: JudgeRequest, repeat: int) -> dict[str, Any]:
+    async def _one(self, request: JudgeRequest, repeat: int) -> JudgeOutcome:
         if self.config.mode == "choice":
             return await self._choose(request, repeat)
-        response, record = await self.runner.complete(request, repeat=repeat, cache=self.cache)
+        response, record = await self.runner.complete(
+            request, repeat=repeat, cache=self.cache, accept=self._usable
+        )
         parsed = parse_verdict(response.text, self.scheme)
         soft: SoftScore | None = None
         if parsed.label is not None:
             soft = await self._soft(request, repeat, response.text, parsed, response.tokens)
-        return {"response": response, "record": record, "parsed": parsed, "soft": soft}
+        return JudgeOutcome(response=response, record=record, parsed=parsed, soft=soft)
 
     async def _soft(
         self,
@@ -381,32 +470,48 @@ class LLMJudge(Criterion):
                 return soft
         return soft_from_label(parsed.label, self.scheme)
 
+    def _details(self, **fields: Any) -> JudgeDetails:
+        return JudgeDetails(judge=self.judge_name, scheme=self.scheme.kind,
+                            rubric_sha256=self.rubric_sha256, **fields)
+
     async def judge(self, transcript: Transcript) -> Verdict:
-        """Judge one transcript (all repeats concurrently)."""
+        """Judge one transcript (all repeats concurrently).
+
+        Raises :class:`~harness.judges.base.JudgeUnavailable` when the judge's endpoint is down.
+        """
         started = time.monotonic()
-        requests = [self.render(transcript, r)[0] for r in range(self.config.repeats)]
-        outcomes = await asyncio.gather(
-            *(self._one(req, r) for r, req in enumerate(requests)), return_exceptions=True
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeCallFailed):
-                raise outcome
+        try:
+            requests = [self.render(transcript, r)[0] for r in range(self.config.repeats)]
+        except jinja2.TemplateError as exc:  # e.g. metadata this transcript lacks
+            return Verdict(outcome="error", explanation=f"rubric: {exc}",
+                           details=self._details().dump())
+        if len(requests) == 1:
+            try:
+                outcomes: list[JudgeOutcome | JudgeCallFailed] = [
+                    await self._one(requests[0], 0)]
+            except JudgeCallFailed as exc:
+                outcomes = [exc]
+        else:
+            gathered = await asyncio.gather(
+                *(self._one(req, r) for r, req in enumerate(requests)), return_exceptions=True
+            )
+            for outcome in gathered:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeCallFailed):
+                    raise outcome
+            outcomes = gathered  # type: ignore[assignment]
         return self._combine(outcomes, time.monotonic() - started)
 
-    def _combine(self, outcomes: list[Any], elapsed: float) -> Verdict:
-        runs = [o for o in outcomes if not isinstance(o, BaseException)]
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        responses = [r["response"] for r in runs]
-        records = [r["record"] for r in runs] + [f.record for f in failures]
+    def _combine(self, outcomes: list[JudgeOutcome | JudgeCallFailed], elapsed: float) -> Verdict:
+        runs = [o for o in outcomes if isinstance(o, JudgeOutcome)]
+        failures = [o for o in outcomes if isinstance(o, JudgeCallFailed)]
+        responses = [r.response for r in runs]
+        records = [r.record for r in runs] + [f.record for f in failures]
         costs = [rec.cost_usd for rec in records if rec.cost_usd is not None]
-        details: dict[str, Any] = {
-            "judge": self.judge_name,
-            "model": responses[0].model if responses else None,
-            "scheme": self.scheme.kind,
-            "rubric_sha256": self.rubric_sha256[:12],
-            "cached": bool(records) and all(rec.cached for rec in records),
-            "attempts": sum(rec.attempts for rec in records),
-        }
+        details = self._details(
+            model=responses[0].model if responses else None,
+            cached=bool(records) and all(rec.cached for rec in records),
+            attempts=sum(rec.attempts for rec in records),
+        )
         common: dict[str, Any] = {
             # the calls' own time, not the time spent queueing behind the concurrency limit
             "latency_s": sum(rec.latency_s for rec in records) if records else elapsed,
@@ -419,44 +524,37 @@ class LLMJudge(Criterion):
         else:
             raw = "\n\n".join(
                 f"--- repeat {i} ---\n"
-                + (o["response"].text if not isinstance(o, BaseException) else f"(failed: {o})")
+                + (o.response.text if isinstance(o, JudgeOutcome) else f"(failed: {o})")
                 for i, o in enumerate(outcomes)
             )
-        parsed_runs = [r for r in runs if r["parsed"].label is not None]
-        if len(outcomes) > 1:
-            details["repeats"] = [
-                {"error": str(o)}
-                if isinstance(o, BaseException)
-                else {
-                    "label": o["parsed"].label,
-                    "score": o["soft"].score if o["soft"] else None,
-                    "error": o["parsed"].error,
-                }
+            details.repeats = [
+                RepeatDetails(error=str(o)) if isinstance(o, JudgeCallFailed)
+                else RepeatDetails(label=o.parsed.label, score=o.soft.score if o.soft else None,
+                                   error=o.parsed.error)
                 for o in outcomes
             ]
+        parsed_runs = [r for r in runs if r.parsed.label is not None]
         if len(parsed_runs) * 2 <= len(outcomes):  # no majority of usable answers: error
             if failures:
                 reason = str(failures[0])
-                details["errors"] = failures[0].record.errors
+                details.errors = failures[0].record.errors
             else:
-                reason = next(r["parsed"].error for r in runs if r["parsed"].label is None)
-                reason = f"unparseable judge output: {reason}"
-            return Verdict(outcome="error", explanation=reason, raw=raw, details=details, **common)
-        softs: list[SoftScore] = [r["soft"] for r in parsed_runs]
-        labels = [r["parsed"].label for r in parsed_runs]
+                error = next(r.parsed.error for r in runs if r.parsed.label is None)
+                reason = f"unparseable judge output: {error}"
+            return Verdict(outcome="error", explanation=reason, raw=raw, details=details.dump(),
+                           **common)
+        softs = [r.soft for r in parsed_runs if r.soft is not None]
+        labels = [r.parsed.label for r in parsed_runs if r.parsed.label is not None]
         passes = sum(self.scheme.passes(label) for label in labels)
         passed = passes * 2 > len(labels)
         score = sum(s.score for s in softs) / len(softs)
-        probs = {
+        details.label = labels[0] if len(labels) == 1 else labels
+        details.probs = {
             label: sum(s.probs[label] for s in softs) / len(softs) for label in self.scheme.labels()
         }
-        details.update(
-            label=labels[0] if len(labels) == 1 else labels,
-            probs=probs,
-            p_pass=sum(s.p_pass for s in softs) / len(softs),
-            soft_source=softs[0].source,
-        )
-        explanation = parsed_runs[0]["parsed"].explanation or f"VERDICT: {labels[0]}"
+        details.p_pass = sum(s.p_pass for s in softs) / len(softs)
+        details.soft_source = softs[0].source
+        explanation = parsed_runs[0].parsed.explanation or f"VERDICT: {labels[0]}"
         if len(explanation) > MAX_EXPLANATION:
             explanation = explanation[: MAX_EXPLANATION - 1] + "…"
         return Verdict(
@@ -464,16 +562,52 @@ class LLMJudge(Criterion):
             score=min(1.0, max(0.0, score)),
             explanation=explanation,
             raw=raw,
-            details=details,
+            details=details.dump(),
             **common,
         )
 
+    async def evaluate_async(self, transcript: Transcript) -> Result:
+        """Judge one transcript on the caller's event loop (the engine's).
+
+        :class:`~harness.judges.base.JudgeUnavailable` propagates: it is not a verdict.
+        """
+        return await self.judge(transcript)
+
+    # --- sync callers -------------------------------------------------------------------------
+    def _blocking(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work()`` on a fresh event loop, closing this loop's connections at its end.
+
+        From a thread that already runs an event loop, the fresh loop runs in a worker thread.
+        """
+
+        async def main() -> T:
+            try:
+                return await work()
+            finally:
+                await self.runner.release()
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(main())
+        with ThreadPoolExecutor(1, thread_name_prefix="llm-judge") as pool:
+            return pool.submit(asyncio.run, main()).result()
+
     def evaluate(self, transcript: Transcript) -> Result:
-        return run_sync(self.judge(transcript))
+        return self._blocking(lambda: self.judge(transcript))
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
-        """All transcripts' judge calls at once, limited by the judge's concurrency."""
-        return run_all(self.judge(t) for t in transcripts)
+        """All transcripts' judge calls at once, limited by the judge's concurrency.
+
+        A :class:`~harness.judges.base.JudgeUnavailable` takes the place of each transcript the
+        open breaker refused.
+        """
+
+        async def work() -> list[Result | BaseException]:
+            return await asyncio.gather(*(self.judge(t) for t in transcripts),
+                                        return_exceptions=True)
+
+        return self._blocking(work)
 
 
 @hookimpl

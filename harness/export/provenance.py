@@ -1,9 +1,11 @@
 """Where an example comes from: the run's suite and criteria, and each verdict's judge and rubric.
 
 Everything is read from the run directory: ``run.json`` (suite name, version, fingerprint and
-every criterion's spec) and the verdicts' ``details`` as the criteria recorded them. Judge
-criteria name their model and rubric hash in ``details``; when they do not, the criterion's
-config in ``run.json`` (``judge``, ``rubric``) is the fallback.
+every criterion's spec) and the verdicts' ``details`` as the criteria recorded them. A judge's
+verdict records what actually ran (see :mod:`harness.judges.records`): ``judge`` (the judge,
+``PREFIX/MODEL``), ``model`` (the model the endpoint reported) and ``rubric_sha256``; these are
+the keys read here. When a verdict has none, the criterion's config in ``run.json`` (``judge``,
+inline ``rubric``) is the fallback.
 """
 
 from __future__ import annotations
@@ -14,42 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.judges.records import RUBRIC_HASH_LEN, judge_label, rubric_hash
 from harness.rundir import JOURNAL, read_meta
 from harness.suite import CriterionSpec
 
-JUDGE_KEYS = ("judge_model", "model", "judge")
-"""Keys of a verdict's ``details`` that may name the judge model, first found wins."""
-RUBRIC_KEYS = ("rubric_hash", "rubric_sha256", "prompt_hash")
-"""Keys of a verdict's ``details`` that may carry the rubric hash."""
+__all__ = ["RunInfo", "judge_model", "load_run", "rubric_hash"]
 
 
 def _model_name(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
+    """The ``PREFIX/MODEL`` of a judge in a suite: a string, or a mapping's ``name``."""
     if isinstance(value, dict):
-        for key in ("model", "name"):
-            if isinstance(value.get(key), str) and value[key]:
-                prefix = value.get("backend") or value.get("prefix")
-                return f"{prefix}/{value[key]}" if prefix and "/" not in value[key] else value[key]
-    return None
+        value = value.get("name")
+    return value if isinstance(value, str) and value else None
 
 
 def judge_model(details: dict[str, Any]) -> str | None:
-    """The judge model a verdict's details name, if any."""
-    for key in JUDGE_KEYS:
-        name = _model_name(details.get(key))
-        if name:
-            return name
-    return None
-
-
-def rubric_hash(details: dict[str, Any]) -> str | None:
-    """The rubric hash a verdict's details carry, if any."""
-    for key in RUBRIC_KEYS:
-        value = details.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
+    """The judge that ran, from a verdict's ``details`` (``judge`` and the reported ``model``):
+    e.g. ``openai/gpt-4o-mini-2024-07-18``."""
+    return judge_label(details)
 
 
 @dataclass
@@ -103,7 +87,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
         if judge:
             judges[c["name"]] = judge
         if isinstance(config.get("rubric"), str):
-            rubrics[c["name"]] = hashlib.sha256(config["rubric"].encode()).hexdigest()[:16]
+            digest = hashlib.sha256(config["rubric"].encode()).hexdigest()
+            rubrics[c["name"]] = digest[:RUBRIC_HASH_LEN]
     return RunInfo(
         run_dir=run_dir, suite=str(suite.get("name") or ""),
         suite_version=str(suite.get("version") or ""),

@@ -1,7 +1,10 @@
 """The ``anthropic/MODEL`` judge: Claude models through the official ``anthropic`` SDK.
 
 Options (keys of a ``judge:`` mapping): ``base_url`` (else ``ANTHROPIC_BASE_URL``),
-``api_key_env`` (else ``ANTHROPIC_API_KEY``), ``price_in_per_mtok`` / ``price_out_per_mtok``.
+``api_key_env`` (else ``ANTHROPIC_API_KEY``), ``price_in_per_mtok`` / ``price_out_per_mtok``,
+``send_temperature`` (default false: the Messages API deprecated ``temperature``, models from
+Claude Opus 4.7 on answer 400 to it and SDK 2.x dropped the parameter; turn it on for older
+models to make the criterion's ``temperature`` apply).
 The Messages API returns no log-probabilities, so verdicts from this judge carry the parsed
 label's score (``soft_source: label``). The SDK's retries are off; 408/409/429/5xx/529, timeouts
 and connection errors are retryable, honouring ``Retry-After``.
@@ -18,6 +21,9 @@ from harness.judges.sdk import PerLoopClients, SDKJudgeOptions, status_error
 
 class AnthropicJudgeOptions(SDKJudgeOptions):
     """Suite options of an ``anthropic/MODEL`` judge."""
+
+    send_temperature: bool = False
+    """Send the request's ``temperature`` (older models only; newer ones reject it)."""
 
 
 class AnthropicBackend(JudgeBackend):
@@ -41,6 +47,14 @@ class AnthropicBackend(JudgeBackend):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "base_url": self.base_url or "anthropic"}
 
+    async def release(self) -> None:
+        """Close the running event loop's client (before that loop ends)."""
+        await self._clients.release()
+
+    async def aclose(self) -> None:
+        """Close every client this backend opened."""
+        await self._clients.aclose()
+
     def _new_client(self) -> Any:
         from anthropic import AsyncAnthropic
 
@@ -56,22 +70,26 @@ class AnthropicBackend(JudgeBackend):
             "model": self.model,
             "max_tokens": request.max_tokens,
             "messages": messages,
-            "temperature": request.temperature,
         }
+        if self.options.send_temperature:  # no longer a named parameter of the SDK's create()
+            kwargs["extra_body"] = {"temperature": request.temperature}
         if system:
             kwargs["system"] = system
         try:
-            message = await self._clients.get().messages.create(**kwargs)
+            message = await (await self._clients.get()).messages.create(**kwargs)
         except anthropic.APIStatusError as exc:
             raise status_error(self.name, exc.status_code, exc.message,
                                exc.response.headers) from exc
         except anthropic.APIConnectionError as exc:  # includes timeouts
-            raise JudgeError(f"cannot reach {self.name}: {exc}", retryable=True) from exc
+            raise JudgeError(f"cannot reach {self.name}: {exc}", retryable=True,
+                             connection=True) from exc
         except (anthropic.APIError, ValueError) as exc:
             raise JudgeError(f"bad response from {self.name}: {exc}") from exc
         text = "".join(
             getattr(block, "text", "") for block in message.content if block.type == "text"
         )
+        if not text:  # nothing to parse; a later attempt may well answer (never cached)
+            raise JudgeError(f"{self.name} returned no text", retryable=True)
         usage = message.usage
         tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
         return JudgeResponse(

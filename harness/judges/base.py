@@ -3,7 +3,9 @@
 A backend talks to one model. It only has to implement :meth:`JudgeBackend.complete`; retries,
 timeouts, concurrency limits and caching are applied around it by the core, so a backend raises
 :class:`JudgeError` (``retryable=True`` for 429/5xx/timeouts, with ``retry_after`` when the server
-sent one) and never retries by itself.
+sent one, ``connection=True`` when the endpoint could not be reached or did not answer in time)
+and never retries by itself. When an endpoint keeps failing to connect, the runner's circuit
+breaker opens and calls raise :class:`JudgeUnavailable` at once.
 """
 
 from __future__ import annotations
@@ -60,12 +62,32 @@ class JudgeResponse(BaseModel):
 
 
 class JudgeError(Exception):
-    """A judge call failed. ``retryable`` failures are retried with backoff by the core."""
+    """A judge call failed. ``retryable`` failures are retried with backoff by the core.
 
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+    ``connection`` marks failures to reach the endpoint at all (refused, reset, DNS, timeout):
+    they feed the runner's circuit breaker.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        connection: bool = False,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.connection = connection
+
+
+class JudgeUnavailable(JudgeError):
+    """The judge's endpoint is down (the runner's circuit breaker is open).
+
+    Not a verdict on a transcript: ``llm_judge`` lets it propagate so the engine can stop the
+    run, which is resumable once the endpoint is back.
+    """
 
 
 class JudgeBackend(ABC):
@@ -94,3 +116,9 @@ class JudgeBackend(ABC):
     def identity(self) -> dict[str, Any]:
         """What identifies this backend's answers in the cache (model, endpoint, ...)."""
         return {"name": self.name}
+
+    async def release(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
+        """Close what is bound to the running event loop (connections), before it ends."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
+        """Close everything the backend holds (the run is over)."""

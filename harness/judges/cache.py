@@ -3,12 +3,12 @@
 The key is the SHA-256 of the judge's identity (backend name, model, endpoint), the rendered
 prompt messages, the sampling parameters and the repeat index, so re-running an unchanged suite
 makes zero calls and editing one criterion's rubric re-runs only that criterion. Values are the
-:class:`~harness.judges.base.JudgeResponse` as JSON. Only successful answers are stored: a call
-that failed is tried again next run. (An answer with no parseable verdict *is* stored: it is what
-the model said to that prompt; change the rubric, or clear the cache, to ask again.)
+:class:`~harness.judges.base.JudgeResponse` as JSON. Only usable answers are stored: a call that
+failed, an answer with no text, and an answer with no parseable verdict are asked again next run.
 
 The file is in WAL mode and each thread gets its own connection, so many writers (threads or
-processes) can share it.
+processes) can share it. A run gets its cache object from the run's shared resources and closes
+it (every connection it opened) when the run ends.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from harness.judges.base import JudgeRequest, JudgeResponse
 
@@ -61,11 +63,8 @@ class JudgeCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / filename
         self._local = threading.local()
-        self._stats_lock = threading.Lock()
-        self.hits = 0
-        """Lookups answered from the cache."""
-        self.misses = 0
-        """Lookups not found."""
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
         with self._connect() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS answers ("
@@ -75,11 +74,15 @@ class JudgeCache:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # Used by one thread only; check_same_thread=False lets close() close it from any.
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
         return conn
 
     def key(
@@ -93,41 +96,44 @@ class JudgeCache:
         """See :func:`cache_key`."""
         return cache_key(identity, request, repeat=repeat, extra=extra)
 
+    def _get_text(self, key: str) -> str | None:
+        row = self._connect().execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
     def get_json(self, key: str) -> Any | None:
         """The stored value, decoded, or ``None``."""
-        row = self._connect().execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
-        with self._stats_lock:
-            if row is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        return None if row is None else json.loads(row[0])
+        text = self._get_text(key)
+        return None if text is None else orjson.loads(text)
 
     def put_json(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (last writer wins; values for a key are equal)."""
         self._connect().execute(
             "INSERT OR REPLACE INTO answers (key, value, created) VALUES (?, ?, ?)",
-            (key, json.dumps(value, ensure_ascii=False), time.time()),
+            (key, orjson.dumps(value).decode(), time.time()),
         )
 
     def get(self, key: str) -> JudgeResponse | None:
         """The stored response, or ``None``."""
-        value = self.get_json(key)
-        return None if value is None else JudgeResponse.model_validate(value)
+        text = self._get_text(key)
+        return None if text is None else JudgeResponse.model_validate_json(text)
 
     def put(self, key: str, response: JudgeResponse) -> None:
         """Store a response."""
-        self.put_json(key, response.model_dump(mode="json"))
+        self._connect().execute(
+            "INSERT OR REPLACE INTO answers (key, value, created) VALUES (?, ?, ?)",
+            (key, response.model_dump_json(), time.time()),
+        )
 
     def __len__(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM answers").fetchone()[0]
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every connection this object opened (it reopens one if used again)."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()
 
     def nonce_key(self) -> bytes:
         """The secret that salts prompt nonces (see :mod:`harness.judges.prompting`)."""

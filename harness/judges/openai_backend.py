@@ -1,9 +1,11 @@
 """The ``openai/MODEL`` judge: any OpenAI-compatible chat-completions endpoint.
 
-Works with OpenAI, vLLM, llama.cpp server, Ollama and the like through the official ``openai``
-SDK (``pip install 'review-harness[judges]'``). Per-judge options (keys of a ``judge:`` mapping in
-the suite; the runner's ``max_concurrency``, ``timeout_s`` and ``max_attempts`` are taken out
-first by the ``llm_judge`` criterion):
+Works with OpenAI, vLLM, llama.cpp server, Ollama and the like. It speaks the chat-completions
+protocol directly over :mod:`aiohttp` (one pooled session per event loop, bodies through
+:mod:`orjson`): the ``openai`` SDK's HTTP stack cost several milliseconds of CPU per call, this
+client a fraction of one. Per-judge options (keys of a ``judge:`` mapping in the suite; the
+runner's keys such as ``max_concurrency``, ``timeout_s`` and ``max_attempts`` are taken out first
+by the ``llm_judge`` criterion):
 
 - ``base_url``: the endpoint (else ``OPENAI_BASE_URL``, else OpenAI's);
 - ``api_key_env``: the environment variable holding the key (else ``OPENAI_API_KEY``); keys are
@@ -12,9 +14,12 @@ first by the ``llm_judge`` criterion):
 - ``logprobs`` (default true) and ``top_logprobs``: ask for token log-probabilities;
 - ``price_in_per_mtok`` / ``price_out_per_mtok``: USD per million tokens, to record cost.
 
-The SDK's own retries are off (``max_retries=0``): the runner retries with backoff. Errors map to
-:class:`~harness.judges.base.JudgeError`: 408/409/429/5xx, timeouts and connection errors are
-retryable (with the server's ``Retry-After`` / ``retry-after-ms``), other 4xx are not.
+The backend never retries by itself: the runner does, with backoff. Errors map to
+:class:`~harness.judges.base.JudgeError`: 408/409/429/5xx and connection errors are retryable
+(with the server's ``Retry-After`` / ``retry-after-ms``), connection errors also count towards the
+runner's circuit breaker; other 4xx are not retryable; a body that is not a chat completion is a
+non-retryable error. An answer with no choices or no text (``content: null``) is a retryable
+failure: it is never returned, so never cached. ``HTTP(S)_PROXY`` is honoured when set.
 """
 
 from __future__ import annotations
@@ -22,15 +27,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import Field
+import aiohttp
+import orjson
+from pydantic import Field, ValidationError
 
-from harness.judges.base import (
-    JudgeBackend,
-    JudgeError,
-    JudgeRequest,
-    JudgeResponse,
-    TokenLogprob,
-)
+from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
 from harness.judges.sdk import (
     PerLoopClients,
     SDKJudgeOptions,
@@ -39,6 +40,8 @@ from harness.judges.sdk import (
 )
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
+OPENAI_URL = "https://api.openai.com/v1"
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
 class OpenAIJudgeOptions(SDKJudgeOptions):
@@ -54,19 +57,13 @@ class OpenAIBackend(JudgeBackend):
     """A chat model behind an OpenAI-compatible endpoint."""
 
     def __init__(self, model: str, options: dict[str, Any] | None = None):
-        try:
-            import openai  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise JudgeError(
-                "the openai judge needs the SDK: pip install 'review-harness[judges]'"
-            ) from exc
         self.options = OpenAIJudgeOptions.model_validate(options or {})
         self.model = model
         self.name = f"openai/{model}"
         self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
         key_env = self.options.api_key_env or "OPENAI_API_KEY"
-        self._api_key = os.environ.get(key_env)
-        if not self._api_key:
+        api_key = os.environ.get(key_env)
+        if not api_key:
             if self.options.api_key_env:
                 raise JudgeError(f"judge {self.name}: environment variable {key_env} is not set")
             if not self.base_url:
@@ -74,83 +71,130 @@ class OpenAIBackend(JudgeBackend):
                     f"judge {self.name}: set OPENAI_API_KEY (or api_key_env), or a base_url "
                     "for a local endpoint"
                 )
-            self._api_key = PLACEHOLDER_KEY
-        self._clients = PerLoopClients(self._new_client)
+            api_key = PLACEHOLDER_KEY
+        self.url = (self.base_url or OPENAI_URL).rstrip("/") + "/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        self._sessions = PerLoopClients(self._new_session)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "base_url": self.base_url or "openai"}
 
-    def _new_client(self) -> Any:
-        from openai import AsyncOpenAI
+    def _new_session(self) -> aiohttp.ClientSession:
+        # No limit on connections (the runner's semaphore is the limit); timeouts are the
+        # runner's too, so none here.
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        return aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=any(os.environ.get(v) for v in _PROXY_VARS),
+            raise_for_status=False,
+        )
 
-        return AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                           timeout=None)
+    async def release(self) -> None:
+        """Close the running event loop's session (before that loop ends)."""
+        await self._sessions.release()
 
-    async def complete(self, request: JudgeRequest) -> JudgeResponse:
-        import openai
-        from openai.types.chat import ChatCompletion
+    async def aclose(self) -> None:
+        """Close every session this backend opened."""
+        await self._sessions.aclose()
 
-        kwargs: dict[str, Any] = {
+    def body(self, request: JudgeRequest) -> bytes:
+        """The JSON body of a request."""
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
         if request.seed is not None:
-            kwargs["seed"] = request.seed
+            payload["seed"] = request.seed
         if self.options.logprobs:
-            kwargs["logprobs"] = True
             top = self.options.top_logprobs
-            kwargs["top_logprobs"] = request.top_logprobs if top is None else top
-        try:
-            # The SDK's low-level ``post`` (its documented way to call any endpoint) sends the
-            # body as is: ``chat.completions.create`` would first run its typed-params transform,
-            # which costs more CPU than the rest of the call. Errors, parsing and the response
-            # type are the SDK's own either way.
-            completion = await self._clients.get().post(
-                "/chat/completions", body=kwargs, cast_to=ChatCompletion
-            )
-        except openai.APIStatusError as exc:
-            raise status_error(self.name, exc.status_code, exc.message,
-                               exc.response.headers) from exc
-        except openai.APITimeoutError as exc:
-            raise JudgeError(f"{self.name} timed out", retryable=True) from exc
-        except openai.APIConnectionError as exc:
-            raise JudgeError(f"cannot reach {self.name}: {exc}", retryable=True) from exc
-        except (openai.APIError, ValueError) as exc:  # malformed bodies (not JSON, wrong shape)
-            raise JudgeError(f"bad response from {self.name}: {short(str(exc))}") from exc
-        try:
-            return self._to_response(completion)
-        except (AttributeError, TypeError, ValueError, IndexError) as exc:
-            raise JudgeError(f"malformed completion from {self.name}: {exc}") from exc
+            payload["logprobs"] = True
+            payload["top_logprobs"] = request.top_logprobs if top is None else top
+        return orjson.dumps(payload)
 
-    def _to_response(self, completion: Any) -> JudgeResponse:
-        if not getattr(completion, "choices", None):
+    async def complete(self, request: JudgeRequest) -> JudgeResponse:
+        session = await self._sessions.get()
+        try:
+            async with session.post(self.url, data=self.body(request)) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except aiohttp.ClientConnectionError as exc:  # refused, reset, DNS, disconnected
+            raise JudgeError(
+                f"cannot reach {self.name}: {type(exc).__name__}: {short(str(exc))}",
+                retryable=True, connection=True,
+            ) from exc
+        except aiohttp.ClientPayloadError as exc:  # the body was cut off
+            raise JudgeError(f"incomplete answer from {self.name}: {short(str(exc))}",
+                             retryable=True, connection=True) from exc
+        except aiohttp.ClientError as exc:  # an answer that is not HTTP
+            raise JudgeError(f"bad answer from {self.name}: {type(exc).__name__}: "
+                             f"{short(str(exc))}", retryable=True) from exc
+        if status >= 400:
+            raise status_error(self.name, status, _error_message(raw), headers)
+        if status >= 300:
+            raise JudgeError(f"HTTP {status} from {self.name}: {short(_error_message(raw))}")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            head = short(raw.decode(errors="replace"), 80)
+            raise JudgeError(f"bad response from {self.name}: not JSON ({head!r})") from exc
+        return self._to_response(data)
+
+    def _to_response(self, data: Any) -> JudgeResponse:
+        if not isinstance(data, dict):
+            raise JudgeError(f"malformed completion from {self.name}: not a JSON object")
+        choices = data.get("choices")
+        if not choices:
             raise JudgeError(f"{self.name} returned no choices", retryable=True)
-        choice = completion.choices[0]
-        text = choice.message.content or ""
-        tokens = None
-        content = getattr(getattr(choice, "logprobs", None), "content", None)
-        if content:
-            tokens = [
-                TokenLogprob(
-                    token=item.token,
-                    logprob=item.logprob,
-                    top={alt.token: alt.logprob for alt in (item.top_logprobs or [])},
+        try:
+            choice = choices[0]
+            text = choice["message"].get("content")
+            logprobs = choice.get("logprobs")
+            content = logprobs.get("content") if logprobs else None
+            usage = data.get("usage") or {}
+            tokens_in = usage.get("prompt_tokens") or 0
+            tokens_out = usage.get("completion_tokens") or 0
+            if not text:  # null or empty: nothing to parse (a refusal, a server hiccup)
+                reason = choice.get("finish_reason")
+                raise JudgeError(
+                    f"{self.name} returned no text (content {text!r}, finish_reason {reason!r})",
+                    retryable=True,
                 )
-                for item in content
-            ]
-        usage = getattr(completion, "usage", None)
-        tokens_in = getattr(usage, "prompt_tokens", 0) or 0
-        tokens_out = getattr(usage, "completion_tokens", 0) or 0
-        return JudgeResponse(
-            text=text,
-            model=getattr(completion, "model", None) or self.model,
-            tokens=tokens,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost_usd=self.options.cost(tokens_in, tokens_out),
-        )
+            return JudgeResponse.model_validate({
+                "text": text,
+                "model": data.get("model") or self.model,
+                "tokens": [
+                    {"token": item["token"], "logprob": item["logprob"],
+                     "top": {a["token"]: a["logprob"] for a in item.get("top_logprobs") or ()}}
+                    for item in content
+                ] if content else None,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost_usd": self.options.cost(tokens_in, tokens_out),
+            })
+        except JudgeError:
+            raise
+        except (AttributeError, KeyError, TypeError, IndexError, ValidationError) as exc:
+            raise JudgeError(
+                f"malformed completion from {self.name}: {type(exc).__name__}: {short(str(exc))}"
+            ) from exc
+
+
+def _error_message(raw: bytes) -> str:
+    """The ``error.message`` of an error body, else the body's text."""
+    try:
+        data = orjson.loads(raw)
+        message = data["error"]["message"] if isinstance(data.get("error"), dict) else data
+        return str(message)
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        return raw.decode(errors="replace") or "(empty body)"
 
 
 def make_openai_backend(model: str, options: dict[str, Any]) -> OpenAIBackend:

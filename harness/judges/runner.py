@@ -1,20 +1,31 @@
-"""Calling judge backends safely: concurrency limit, timeouts, retries, cache, accounting.
+"""Calling judge backends safely: concurrency limit, timeouts, retries, circuit breaker, cache.
 
-A :class:`JudgeRunner` wraps one :class:`~harness.judges.base.JudgeBackend`. Every criterion that
-uses the same judge shares its runner (see :func:`runner_for`), so the backend's concurrency limit
-holds for the whole run. Each call:
+A :class:`JudgeRunner` wraps one :class:`~harness.judges.base.JudgeBackend`. Every criterion of a
+run that uses the same judge shares its runner (``llm_judge`` gets it from the run's
+``context.shared``), so the backend's concurrency limit holds for the whole run. Each call:
 
 1. looks the request up in the :class:`~harness.judges.cache.JudgeCache` (a hit makes no call);
-2. waits for a slot of the backend's semaphore (and for any ``Retry-After`` pause the server asked
+2. fails at once with :class:`~harness.judges.base.JudgeUnavailable` while the circuit breaker is
+   open (see below);
+3. waits for a slot of the backend's semaphore (and for any ``Retry-After`` pause the server asked
    for on another call);
-3. runs ``backend.complete`` under a per-call timeout;
-4. on a retryable :class:`~harness.judges.base.JudgeError` or a timeout, sleeps with exponential
-   backoff and full jitter (never less than the server's ``Retry-After``) and tries again, up to
-   ``max_attempts``; a call that still fails raises :class:`JudgeCallFailed`, which the
-   ``llm_judge`` criterion turns into an ``error`` verdict (never a pass or a fail).
+4. runs ``backend.complete`` under a per-attempt timeout;
+5. on a retryable :class:`~harness.judges.base.JudgeError` or a timeout, sleeps the server's
+   ``Retry-After`` (capped at ``max_retry_after_s``) plus exponential backoff with full jitter,
+   and tries again, up to ``max_attempts`` (retries are driven by tenacity; the first attempt
+   runs without its per-call bookkeeping, which costs ~50 us of CPU); a call that still fails raises
+   :class:`JudgeCallFailed`, which the ``llm_judge`` criterion turns into an ``error`` verdict
+   (never a pass or a fail). Only successful answers are cached.
 
-Sync code runs many calls at once with :func:`run_all`, which uses one long-lived event loop in a
-background thread, so it also works when the caller already runs an event loop.
+**Circuit breaker.** After ``breaker_after`` consecutive attempts that could not reach the endpoint
+(connection refused or reset, DNS failure, timeout), the breaker opens: every call, including those
+waiting to retry, raises :class:`~harness.judges.base.JudgeUnavailable` at once instead of
+spending its attempts. After ``breaker_cooldown_s`` one call may probe the endpoint; a success
+closes the breaker, a failure keeps it open for another cooldown. Any answer from the endpoint
+(even an HTTP error) ends a streak of connection failures.
+
+The runner works on whichever event loop awaits it (one semaphore per loop); :meth:`release` closes
+the connections bound to the running loop and :meth:`aclose` everything, when the run ends.
 """
 
 from __future__ import annotations
@@ -24,14 +35,23 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
+from harness.judges.base import (
+    JudgeBackend,
+    JudgeError,
+    JudgeRequest,
+    JudgeResponse,
+    JudgeUnavailable,
+)
 from harness.judges.cache import JudgeCache
+from harness.judges.records import CallRecord
+
+__all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RetryPolicy"]
 
 T = TypeVar("T")
 
@@ -51,29 +71,10 @@ class RetryPolicy(BaseModel):
     """Upper bound of one backoff sleep (a server's ``Retry-After`` may ask for more)."""
     max_retry_after_s: float = Field(default=300.0, ge=0)
     """Longest ``Retry-After`` honoured; a server asking for more gets this much."""
-
-
-class CallRecord(BaseModel):
-    """Accounting for one judge call, stored on the verdict."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    attempts: int = 0
-    """Attempts made (0 for a cache hit)."""
-    cached: bool = False
-    """The response came from the cache; no call was made."""
-    latency_s: float = 0.0
-    """Wall time of the successful attempt (0 for a cache hit)."""
-    total_s: float = 0.0
-    """Wall time including queueing and retries."""
-    tokens_in: int = 0
-    """Prompt tokens billed."""
-    tokens_out: int = 0
-    """Completion tokens billed."""
-    cost_usd: float | None = None
-    """Cost of the call, when the backend knows it (0 for a cache hit)."""
-    errors: list[str] = Field(default_factory=list)
-    """Messages of the failed attempts, oldest first."""
+    breaker_after: int = Field(default=10, ge=1)
+    """Consecutive connection failures (refused, reset, DNS, timeout) that open the breaker."""
+    breaker_cooldown_s: float = Field(default=30.0, ge=0)
+    """How long an open breaker fails calls at once before letting one probe through."""
 
 
 class JudgeCallFailed(Exception):
@@ -84,8 +85,13 @@ class JudgeCallFailed(Exception):
         self.record = record
 
 
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, JudgeError) and exc.retryable and not isinstance(exc, JudgeUnavailable)
+
+
 class JudgeRunner:
-    """Runs calls to one backend with a concurrency limit, timeouts, retries and a cache."""
+    """Runs calls to one backend with a concurrency limit, timeouts, retries, a circuit breaker
+    and a cache."""
 
     def __init__(
         self,
@@ -108,31 +114,101 @@ class JudgeRunner:
         self._semaphores = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._pause_until = 0.0  # monotonic time before which no new attempt starts
+        # Attempts 2..max_attempts (the first runs without tenacity's per-call bookkeeping,
+        # ~50 us of CPU, since most calls need no retry).
+        self._retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.policy.max_attempts - 1)),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        self._streak = 0  # consecutive connection failures
+        self._open_since: float | None = None  # monotonic time the breaker opened
+        self._probe_at = 0.0  # monotonic time after which one probe may go through
+        self._probing = False
         self.calls = 0
         """Attempts sent to the backend (for tests and reports)."""
 
+    # --- breaker ------------------------------------------------------------------------------
+    @property
+    def breaker_open(self) -> bool:
+        """Whether calls currently fail at once with :class:`JudgeUnavailable`."""
+        return self._open_since is not None
+
+    def _check_breaker(self, claim: bool = True) -> bool:
+        """Raise :class:`JudgeUnavailable` while open; ``True`` if this attempt is the probe
+        (with ``claim``: one attempt may probe once the cooldown is over)."""
+        if self._open_since is None:
+            return False
+        if self._probing or time.monotonic() < self._probe_at:
+            raise JudgeUnavailable(
+                f"judge {self.backend.name} is unavailable: {self._streak} consecutive "
+                "connection failures opened its circuit breaker", retryable=False,
+                connection=True,
+            )
+        if claim:
+            self._probing = True
+        return claim
+
+    def _connection_failed(self) -> None:
+        self._streak += 1
+        if self._open_since is not None or self._streak >= self.policy.breaker_after:
+            if self._open_since is None:
+                self._open_since = time.monotonic()
+            self._probe_at = time.monotonic() + self.policy.breaker_cooldown_s
+
+    def _answered(self, success: bool) -> None:
+        self._streak = 0
+        if success:
+            self._open_since = None
+        elif self._open_since is not None:
+            self._probe_at = time.monotonic() + self.policy.breaker_cooldown_s
+
+    # --- retries ------------------------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
-        with self._lock:
-            sem = self._semaphores.get(loop)
-            if sem is None:
-                sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
-            return sem
+        sem = self._semaphores.get(loop)
+        if sem is None:
+            with self._lock:
+                sem = self._semaphores.get(loop)
+                if sem is None:
+                    sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
+        return sem
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to sleep after failed attempt number ``attempt`` (1-based)."""
+        """Seconds to sleep after failed attempt number ``attempt`` (1-based).
+
+        Full jitter, uniform in [0, min(max_delay_s, base_delay_s * 2 ** (attempt - 1))], added
+        to the server's ``Retry-After`` (capped at ``max_retry_after_s``) when it sent one, so
+        calls told to wait the same time do not all come back at once.
+        """
         cap = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
         delay = self._rng.uniform(0, cap)
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self.policy.max_retry_after_s))
+            delay += min(retry_after, self.policy.max_retry_after_s)
         return delay
 
-    async def complete(
-        self, request: JudgeRequest, *, repeat: int = 0, cache: JudgeCache | None = None
-    ) -> tuple[JudgeResponse, CallRecord]:
-        """One completion, from the cache or the backend. Raises :class:`JudgeCallFailed`.
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        # tenacity counts from the second attempt (see _with_retries)
+        return self.backoff(state.attempt_number + 1, getattr(exc, "retry_after", None))
 
-        ``cache`` overrides the runner's own (runners are shared by runs with different caches).
+    async def complete(
+        self,
+        request: JudgeRequest,
+        *,
+        repeat: int = 0,
+        cache: JudgeCache | None = None,
+        accept: Callable[[JudgeResponse], bool] | None = None,
+    ) -> tuple[JudgeResponse, CallRecord]:
+        """One completion, from the cache or the backend.
+
+        Raises :class:`JudgeCallFailed` (the call failed for good) or
+        :class:`~harness.judges.base.JudgeUnavailable` (the breaker is open). ``cache``
+        overrides the runner's own. Only a successful answer is written to the cache, and only
+        if ``accept(response)`` says it is usable (e.g. it has a parseable verdict), so a
+        re-run asks again for anything else.
         """
         started = time.monotonic()
         cache = cache if cache is not None else self.cache
@@ -143,15 +219,11 @@ class JudgeRunner:
             if hit is not None:
                 return hit, CallRecord(cached=True, cost_usd=0.0)
         record = CallRecord()
-
-        async def attempt() -> JudgeResponse:
-            return await self.backend.complete(request)
-
-        response = await self._with_retries(attempt, record, started)
+        response = await self._with_retries(lambda: self.backend.complete(request), record, started)
         record.tokens_in = response.tokens_in
         record.tokens_out = response.tokens_out
         record.cost_usd = response.cost_usd
-        if cache is not None and key is not None:
+        if cache is not None and key is not None and (accept is None or accept(response)):
             cache.put(key, response)
         return response, record
 
@@ -187,127 +259,85 @@ class JudgeRunner:
                 return hit
         record = record if record is not None else CallRecord()
 
-        async def attempt() -> list[float] | None:
-            return await self.backend.continuation_logprobs(request, prefix, continuations)
+        def attempt() -> Awaitable[list[float] | None]:
+            return self.backend.continuation_logprobs(request, prefix, continuations)
 
         result = await self._with_retries(attempt, record, time.monotonic())
         if result is not None and cache is not None and key is not None:
             cache.put_json(key, [float(x) for x in result])
         return result
 
-    async def _with_retries(
-        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, started: float
+    async def _attempt(
+        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, sem: asyncio.Semaphore
     ) -> T:
-        policy = self.policy
-        sem = self._semaphore()
-        for n in range(1, policy.max_attempts + 1):
-            retry_after: float | None = None
-            async with sem:
+        self._check_breaker(claim=False)  # fail at once rather than queue for a slot
+        async with sem:
+            probe = self._check_breaker()
+            try:
                 wait = self._pause_until - time.monotonic()
                 if wait > 0:
                     await self._sleep(wait)
-                record.attempts = n
+                record.attempts += 1
+                n = record.attempts
                 self.calls += 1
                 t0 = time.monotonic()
                 try:
-                    result = await asyncio.wait_for(attempt(), policy.timeout_s)
+                    async with asyncio.timeout(self.policy.timeout_s):
+                        result = await attempt()
                 except TimeoutError:
-                    record.errors.append(f"attempt {n}: timed out after {policy.timeout_s:g}s")
+                    record.errors.append(f"attempt {n}: timed out after {self.policy.timeout_s:g}s")
+                    self._connection_failed()
+                    raise JudgeError(f"judge {self.backend.name} timed out", retryable=True,
+                                     connection=True) from None
                 except JudgeError as exc:
                     record.errors.append(f"attempt {n}: {exc}")
-                    if not exc.retryable:
-                        record.total_s = time.monotonic() - started
-                        raise JudgeCallFailed(
-                            f"judge {self.backend.name} failed: {exc}", record
-                        ) from exc
-                    retry_after = exc.retry_after
-                    if retry_after is not None:
-                        until = time.monotonic() + min(retry_after, policy.max_retry_after_s)
+                    if exc.connection:
+                        self._connection_failed()
+                    else:
+                        self._answered(success=False)
+                    if exc.retryable and exc.retry_after is not None:
+                        until = time.monotonic() + min(exc.retry_after,
+                                                       self.policy.max_retry_after_s)
                         self._pause_until = max(self._pause_until, until)
-                else:
-                    record.latency_s = time.monotonic() - t0
-                    record.total_s = time.monotonic() - started
-                    return result
-            if n < policy.max_attempts:
-                await self._sleep(self.backoff(n, retry_after))
+                    raise
+                self._answered(success=True)
+                record.latency_s = time.monotonic() - t0
+                return result
+            finally:
+                if probe:
+                    self._probing = False
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, started: float
+    ) -> T:
+        sem = self._semaphore()
+        try:
+            try:
+                result = await self._attempt(attempt, record, sem)
+            except JudgeError as exc:
+                if not _retryable(exc) or self.policy.max_attempts < 2:
+                    raise
+                await self._sleep(self.backoff(1, exc.retry_after))
+                result = await self._retrying.copy()(self._attempt, attempt, record, sem)
+        except JudgeUnavailable:
+            raise
+        except JudgeError as exc:
+            record.total_s = time.monotonic() - started
+            if exc.retryable:
+                last = record.errors[-1] if record.errors else str(exc)
+                raise JudgeCallFailed(f"judge {self.backend.name} failed after "
+                                      f"{record.attempts} attempts ({last})", record) from exc
+            raise JudgeCallFailed(f"judge {self.backend.name} failed: {exc}", record) from exc
         record.total_s = time.monotonic() - started
-        last = record.errors[-1] if record.errors else "no attempt made"
-        raise JudgeCallFailed(
-            f"judge {self.backend.name} failed after {record.attempts} attempts ({last})", record
-        )
+        return result
 
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def release(self) -> None:
+        """Close the backend's connections bound to the running event loop (before it ends)."""
+        with self._lock:
+            self._semaphores.pop(asyncio.get_running_loop(), None)
+        await self.backend.release()
 
-_RUNNERS: dict[str, JudgeRunner] = {}
-_RUNNERS_LOCK = threading.Lock()
-
-
-def shared_runner(key: str, make: Callable[[], JudgeRunner]) -> JudgeRunner:
-    """The process-wide runner stored under ``key`` (built by ``make`` on first use).
-
-    Criteria naming the same judge with the same options share one backend and one runner, so
-    the concurrency limit holds across criteria and a local model is loaded once.
-    """
-    with _RUNNERS_LOCK:
-        runner = _RUNNERS.get(key)
-        if runner is None:
-            runner = _RUNNERS[key] = make()
-        return runner
-
-
-class _LoopThread:
-    """One event loop running forever in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="harness-judge-loop", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-
-_LOOP: _LoopThread | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def background_loop() -> asyncio.AbstractEventLoop:
-    """The shared background event loop (started on first use)."""
-    global _LOOP
-    with _LOOP_LOCK:
-        if _LOOP is None or not _LOOP.thread.is_alive():
-            _LOOP = _LoopThread()
-        return _LOOP.loop
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one coroutine on the background loop and wait for its result."""
-    return run_all([coro], return_exceptions=False)[0]
-
-
-def run_all(
-    coros: Iterable[Coroutine[Any, Any, T]], *, return_exceptions: bool = True
-) -> list[T | BaseException]:
-    """Run coroutines concurrently on the background loop; results in input order.
-
-    With ``return_exceptions`` (the default) a failed coroutine's exception takes its place in
-    the list; otherwise the first failure is raised once all have finished. Safe to call from
-    sync code running inside another event loop; not from a coroutine on the background loop.
-    """
-    loop = background_loop()
-    if _LOOP is not None and threading.current_thread() is _LOOP.thread:
-        raise RuntimeError("run_all called from the judge loop itself; await the calls instead")
-    coros = list(coros)
-    if not coros:
-        return []
-
-    async def gather() -> list[Any]:
-        return await asyncio.gather(*coros, return_exceptions=True)
-
-    future: Future[list[Any]] = asyncio.run_coroutine_threadsafe(gather(), loop)
-    results = future.result()
-    if not return_exceptions:
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-    return results
+    async def aclose(self) -> None:
+        """Close everything the backend holds (called by the engine when the run ends)."""
+        await self.backend.aclose()

@@ -1,4 +1,4 @@
-"""What the SDK-backed judges (``openai``, ``anthropic``) share: options, errors, clients."""
+"""What the HTTP judges (``openai``, ``anthropic``) share: options, errors, per-loop clients."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,9 +60,14 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def is_retryable_status(status: int) -> bool:
+    """408/409/429 and 5xx are worth retrying; other 4xx are not."""
+    return status in (408, 409, 429) or status >= 500
+
+
 def status_error(judge: str, status: int, message: str, headers: Any) -> JudgeError:
     """An HTTP error as a :class:`JudgeError`: 408/409/429/5xx retryable, with Retry-After."""
-    retryable = status in (408, 409, 429) or status >= 500
+    retryable = is_retryable_status(status)
     return JudgeError(
         f"HTTP {status} from {judge}: {short(message)}",
         retryable=retryable,
@@ -77,16 +82,70 @@ def short(message: str, limit: int = 300) -> str:
 
 
 class PerLoopClients:
-    """One SDK client per event loop: a client's connections are bound to the loop they ran on."""
+    """One client per event loop: a client's connections are bound to the loop they ran on.
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    ``make()`` builds a client; ``close_client(client)`` is awaited to close one (its
+    ``close()`` by default). A client is closed, on its own loop, when that loop shuts down its
+    async generators (``asyncio.run`` and the engine's loops do, before closing), or earlier by
+    :meth:`release` (the running loop's client) or :meth:`aclose` / :meth:`close` (all).
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], Any],
+        close_client: Callable[[Any], Awaitable[Any]] | None = None,
+    ) -> None:
         self._make = make
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+        self._close_client = close_client or (lambda client: client.close())
+        # loop -> (client, guard): the guard is an async generator registered with the loop,
+        # whose ``finally`` closes the client when the loop finalises its async generators.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
             weakref.WeakKeyDictionary())
 
-    def get(self) -> Any:
+    async def get(self) -> Any:
+        """The running loop's client (built on first use)."""
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._make()
-        return client
+        entry = self._clients.get(loop)
+        if entry is None:
+            client = self._make()
+            guard = self._guard(client)
+            await guard.__anext__()  # registers it with the loop's async-generator hooks
+            entry = self._clients[loop] = (client, guard)
+        return entry[0]
+
+    async def _guard(self, client: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self._close_client(client)
+
+    async def release(self) -> None:
+        """Close the running loop's client, if any."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()
+
+    def _take_all(self) -> list[tuple[asyncio.AbstractEventLoop, tuple[Any, Any]]]:
+        items = list(self._clients.items())
+        self._clients.clear()
+        return items
+
+    async def aclose(self) -> None:
+        """Close every client: the running loop's here, other running loops' on their loop
+        (clients of loops that are not running were closed with them, or cannot be)."""
+        running = asyncio.get_running_loop()
+        for loop, (_, guard) in self._take_all():
+            if loop is running:
+                await guard.aclose()
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(guard.aclose(), loop)
+
+    def close(self) -> None:
+        """Close every client from sync code (see :meth:`aclose`)."""
+        for loop, (_, guard) in self._take_all():
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(guard.aclose(), loop)
+            else:
+                loop.run_until_complete(guard.aclose())

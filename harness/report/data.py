@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.judges.records import judge_label
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
 
@@ -94,11 +95,16 @@ class _CriterionStats:
         self.latency = Quantiles()
         self.tokens_in = self.tokens_out = 0
         self.cost: float | None = None
+        self.judges: dict[str, None] = {}
+        """The judges that ran (from the verdicts' details), in order of first appearance."""
 
     def add(self, v: dict[str, Any]) -> None:
         self.counts[v["outcome"]] += 1
         if v["outcome"] == "skipped":
             return
+        ran = judge_label(v.get("details") or {})
+        if ran is not None and ran not in self.judges:
+            self.judges[ran] = None
         if v["score"] is not None:
             self.score_sum += v["score"]
             self.score_n += 1
@@ -112,10 +118,14 @@ class _CriterionStats:
     def row(self, spec: dict[str, Any], suite_judge: Any) -> dict[str, Any]:
         c = self.counts
         decided = c["pass"] + c["fail"] + c["error"]
-        judge = spec.get("config", {}).get("judge") or (
-            suite_judge if spec["kind"] == "llm_judge" else None)
-        if isinstance(judge, dict):
-            judge = judge.get("model") or json.dumps(judge, sort_keys=True)
+        # The judge that ran, as its verdicts recorded it; the suite's config only when no
+        # verdict names one (e.g. every transcript skipped).
+        judge: Any = ", ".join(self.judges) or None
+        if judge is None:
+            judge = spec.get("config", {}).get("judge") or (
+                suite_judge if spec["kind"] == "llm_judge" else None)
+            if isinstance(judge, dict):
+                judge = judge.get("name") or judge.get("model") or json.dumps(judge, sort_keys=True)
         return {
             "name": spec["name"], "kind": spec["kind"], "gate": spec.get("gate", True),
             "weight": spec.get("weight", 1.0), "version": spec.get("version", ""),

@@ -213,10 +213,10 @@ def test_cli_judge_override_replaces_every_judge(tmp_path: Path, server: ChatSer
     assert server.requests[-1]["model"] == "per-criterion"
 
 
-def test_batch_runs_concurrently_within_the_judge_limit(tmp_path: Path, server: ChatServer):
+def test_judgements_run_concurrently_within_the_judge_limit(tmp_path: Path, server: ChatServer):
     server.latency_s = 0.1
     path = suite(tmp_path, server, POLITE, judge_extra="  max_concurrency: 4\n")
-    engine = Engine(path, registry(), batch_size=16)
+    engine = Engine(path, registry())
     decisions = review(engine, *(transcript(f"t{i}", "please") for i in range(16)))
     assert all(d.outcome == "pass" for d in decisions)
     assert server.max_in_flight == 4
@@ -262,8 +262,9 @@ def test_sandbox_blocks_unsafe_templates(tmp_path: Path, server: ChatServer):
         "  - name: polite\n    kind: llm_judge\n"
         '    rubric: "{{ last_assistant.__class__.__mro__[1].__subclasses__() }}"\n'
     )
-    (decision,) = review(Engine(suite(tmp_path, server, body), registry()), transcript("a", "x"))
-    assert judge_verdict(decision).outcome == "error" and server.completions == 0
+    with pytest.raises(SuiteError, match="polite.*sandbox forbids.*__class__"):
+        Engine(suite(tmp_path, server, body), registry())  # found when the suite is built
+    assert server.completions == 0
 
 
 def test_evals_spec_runs_as_a_choices_criterion(tmp_path: Path, server: ChatServer):

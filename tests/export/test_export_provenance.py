@@ -1,15 +1,26 @@
-"""Provenance from judge-like verdicts, and when a failing transcript may not be masked."""
+"""Provenance from judge verdicts (a real llm_judge on a local endpoint, and a judge-like
+plugin), and when a failing transcript may not be masked."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from exportutil import read_jsonl, review_into, write_jsonl
 
+import harness
+from harness.engine import Engine
 from harness.export import export_run
+from harness.plugins import get_registry
+from harness.report.data import collect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
+
+from chat_server import ChatServer  # noqa: E402
 
 PLUGIN = '''
 from harness import Criterion, CriterionConfig, Verdict, hookimpl
@@ -35,8 +46,8 @@ class Scored(Criterion):
         if self.config.explode_on and self.config.explode_on in text:
             raise RuntimeError("backend down")
         p = 0.9 if "please" in text.lower() else 0.2
-        details = ({"judge_model": "openai/test-judge", "rubric_hash": "r-123"}
-                   if self.config.report_details else {})
+        details = ({"judge": "openai/test-judge", "model": "test-judge-0613",
+                    "rubric_sha256": "r-123"} if self.config.report_details else {})
         return Verdict(outcome="pass" if p >= 0.5 else "fail", score=p, details=details)
 
 
@@ -93,14 +104,54 @@ def test_judge_model_rubric_hash_and_probability_are_exported(tmp_path, plugins)
     assert meta["criterion_scores"] == {"polite": 0.9, "polite_by_config": 0.9}
     assert meta["weight"] == 0.9
     by_name = {c["name"]: c for c in meta["criteria"]}
-    assert by_name["polite"]["judge_model"] == "openai/test-judge"
+    assert by_name["polite"]["judge_model"] == "openai/test-judge-0613"  # what ran
     assert by_name["polite"]["rubric_hash"] == "r-123"
     # nothing in the verdict: the criterion's config and the suite's judge tell
     assert by_name["polite_by_config"]["judge_model"] == "local/smollm2"
     expected = hashlib.sha256(b"Is it polite, really?").hexdigest()[:16]
     assert by_name["polite_by_config"]["rubric_hash"] == expected
-    assert meta["judge_models"] == ["local/smollm2", "openai/test-judge"]
+    assert meta["judge_models"] == ["local/smollm2", "openai/test-judge-0613"]
     assert meta["rubric_hashes"] == sorted(["r-123", expected])
+
+
+JUDGE_SUITE = """\
+name: judged
+judge: openai/configured-model
+criteria:
+  - name: polite
+    kind: llm_judge
+    judge: {{name: openai/asked-model, base_url: "{base_url}"}}
+    rubric: "Is the answer polite? {{{{ last_assistant }}}}"
+"""
+
+
+def test_a_real_judge_run_records_what_ran_and_exports_it(tmp_path):
+    reply = "It says please.\nVERDICT: PASS"
+    with ChatServer(reply=lambda req: reply, served_model="served-model-2024") as server:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(JUDGE_SUITE.format(base_url=server.base_url))
+        inputs = write_jsonl(tmp_path / "in.jsonl", [chat("a", "Pass the salt", "Here, please.")])
+        with Engine(suite, get_registry(), cache_dir=tmp_path / "run") as engine:
+            harness.run(engine, [inputs], tmp_path / "run", report=False)
+        assert server.completions == 1
+
+    verdict = json.loads((tmp_path / "run" / "journal.jsonl").read_text().splitlines()[0])
+    details = next(v for v in verdict["decision"]["verdicts"] if v["criterion"] == "polite")
+    details = details["details"]
+    rubric = hashlib.sha256(b"Is the answer polite? {{ last_assistant }}").hexdigest()[:16]
+    assert details["judge"] == "openai/asked-model"
+    assert details["model"] == "served-model-2024"  # what the endpoint reported
+    assert details["rubric_sha256"] == rubric
+
+    export_run(tmp_path / "run", tmp_path / "t.jsonl", "openai")
+    (row,) = read_jsonl(tmp_path / "t.jsonl")
+    (criterion,) = row["metadata"]["criteria"]
+    assert criterion["judge_model"] == "openai/served-model-2024"  # not the suite's config
+    assert criterion["rubric_hash"] == rubric
+    assert row["metadata"]["judge_models"] == ["openai/served-model-2024"]
+
+    (row,) = collect(tmp_path / "run")["criteria"]
+    assert row["judge"] == "openai/served-model-2024"  # the report's judge column
 
 
 MASK_SUITE = """

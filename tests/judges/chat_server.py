@@ -1,15 +1,28 @@
 """A real OpenAI-compatible chat-completions server for tests, scriptable per test.
 
 It listens on 127.0.0.1 on a random port, in a thread per connection (HTTP/1.1 keep-alive), and
-answers ``POST /v1/chat/completions`` with the usual JSON, including ``logprobs`` when asked.
+answers ``POST /v1/chat/completions`` with the usual JSON, including ``logprobs`` when asked (and
+``POST /v1/messages`` the Anthropic way, for the ``anthropic`` judge).
 A test scripts it with:
 
 - ``reply``: a function ``(request_json) -> str | Reply`` giving the assistant's text (default
   ``"Looks fine.\\nVERDICT: PASS"``), or a :class:`Reply` with explicit token logprobs;
 - ``latency_s``: fixed delay before each answer;
-- ``fail_first(n, status=429, retry_after="1")``: the next ``n`` requests fail that way;
-- ``hang_first(n)``: the next ``n`` requests never answer (until the server stops);
-- ``garbage_body``: answer 200 with a body that is not JSON.
+- ``garbage_body``: answer 200 with a body that is not JSON (every request).
+
+Faults for the next ``n`` requests (queued in order, one per request):
+
+- ``fail_first(n, status=429, retry_after="1", retry_after_ms=None)``: an HTTP error, with
+  ``Retry-After`` / ``retry-after-ms`` headers when given;
+- ``reset_first(n)``: the connection is reset (RST) without an answer;
+- ``slow_first(n, seconds)``: the answer comes after ``seconds`` (a client timeout);
+- ``hang_first(n)``: no answer until the server stops;
+- ``garbage_first(n)``: 200 with a body that is not JSON;
+- ``null_content_first(n)``: 200 with ``"content": null``;
+- ``no_choices_first(n)``: 200 with ``"choices": []``.
+
+:func:`closed_port` gives a local port nothing listens on (an endpoint that is down); a server
+can be started on a given ``port`` (the endpoint coming back).
 
 It records every request body (``requests``) and its headers (``headers``), and the most requests
 in flight at once (``max_in_flight``).
@@ -19,6 +32,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +78,13 @@ class Reply:
         return out
 
 
+def closed_port() -> int:
+    """A local TCP port nothing listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @dataclass
 class ChatServer:
     """See the module docstring."""
@@ -71,26 +93,54 @@ class ChatServer:
     latency_s: float = 0.0
     garbage_body: bool = False
     model: str = "test-judge"
+    served_model: str | None = None
+    """The model named in answers (default: the one requested)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     max_in_flight: int = 0
-    _fail_queue: list[tuple[int, str | None]] = field(default_factory=list)
-    _hang: int = 0
+    port: int = 0
+    _faults: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _httpd: ThreadingHTTPServer | None = None
 
     # --- scripting -------------------------------------------------------------------------
-    def fail_first(self, n: int, status: int = 429, retry_after: str | None = "1") -> None:
-        """Make the next ``n`` requests fail with ``status`` (and a Retry-After header)."""
+    def _queue(self, n: int, kind: str, **params: Any) -> None:
         with self._lock:
-            self._fail_queue.extend([(status, retry_after)] * n)
+            self._faults.extend([(kind, params)] * n)
+
+    def fail_first(
+        self, n: int, status: int = 429, retry_after: str | None = "1",
+        retry_after_ms: str | None = None,
+    ) -> None:
+        """Make the next ``n`` requests fail with ``status`` (and Retry-After headers)."""
+        self._queue(n, "status", status=status, retry_after=retry_after,
+                    retry_after_ms=retry_after_ms)
+
+    def reset_first(self, n: int) -> None:
+        """Reset the connection of the next ``n`` requests without answering."""
+        self._queue(n, "reset")
+
+    def slow_first(self, n: int, seconds: float) -> None:
+        """Answer the next ``n`` requests after ``seconds``."""
+        self._queue(n, "slow", seconds=seconds)
 
     def hang_first(self, n: int) -> None:
         """Make the next ``n`` requests hang until the server stops."""
-        with self._lock:
-            self._hang += n
+        self._queue(n, "hang")
+
+    def garbage_first(self, n: int) -> None:
+        """Answer the next ``n`` requests with a body that is not JSON."""
+        self._queue(n, "garbage")
+
+    def null_content_first(self, n: int) -> None:
+        """Answer the next ``n`` requests with ``"content": null``."""
+        self._queue(n, "null_content")
+
+    def no_choices_first(self, n: int) -> None:
+        """Answer the next ``n`` requests with no choices."""
+        self._queue(n, "no_choices")
 
     @property
     def base_url(self) -> str:
@@ -120,7 +170,10 @@ class ChatServer:
             daemon_threads = True
             request_queue_size = 256
 
-        self._httpd = Server(("127.0.0.1", 0), Handler)
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # resets and clients that went away are the point of these tests
+
+        self._httpd = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -142,7 +195,8 @@ class ChatServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)
-        if not h.path.rstrip("/").endswith("/chat/completions"):
+        anthropic = h.path.rstrip("/").endswith("/messages")
+        if not anthropic and not h.path.rstrip("/").endswith("/chat/completions"):
             self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
             return
         body = json.loads(raw or b"{}")
@@ -151,26 +205,43 @@ class ChatServer:
             self.headers.append({k.lower(): v for k, v in h.headers.items()})
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-            failure = self._fail_queue.pop(0) if self._fail_queue else None
-            hang = self._hang > 0
-            if hang:
-                self._hang -= 1
+            kind, params = self._faults.pop(0) if self._faults else ("", {})
         try:
-            if hang:
+            if kind == "hang":
                 self._stop.wait()
                 return
+            if kind == "reset":
+                h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                h.connection.close()  # RST: the client sees "connection reset"
+                h.close_connection = True
+                return
+            if kind == "slow":
+                self._stop.wait(params["seconds"])
             if self.latency_s:
                 time.sleep(self.latency_s)
-            if failure is not None:
-                status, retry_after = failure
-                headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            if kind == "status":
+                status = params["status"]
+                headers = {}
+                if params["retry_after"] is not None:
+                    headers["Retry-After"] = params["retry_after"]
+                if params["retry_after_ms"] is not None:
+                    headers["retry-after-ms"] = params["retry_after_ms"]
                 error = {"message": f"scripted {status}", "type": "test", "code": str(status)}
                 self._send(h, status, {"error": error}, headers)
                 return
-            if self.garbage_body:
+            if self.garbage_body or kind == "garbage":
                 self._send_raw(h, 200, b"this is not json {", "application/json")
                 return
-            self._send(h, 200, self._completion(body))
+            completion = self._completion(body)
+            if kind == "null_content":
+                completion["choices"][0]["message"]["content"] = None
+                completion["choices"][0]["logprobs"] = None
+            elif kind == "no_choices":
+                completion["choices"] = []
+            if anthropic:
+                completion = self._as_anthropic(completion)
+            self._send(h, 200, completion)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -206,7 +277,7 @@ class ChatServer:
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model", self.model),
+            "model": self.served_model or body.get("model", self.model),
             "choices": [
                 {
                     "index": 0,
@@ -220,6 +291,20 @@ class ChatServer:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+        }
+
+    @staticmethod
+    def _as_anthropic(completion: dict[str, Any]) -> dict[str, Any]:
+        """A chat completion as an Anthropic Messages API answer."""
+        text = (completion["choices"] or [{"message": {}}])[0]["message"].get("content")
+        usage = completion["usage"]
+        return {
+            "id": "msg_test", "type": "message", "role": "assistant",
+            "model": completion["model"],
+            "content": [{"type": "text", "text": text}] if text is not None else [],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": usage["prompt_tokens"],
+                      "output_tokens": usage["completion_tokens"]},
         }
 
     def _send(

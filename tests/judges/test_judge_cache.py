@@ -8,11 +8,12 @@ import threading
 from pathlib import Path
 
 from chat_server import ChatServer
+from judgeutil import arun, arun_all
 
 from harness.judges.base import JudgeRequest, JudgeResponse
 from harness.judges.cache import JudgeCache, cache_key, load_or_create_secret
 from harness.judges.openai_backend import OpenAIBackend
-from harness.judges.runner import JudgeRunner, RetryPolicy, run_all, run_sync
+from harness.judges.runner import JudgeRunner, RetryPolicy
 
 IDENTITY = {"name": "openai/m", "model": "m", "base_url": "http://x/v1"}
 REQ = JudgeRequest(messages=[{"role": "user", "content": "judge A"}])
@@ -39,18 +40,18 @@ def test_rerun_makes_zero_calls(chat_server: ChatServer, tmp_path: Path) -> None
     judge = OpenAIBackend("m", {"base_url": chat_server.base_url})
     requests = [JudgeRequest(messages=[{"role": "user", "content": f"item {i}"}]) for i in range(5)]
     first = JudgeRunner(judge, cache=JudgeCache(tmp_path))
-    out1 = run_all(first.complete(r) for r in requests)
+    out1 = arun_all((first.complete(r) for r in requests), first)
     assert chat_server.completions == 5
 
     again = JudgeRunner(judge, cache=JudgeCache(tmp_path))  # a new run, same cache directory
-    out2 = run_all(again.complete(r) for r in requests)
+    out2 = arun_all((again.complete(r) for r in requests), again)
     assert chat_server.completions == 5
     assert again.calls == 0
     assert [r[0] for r in out1] == [r[0] for r in out2]
     assert all(record.cached and record.attempts == 0 for _, record in out2)
 
     # A changed prompt is a miss; repeats are distinct entries.
-    run_sync(again.complete(requests[0], repeat=1))
+    arun(again.complete(requests[0], repeat=1), again)
     assert chat_server.completions == 6
 
 
@@ -58,8 +59,8 @@ def test_failures_are_not_cached(chat_server: ChatServer, tmp_path: Path) -> Non
     chat_server.fail_first(1, status=400, retry_after=None)
     judge = OpenAIBackend("m", {"base_url": chat_server.base_url})
     runner = JudgeRunner(judge, cache=JudgeCache(tmp_path), policy=RetryPolicy(max_attempts=1))
-    assert isinstance(run_all([runner.complete(REQ)])[0], Exception)
-    response, record = run_sync(runner.complete(REQ))
+    assert isinstance(arun_all([runner.complete(REQ)], runner)[0], Exception)
+    response, record = arun(runner.complete(REQ), runner)
     assert not record.cached and response.text
     assert chat_server.completions == 2
 

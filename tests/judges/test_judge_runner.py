@@ -8,10 +8,11 @@ import time
 
 import pytest
 from chat_server import ChatServer
+from judgeutil import arun, arun_all
 
 from harness.judges.base import JudgeRequest
 from harness.judges.openai_backend import OpenAIBackend
-from harness.judges.runner import JudgeCallFailed, JudgeRunner, RetryPolicy, run_all, run_sync
+from harness.judges.runner import JudgeCallFailed, JudgeRunner, RetryPolicy
 
 
 def request(i: int = 0) -> JudgeRequest:
@@ -30,7 +31,7 @@ def test_concurrency_limit_is_honoured_and_reached(chat_server: ChatServer) -> N
     chat_server.latency_s = 0.15
     runner = JudgeRunner(backend(chat_server), max_concurrency=4, policy=fast_policy())
     t0 = time.monotonic()
-    results = run_all(runner.complete(request(i)) for i in range(16))
+    results = arun_all((runner.complete(request(i)) for i in range(16)), runner)
     elapsed = time.monotonic() - t0
     assert all(not isinstance(r, BaseException) for r in results)
     assert chat_server.max_in_flight == 4
@@ -42,7 +43,7 @@ def test_429_with_retry_after_is_retried_after_waiting(chat_server: ChatServer) 
     chat_server.fail_first(2, status=429, retry_after="0.3")
     runner = JudgeRunner(backend(chat_server), policy=fast_policy())
     t0 = time.monotonic()
-    response, record = run_sync(runner.complete(request()))
+    response, record = arun(runner.complete(request()), runner)
     elapsed = time.monotonic() - t0
     assert response.text.endswith("VERDICT: PASS")
     assert record.attempts == 3
@@ -65,7 +66,7 @@ def test_retry_after_pauses_other_calls_to_the_same_backend(chat_server: ChatSer
         done = await asyncio.gather(timed(0), timed(1))
         return [t - t0 for t in done]
 
-    finished = run_sync(two())
+    finished = arun(two(), runner)
     # The second call started after the 429 and waited for the pause the server asked for.
     assert min(finished) >= 0.4
 
@@ -73,7 +74,7 @@ def test_retry_after_pauses_other_calls_to_the_same_backend(chat_server: ChatSer
 def test_timeout_is_retried(chat_server: ChatServer) -> None:
     chat_server.hang_first(1)
     runner = JudgeRunner(backend(chat_server), policy=fast_policy(timeout_s=0.3))
-    response, record = run_sync(runner.complete(request()))
+    response, record = arun(runner.complete(request()), runner)
     assert record.attempts == 2
     assert "timed out" in record.errors[0]
     assert response.text
@@ -83,7 +84,7 @@ def test_persistent_5xx_fails_after_bounded_attempts(chat_server: ChatServer) ->
     chat_server.fail_first(10, status=503, retry_after=None)
     runner = JudgeRunner(backend(chat_server), policy=fast_policy(max_attempts=3))
     with pytest.raises(JudgeCallFailed, match="after 3 attempts") as info:
-        run_sync(runner.complete(request()))
+        arun(runner.complete(request()), runner)
     assert chat_server.completions == 3
     assert info.value.record.attempts == 3
 
@@ -92,7 +93,7 @@ def test_client_error_is_not_retried(chat_server: ChatServer) -> None:
     chat_server.fail_first(1, status=400, retry_after=None)
     runner = JudgeRunner(backend(chat_server), policy=fast_policy())
     with pytest.raises(JudgeCallFailed, match="HTTP 400"):
-        run_sync(runner.complete(request()))
+        arun(runner.complete(request()), runner)
     assert chat_server.completions == 1
 
 
@@ -102,7 +103,8 @@ def test_records_tokens_latency_and_cost(chat_server: ChatServer) -> None:
         "test-judge",
         {"base_url": chat_server.base_url, "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
     )
-    response, record = run_sync(JudgeRunner(judge).complete(request()))
+    runner = JudgeRunner(judge)
+    response, record = arun(runner.complete(request()), runner)
     assert record.tokens_in > 0 and record.tokens_out > 0
     expected = (record.tokens_in * 1.0 + record.tokens_out * 2.0) / 1e6
     assert record.cost_usd == pytest.approx(expected)
@@ -120,29 +122,6 @@ def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
     delays = [runner.backoff(n, None) for n in range(1, 8) for _ in range(50)]
     assert all(0 <= d <= 4.0 for d in delays)
     assert max(delays) > 3.0  # the cap is reached for later attempts
-    assert runner.backoff(1, 2.5) >= 2.5
-    assert runner.backoff(1, 60.0) == 10.0
-
-
-def test_run_all_works_from_inside_a_running_event_loop(chat_server: ChatServer) -> None:
-    runner = JudgeRunner(backend(chat_server))
-
-    async def caller() -> list:
-        # Sync code (e.g. a criterion's evaluate_batch) called from async code.
-        return run_all(runner.complete(request(i)) for i in range(3))
-
-    results = asyncio.run(caller())
-    assert len(results) == 3 and all(isinstance(r, tuple) for r in results)
-
-
-def test_run_all_returns_exceptions_in_place(chat_server: ChatServer) -> None:
-    async def boom() -> None:
-        raise ValueError("boom")
-
-    async def ok() -> int:
-        return 1
-
-    results = run_all([ok(), boom(), ok()])
-    assert results[0] == 1 and isinstance(results[1], ValueError) and results[2] == 1
-    with pytest.raises(ValueError):
-        run_all([ok(), boom()], return_exceptions=False)
+    # Retry-After is honoured (capped), with the backoff's jitter on top.
+    assert all(2.5 <= runner.backoff(1, 2.5) <= 3.5 for _ in range(50))
+    assert all(10.0 <= runner.backoff(1, 60.0) <= 11.0 for _ in range(50))

@@ -7,10 +7,10 @@ import time
 
 import pytest
 from chat_server import ChatServer, Reply
+from judgeutil import arun
 
 from harness.judges.base import JudgeError, JudgeRequest
 from harness.judges.openai_backend import OpenAIBackend
-from harness.judges.runner import run_sync
 from harness.judges.sdk import parse_retry_after
 
 REQ = JudgeRequest(
@@ -26,7 +26,7 @@ def test_sends_the_request_and_reads_text_usage_and_logprobs(chat_server: ChatSe
         "Fine.\nVERDICT: PASS", alternatives={-1: {" FAIL": -2.5}}, token_logprobs={-1: -0.1}
     )
     judge = OpenAIBackend("judge-model", {"base_url": chat_server.base_url})
-    response = run_sync(judge.complete(REQ))
+    response = arun(judge.complete(REQ), judge)
 
     sent = chat_server.requests[0]
     assert sent["model"] == "judge-model"
@@ -44,7 +44,7 @@ def test_sends_the_request_and_reads_text_usage_and_logprobs(chat_server: ChatSe
 
 def test_logprobs_can_be_turned_off(chat_server: ChatServer) -> None:
     judge = OpenAIBackend("m", {"base_url": chat_server.base_url, "logprobs": False})
-    response = run_sync(judge.complete(REQ))
+    response = arun(judge.complete(REQ), judge)
     assert "logprobs" not in chat_server.requests[0]
     assert response.tokens is None
 
@@ -52,11 +52,13 @@ def test_logprobs_can_be_turned_off(chat_server: ChatServer) -> None:
 def test_env_base_url_and_api_key(chat_server: ChatServer, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", chat_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    run_sync(OpenAIBackend("m", {}).complete(REQ))
+    judge = OpenAIBackend("m", {})
+    arun(judge.complete(REQ), judge)
     assert chat_server.headers[-1]["authorization"] == "Bearer sk-from-env"
 
     monkeypatch.setenv("MY_JUDGE_KEY", "sk-per-judge")
-    run_sync(OpenAIBackend("m", {"api_key_env": "MY_JUDGE_KEY"}).complete(REQ))
+    judge = OpenAIBackend("m", {"api_key_env": "MY_JUDGE_KEY"})
+    arun(judge.complete(REQ), judge)
     assert chat_server.headers[-1]["authorization"] == "Bearer sk-per-judge"
 
 
@@ -73,7 +75,8 @@ def test_missing_keys_are_clear_errors(monkeypatch) -> None:
 
 def test_local_endpoint_needs_no_key(chat_server: ChatServer, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    response = run_sync(OpenAIBackend("m", {"base_url": chat_server.base_url}).complete(REQ))
+    judge = OpenAIBackend("m", {"base_url": chat_server.base_url})
+    response = arun(judge.complete(REQ), judge)
     assert response.text
 
 
@@ -86,25 +89,25 @@ def test_status_codes_map_to_judge_errors(
     chat_server.fail_first(1, status=status, retry_after="7")
     judge = OpenAIBackend("m", {"base_url": chat_server.base_url})
     with pytest.raises(JudgeError) as info:
-        run_sync(judge.complete(REQ))
+        arun(judge.complete(REQ), judge)
     assert info.value.retryable is retryable
     assert info.value.retry_after == (7.0 if retryable else None)
     assert f"HTTP {status}" in str(info.value)
-    assert chat_server.completions == 1  # the SDK's own retries are off
+    assert chat_server.completions == 1  # the backend never retries by itself
 
 
 def test_non_json_body_is_a_non_retryable_error(chat_server: ChatServer) -> None:
     chat_server.garbage_body = True
     judge = OpenAIBackend("m", {"base_url": chat_server.base_url})
     with pytest.raises(JudgeError) as info:
-        run_sync(judge.complete(REQ))
+        arun(judge.complete(REQ), judge)
     assert not info.value.retryable
 
 
 def test_unreachable_endpoint_is_retryable() -> None:
     judge = OpenAIBackend("m", {"base_url": "http://127.0.0.1:9/v1"})
     with pytest.raises(JudgeError) as info:
-        run_sync(judge.complete(REQ))
+        arun(judge.complete(REQ), judge)
     assert info.value.retryable
 
 
