@@ -16,6 +16,7 @@ from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
 from harness.plugins import Registry, get_registry
 from harness.rundir import RunWriter
+from harness.stages import Finished
 from harness.suite import Suite
 
 TranscriptLike = Transcript | dict[str, Any] | str | Path
@@ -86,7 +87,7 @@ def run(
     input_format: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    on_decision: Callable[[Decision], None] | None = None,
+    on_decision: Callable[[Finished], None] | None = None,
     report: bool = True,
     retry_errors: bool = True,
     max_error_rate: float | None = None,
@@ -114,7 +115,7 @@ def run(
 
 
 def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: RunWriter,
-         on_decision: Callable[[Decision], None] | None, report: bool,
+         on_decision: Callable[[Finished], None] | None, report: bool,
          max_error_rate: float | None, total: int | None) -> dict[str, Any]:
     from harness.engine import drive
     from harness.stages import iter_raw
@@ -137,19 +138,18 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
     last_flush = time.monotonic()
     stream = drive(engine.astream(entries()))
     try:
-        for seq, sub, decision in stream:
-            if decision is None:
-                continue
-            writer.write(seq, sub, decision)
-            decided += 1
-            if decision.errored and decision.errored != [INPUT_CRITERION]:
-                errored += 1
-                if budget is not None and errored > budget:
-                    stop_reason = (f"{errored} transcripts with criterion errors: past "
-                                   f"--max-error-rate {max_error_rate:g} of {total}")
-                    break
-            if on_decision:
-                on_decision(decision)
+        for batch in stream:
+            for finished in batch:
+                writer.write(finished.seq, finished.sub, finished.json())
+                decided += 1
+                if finished.errored and finished.errored != (INPUT_CRITERION,):
+                    errored += 1
+                if on_decision:
+                    on_decision(finished)
+            if budget is not None and errored > budget:
+                stop_reason = (f"{errored} transcripts with criterion errors: past "
+                               f"--max-error-rate {max_error_rate:g} of {total}")
+                break
             if time.monotonic() - last_flush > 0.25:
                 writer.flush()
                 last_flush = time.monotonic()

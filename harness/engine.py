@@ -23,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +69,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-@dataclass
-class _Slot:
-    """A record in flight: how many of its transcripts are still to be decided."""
-
-    remaining: int | None = None
-    decisions: dict[int, Decision] | None = None
 
 
 class Engine:
@@ -153,24 +144,22 @@ class Engine:
     # --- the async core -------------------------------------------------------------------------
     async def astream(
         self, entries: Iterable[Entry], *, ordered: bool = False, chunk_size: int = CHUNK_SIZE
-    ) -> AsyncIterator[tuple[int, int, Decision | None]]:
-        """``(record seq, index in record, decision)`` for every transcript of ``entries``.
+    ) -> AsyncIterator[list[Finished]]:
+        """Batches of decided transcripts (:class:`Finished`), for every record of ``entries``.
 
-        In completion order, or in input order with ``ordered``. ``entries`` are
-        ``(seq, source, payload)``: a raw record (bytes, dict, exception) or a parsed
-        :class:`Transcript` / :class:`InputError`.
+        Each batch holds what was decided since the last one: in completion order, or in input
+        order with ``ordered``. ``entries`` are ``(seq, source, payload, skip)`` (see
+        :data:`harness.stages.Entry`).
         """
         loop = asyncio.get_running_loop()
         out: asyncio.Queue[Any] = asyncio.Queue()
         slots = asyncio.Semaphore(self.max_in_flight)
         chunk_size = max(1, min(chunk_size, self.max_in_flight))
-        records: dict[int, _Slot] = {}
+        remaining: dict[int, int] = {}  # record seq -> transcripts not yet handed out
         order: deque[int] = deque()
         tasks: set[asyncio.Task[Any]] = set()
         failure: list[BaseException] = []
-
-        def finished(seq: int, sub: int, decision: Decision) -> None:
-            out.put_nowait((seq, sub, decision))
+        wanted = asyncio.Event()  # the consumer is waiting for decisions
 
         async def finish(p: Pending) -> None:
             try:
@@ -178,14 +167,13 @@ class Engine:
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 out.put_nowait(exc)
                 return
-            finished(p.seq, p.sub, decision)
+            out.put_nowait(Finished.of(p.seq, p.sub, p.count, decision))
 
         def take(results: list[Finished | Pending]) -> None:
             for r in results:
-                slot = records[r.seq]
-                slot.remaining = r.count if slot.remaining is None else slot.remaining
+                remaining[r.seq] = r.count
                 if isinstance(r, Finished):
-                    finished(r.seq, r.sub, r.decision)
+                    out.put_nowait(r)
                 else:
                     task = loop.create_task(finish(r))
                     tasks.add(task)
@@ -198,13 +186,14 @@ class Engine:
             try:
                 source = iter(entries)
                 while True:
-                    while not out.empty():  # read on only once the consumer has caught up
-                        await asyncio.sleep(0)
+                    # read on only while the consumer waits for more: a caller that stops
+                    # after a decision (a generate-review loop) is never read ahead of
+                    while not out.empty() or not wanted.is_set():
+                        await (asyncio.sleep(0) if wanted.is_set() else wanted.wait())
                     entry = next(source, None)
                     if entry is None:
                         break
                     await slots.acquire()
-                    records[entry[0]] = _Slot()
                     order.append(entry[0])
                     chunk.append(entry)
                     if len(chunk) >= chunk_size:
@@ -226,35 +215,43 @@ class Engine:
                 out.put_nowait(None)
 
         producer = loop.create_task(produce())
-        done: dict[int, dict[int, Decision]] = {}
+        held: dict[int, list[Finished]] = {}  # ordered: decided, waiting for earlier records
         try:
-            while True:
-                item = await out.get()
-                if item is None:
-                    if failure:
-                        raise failure[0]
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                seq, sub, decision = item
-                slot = records[seq]
-                slot.remaining = 0 if decision is None else (slot.remaining or 1) - 1
-                if not ordered:
-                    if slot.remaining <= 0:
-                        del records[seq]
+            ended = False
+            while not ended:
+                wanted.set()
+                items = [await out.get()]
+                wanted.clear()
+                while not out.empty():
+                    items.append(out.get_nowait())
+                ready: list[Finished] = []
+                for item in items:
+                    if item is None:
+                        ended = True
+                        continue
+                    if isinstance(item, BaseException):
+                        raise item
+                    seq = item.seq
+                    remaining[seq] = 0 if item.sub < 0 else remaining[seq] - 1
+                    if not ordered:
+                        if item.sub >= 0:
+                            ready.append(item)
+                        if remaining[seq] <= 0:
+                            del remaining[seq]
+                            slots.release()
+                        continue
+                    kept = held.setdefault(seq, [])
+                    if item.sub >= 0:
+                        kept.append(item)
+                    while order and remaining.get(order[0], -1) == 0:
+                        head = order.popleft()
+                        del remaining[head]
+                        ready.extend(sorted(held.pop(head, []), key=lambda f: f.sub))
                         slots.release()
-                    if decision is not None:
-                        yield seq, sub, decision
-                    continue
-                subs = done.setdefault(seq, {})
-                if decision is not None:
-                    subs[sub] = decision
-                while order and order[0] in done and records[order[0]].remaining == 0:
-                    head = order.popleft()
-                    del records[head]
-                    for s, d in sorted(done.pop(head).items()):
-                        yield head, s, d
-                    slots.release()
+                if ready:
+                    yield ready
+            if failure:
+                raise failure[0]
         finally:
             producer.cancel()
             for task in list(tasks):
@@ -321,10 +318,10 @@ class Engine:
                batch_size: int | None = None) -> Iterator[Decision]:
         """Decisions in input order, yielded lazily (``batch_size`` is accepted, unused)."""
         entries = ((n, getattr(item, "source", ""), item, NO_SKIP) for n, item in enumerate(items))
-        for _, _, decision in drive(self.astream(entries, ordered=True,
-                                                 chunk_size=batch_size or CHUNK_SIZE)):
-            assert decision is not None
-            yield decision
+        for batch in drive(self.astream(entries, ordered=True,
+                                        chunk_size=batch_size or CHUNK_SIZE)):
+            for finished in batch:
+                yield finished.to_decision()
 
     def decide_batch(self, items: Sequence[Transcript | InputError]) -> list[Decision]:
         """Decisions for a list of transcripts, in order."""

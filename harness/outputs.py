@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,7 +77,7 @@ class _Table:
 def _json(value: list[Any] | dict[str, Any]) -> str:
     if not value:
         return "[]" if isinstance(value, list) else "{}"
-    return json.dumps(value, ensure_ascii=False)
+    return orjson.dumps(value).decode()
 
 
 def _counts() -> dict[str, int]:
@@ -106,9 +107,10 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
 
     results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
     decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
-    with (open(_tmp(tmp_files[0]), "w", encoding="utf-8") as train_jsonl,
-          open(_tmp(tmp_files[1]), "w", encoding="utf-8") as rejected,
-          open(_tmp(tmp_files[2]), "w", encoding="utf-8") as errors):
+    line = orjson.OPT_APPEND_NEWLINE
+    with (open(_tmp(tmp_files[0]), "wb") as train_jsonl,
+          open(_tmp(tmp_files[1]), "wb") as rejected,
+          open(_tmp(tmp_files[2]), "wb") as errors):
         for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats):
             d, t = entry["decision"], entry["transcript"]
             counts["read"] += 1
@@ -136,24 +138,23 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                 counts["criterion_errors"] += len(bad)
                 counts["transcripts_with_errors"] += 1
             if d["outcome"] == "pass":
-                train_jsonl.write(json.dumps({"messages": openai_messages(t)},
-                                             ensure_ascii=False) + "\n")
+                train_jsonl.write(orjson.dumps({"messages": openai_messages(t)}, option=line))
             elif d["outcome"] == "fail":
                 failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
-                rejected.write(json.dumps({
+                rejected.write(orjson.dumps({
                     "transcript_id": d["transcript_id"], "source": d["source"],
                     "failed": d["failed"], "score": d["score"],
                     "evidence": {v["criterion"]: v["evidence"] for v in failing},
                     "explanations": {v["criterion"]: v["explanation"] for v in failing},
                     "messages": openai_messages(t),
-                }, ensure_ascii=False) + "\n")
+                }, option=line))
             if bad:  # every criterion error is listed, whatever the decision made of it
-                errors.write(json.dumps({
+                errors.write(orjson.dumps({
                     "transcript_id": d["transcript_id"], "source": d["source"],
                     "kind": "input" if t is None else "criterion",
                     "decision": d["outcome"], "errored": [v["criterion"] for v in bad],
                     "reason": "; ".join(f"{v['criterion']}: {v['explanation']}" for v in bad),
-                }, ensure_ascii=False) + "\n")
+                }, option=line))
     for table in (results, decisions):
         table.close()
 

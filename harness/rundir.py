@@ -305,10 +305,11 @@ class RunWriter:
             self._lock.close()
             raise
 
-    def write(self, seq: int, sub: int, decision: Decision) -> None:
-        # pydantic's own serializer is several times faster than model_dump + json.dumps
-        self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n'
-                            % (seq, sub, decision.model_dump_json().encode()))
+    def write(self, seq: int, sub: int, decision: Decision | bytes) -> None:
+        """Journal one decision (an object, or its JSON)."""
+        if not isinstance(decision, bytes):
+            decision = decision.model_dump_json().encode()
+        self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n' % (seq, sub, decision))
 
     def flush(self) -> None:
         self._journal.flush()

@@ -23,11 +23,13 @@ from harness.suite import CriterionSpec, Suite
 try:
     from harness.inputs.reader import decode, iter_raw
 except ImportError:  # pragma: no cover - until the reader ships it
-    from harness.inputs.reader import iter_records as iter_raw
 
     def decode(raw: Any) -> Any:
         return raw
 
+
+__all__ = ["Entry", "Finished", "Pending", "StageSpec", "SyncStage", "evaluate", "iter_raw",
+           "parse_entry", "skipped_verdict", "worker_init", "worker_run"]
 
 Entry = tuple[int, str, Any, frozenset[int]]
 """``(seq, source, payload, skip)``: a record's position in the input, where it was read, the
@@ -37,12 +39,40 @@ indexes of its transcripts to leave out (already decided, on resume)."""
 
 @dataclass(slots=True)
 class Finished:
-    """A transcript decided by the synchronous stage (``decision`` None: nothing left to do)."""
+    """A decided transcript: the decision as an object, or as its JSON from a worker process
+    (so the engine's process does not rebuild objects it only writes out).
+
+    ``sub == -1`` marks a record with nothing left to decide (all done on an earlier run).
+    """
 
     seq: int
     sub: int
     count: int
-    decision: Decision | None
+    outcome: str
+    source: str
+    errored: tuple[str, ...] = ()
+    decision: Decision | None = None
+    line: bytes | None = None
+
+    @classmethod
+    def of(cls, seq: int, sub: int, count: int, decision: Decision,
+           serialize: bool = False) -> Finished:
+        return cls(seq, sub, count, decision.outcome, decision.source, tuple(decision.errored),
+                   None if serialize else decision,
+                   decision.model_dump_json().encode() if serialize else None)
+
+    def json(self) -> bytes:
+        """The decision as JSON."""
+        if self.line is None:
+            assert self.decision is not None
+            self.line = self.decision.model_dump_json().encode()
+        return self.line
+
+    def to_decision(self) -> Decision:
+        """The decision as an object."""
+        if self.decision is None:
+            self.decision = Decision.model_validate_json(self.json())
+        return self.decision
 
 
 @dataclass(slots=True)
@@ -131,6 +161,8 @@ class SyncStage:
         self.has_tail = has_tail
         self.specs = specs if specs is not None else [c.spec for c in criteria]
         self.rank = {s.name: n for n, s in enumerate(self.specs)}
+        self.serialize = False
+        """Hand decisions out as JSON (in worker processes: cheaper to send than objects)."""
 
     def run(self, chunk: Sequence[Entry]) -> list[Finished | Pending]:
         out: list[Finished | Pending] = []
@@ -140,7 +172,7 @@ class SyncStage:
             parsed = parse_entry(entry, self.formats, self.input_format)
             kept = [(sub, v) for sub, v in enumerate(parsed) if sub not in skip]
             if not kept:
-                out.append(Finished(seq, -1, 0, None))
+                out.append(Finished(seq, -1, 0, "", ""))
             items.extend((seq, sub, len(kept), v) for sub, v in kept)
         transcripts = [v for *_, v in items if isinstance(v, Transcript)]
         verdicts: list[list[Verdict]] = [[] for _ in transcripts]
@@ -161,7 +193,8 @@ class SyncStage:
         n = 0
         for seq, sub, count, value in items:
             if isinstance(value, InputError):
-                out.append(Finished(seq, sub, count, input_error_decision(value)))
+                out.append(Finished.of(seq, sub, count, input_error_decision(value),
+                                       self.serialize))
                 continue
             found, gate = verdicts[n], blocked.get(n)
             n += 1
@@ -169,8 +202,8 @@ class SyncStage:
                 out.append(Pending(seq, sub, count, value, found, gate))
             else:
                 found.sort(key=lambda v: self.rank[v.criterion])
-                out.append(Finished(seq, sub, count,
-                                    decide(value, found, self.specs, self.suite.threshold)))
+                decision = decide(value, found, self.specs, self.suite.threshold)
+                out.append(Finished.of(seq, sub, count, decision, self.serialize))
         return out
 
 
@@ -206,6 +239,7 @@ def worker_init(spec: StageSpec) -> None:
     specs = [s for s in spec.suite.criteria if s.name in spec.names]
     _STAGE = SyncStage(engine.order, spec.suite, engine.registry.formats, spec.input_format,
                        spec.all_criteria, spec.has_tail, specs)
+    _STAGE.serialize = True
 
 
 def worker_run(chunk: list[Entry]) -> list[Finished | Pending]:
