@@ -9,25 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.models import Verdict
+from harness.text import safe, safe_block
 
 MAX_SPANS_SHOWN = 5
 """Evidence spans shown per verdict in a failure report."""
-
-
-def safe(text: str, limit: int = 300) -> str:
-    """``text`` with every non-printable character escaped, cut to ``limit`` characters."""
-    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                  for c in text[: limit + 1])
-    return out[:limit] + "…" if len(out) > limit or len(text) > limit else out
-
-
-def safe_block(text: str, indent: str, limit: int = 2000) -> list[str]:
-    """A multi-line explanation, each line made safe and indented."""
-    lines = text[:limit].splitlines() or [""]
-    shown = [indent + safe(line, 500) for line in lines[:20]]
-    if len(lines) > 20 or len(text) > limit:
-        shown.append(indent + "…")
-    return shown
 
 
 def verdict_lines(verdict: Verdict, indent: str = "  ") -> list[str]:

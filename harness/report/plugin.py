@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
@@ -78,17 +79,17 @@ def _pct(x: float | None) -> str:
 def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
     """The comparison as rich tables: per-criterion deltas, then flipped decisions."""
     ta, tb = d["a"]["totals"], d["b"]["totals"]
-    crit = Table(title=f"A {d['a']['dir']} → B {d['b']['dir']}: {d['flipped']} of "
+    crit = Table(title=Text(f"A {d['a']['dir']} → B {d['b']['dir']}: {d['flipped']} of "
                        f"{d['matched']} decisions flipped (read {ta['read']} → {tb['read']}, "
                        f"passed {ta['passed']} → {tb['passed']}, failed {ta['failed']} → "
-                       f"{tb['failed']}, errored {ta['errored']} → {tb['errored']})")
+                       f"{tb['failed']}, errored {ta['errored']} → {tb['errored']})"))
     for col in ("criterion", "pass rate A", "pass rate B", "Δ", "pass→fail", "fail→pass",
                 "other"):
         crit.add_column(col, justify="left" if col == "criterion" else "right")
     for c in d["criteria"]:
         delta = "-" if c["delta"] is None else f"{c['delta'] * 100:+.1f} pts"
         style = "red" if (c["delta"] or 0) < 0 else "green" if (c["delta"] or 0) > 0 else ""
-        crit.add_row(c["name"], _pct(c["rate_a"]), _pct(c["rate_b"]), delta,
+        crit.add_row(Text(c["name"]), _pct(c["rate_a"]), _pct(c["rate_b"]), delta,
                      str(c["pass_to_fail"]), str(c["fail_to_pass"]), str(c["other_flips"]),
                      style=style)
     flips = Table(title=f"flipped decisions (first {min(limit, len(d['flips']))} of "
@@ -96,8 +97,9 @@ def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
     for col in ("transcript", "A", "B", "criteria changed"):
         flips.add_column(col, overflow="fold")
     for f in d["flips"][:limit]:
-        flips.add_row(f["id"], f["a"], f["b"],
-                      ", ".join(f"{c['criterion']} {c['a']}→{c['b']}" for c in f["changed"]))
+        flips.add_row(Text(f["id"]), f["a"], f["b"],
+                      Text(", ".join(f"{c['criterion']} {c['a']}→{c['b']}"
+                                     for c in f["changed"])))
     return [crit, flips] if d["flipped"] else [crit]
 
 

@@ -88,11 +88,16 @@ def test_diff_page_stays_html_escaped(make_run, tmp_path: Path, cli) -> None:
     assert f"<code>{EVIL_ID_SHOWN}</code>" in html
 
 
-@pytest.mark.parametrize("text", ["plain", "a\x1b[31mb", "\u202eabc", "x" * 400, "é\n\tü",
-                                  "\x00" * 200, "ok\u2028"])
-def test_shared_safe_matches_the_pytest_plugin_one(text: str) -> None:
-    from harness.pytest_plugin.render import safe as plugin_safe
-    from harness.text import safe
+def test_ids_that_look_like_rich_markup_print_as_they_are(make_run, tmp_path: Path,
+                                                          cli) -> None:
+    from rich.console import Console
 
-    for limit in (5, 120, 300):
-        assert safe(text, limit) == plugin_safe(text, limit)
+    from harness.report.plugin import diff_tables
+
+    run_a, run_b = _runs(make_run, tmp_path)
+    d = compare(run_a, run_b)
+    d["flips"][0]["id"] = "[/x] [bold]y[/bold]"
+    console = Console(record=True, width=200)
+    for table in diff_tables(d, 10):
+        console.print(table)
+    assert "[/x] [bold]y[/bold]" in console.export_text()
