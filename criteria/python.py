@@ -1,21 +1,36 @@
-"""The ``python`` criterion kind: any function ``(transcript) -> bool | float | Verdict``."""
+"""The ``python`` criterion kind: any function ``(transcript) -> bool | float | Verdict``.
+
+The function runs under guards, so one criterion cannot take the run down with it:
+
+- a time limit per call (``timeout_s``), in the main thread of a process (see
+  :class:`CallGuard`): past it, an ``error`` verdict;
+- ``sys.exit()`` in the function is an ``error`` verdict; ``os._exit()`` is replaced, while the
+  function runs, by one that raises, also an ``error`` verdict;
+- exiting while the module is imported (``sys.exit``/``os._exit`` at module level) is a
+  ``SuiteError`` naming the module, when the suite is loaded.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
 import importlib.util
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import FrameType, ModuleType
+from typing import Any, NoReturn
 
 from pydantic import Field
 
 from harness.criterion import Criterion, CriterionConfig, Result
 from harness.hookspecs import hookimpl
-from harness.models import Transcript
+from harness.models import Transcript, Verdict
 from harness.suite import SuiteError
 
 
@@ -26,6 +41,143 @@ class PythonConfig(CriterionConfig):
     """Keyword arguments passed to the function after the transcript."""
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     """A float result passes when it reaches this."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Time limit of one call; past it the verdict is ``error`` (main thread only)."""
+
+
+class CriterionTimeout(BaseException):
+    """Raised into a python criterion that ran past its time limit.
+
+    A ``BaseException``, like ``SystemExit``, so that ``except Exception`` in the user's code
+    does not swallow it.
+    """
+
+
+class CriterionExit(BaseException):
+    """Raised by the stand-in for ``os._exit`` while a python criterion runs."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"os._exit({status})")
+        self.status = status
+
+
+class CallGuard:
+    """Calls a function with a time limit each and no way out of the process, many times.
+
+    Entering it (once for a batch of calls: installing a signal handler costs more than a
+    cheap criterion) replaces ``os._exit`` by :func:`no_os_exit`'s stand-in and, in the main
+    thread of a process (the engine runs cheap criteria there, and in worker processes' main
+    threads), installs a ``SIGALRM`` handler; leaving restores both. A timer that was running
+    is paused meanwhile, then resumed with the time it had left. Elsewhere than in the main
+    thread, or without ``setitimer``, calls run without a time limit.
+
+    Each :meth:`call` arms ``setitimer(ITIMER_REAL)``; the handler raises
+    :class:`CriterionTimeout` into the function. That interrupts Python code and blocking calls
+    such as ``time.sleep``, not a long call inside a C extension until it returns. The alarm
+    repeats while the function runs on, so catching the exception once does not buy unlimited
+    time (but a function that catches every exception in a loop cannot be stopped).
+    """
+
+    def __init__(self) -> None:
+        self.alarm = False
+        self.active = False
+        self.fired = False
+
+    def __enter__(self) -> CallGuard:
+        self._exits = no_os_exit()
+        self.exited = self._exits.__enter__()
+        main = threading.current_thread() is threading.main_thread()
+        if main and hasattr(signal, "setitimer"):
+            try:
+                self.previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+                self.alarm = True
+            except ValueError:  # not the main interpreter
+                pass
+        if self.alarm:
+            self.started = time.monotonic()
+            self.previous_timer = signal.setitimer(signal.ITIMER_REAL, 0)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.active = False
+        if self.alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous_handler)
+            delay, interval = self.previous_timer
+            if delay > 0:
+                left = delay - (time.monotonic() - self.started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
+        self._exits.__exit__(*exc_info)
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        if self.active:
+            self.fired = True
+            raise CriterionTimeout("timed out")
+
+    def call(self, function: Callable[[], Any], seconds: float) -> Any:
+        """``function()``, or an ``error`` verdict if it timed out or tried to exit."""
+        self.fired = False
+        _exit_calls.status = None
+        try:
+            if self.alarm:
+                self.active = True
+                signal.setitimer(signal.ITIMER_REAL, seconds, min(seconds, 0.5))
+            try:
+                result = function()
+            except CriterionExit:
+                result = None
+            finally:
+                self.active = False  # first: from here on the handler raises no more
+                if self.alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+        except CriterionTimeout:  # raised by the function, or landed just before `finally`
+            self.active = False
+            if self.alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            self.fired = True
+        except SystemExit as exc:
+            return Verdict(outcome="error",
+                           explanation=f"criterion called sys.exit({_code(exc)})")
+        if self.fired:  # even if the function caught the exception and returned
+            return Verdict(outcome="error", explanation=f"python criterion timed out: the "
+                                                        f"call took over {seconds:g}s (timeout_s)")
+        attempted = self.exited()
+        if attempted is not None:  # even if the function caught the exception
+            return Verdict(outcome="error", explanation=f"criterion called {attempted}")
+        return result
+
+
+_exit_guard_lock = threading.Lock()
+_exit_guard_depth = 0
+_exit_calls = threading.local()
+_real_os_exit = os._exit
+
+
+def _raising_exit(status: int) -> NoReturn:
+    _exit_calls.status = status
+    raise CriterionExit(status)
+
+
+@contextmanager
+def no_os_exit() -> Iterator[Callable[[], CriterionExit | None]]:
+    """Replace ``os._exit`` by a function raising :class:`CriterionExit` in the block.
+
+    Yields a function returning the exit the block last attempted in this thread, if any,
+    even if the block caught the exception.
+    """
+    global _exit_guard_depth
+    _exit_calls.status = None
+    with _exit_guard_lock:
+        if _exit_guard_depth == 0:
+            os._exit = _raising_exit
+        _exit_guard_depth += 1
+    try:
+        yield lambda: None if _exit_calls.status is None else CriterionExit(_exit_calls.status)
+    finally:
+        with _exit_guard_lock:
+            _exit_guard_depth -= 1
+            if _exit_guard_depth == 0:
+                os._exit = _real_os_exit
 
 
 def import_function(ref: str, search_dir: str | None = None) -> Callable[..., Any]:
@@ -82,7 +234,18 @@ class Python(Criterion):
         super().__init__(spec, config, context)
         self.pass_threshold = config.threshold
         try:
-            self.function = import_function(config.function, str(context.suite_dir))
+            with no_os_exit() as exited:
+                try:
+                    self.function = import_function(config.function, str(context.suite_dir))
+                finally:
+                    attempted = exited()
+            if attempted is not None:
+                raise attempted
+        except (SystemExit, CriterionExit) as exc:
+            module = config.function.partition(":")[0]
+            call = exc if isinstance(exc, CriterionExit) else f"sys.exit({_code(exc)})"
+            raise SuiteError(f"{spec.origin}: criterion '{spec.name}' (python): module "
+                             f"'{module}' called {call} while being imported") from None
         except Exception as exc:
             raise SuiteError(f"{spec.origin}: criterion '{spec.name}' (python): cannot import "
                              f"{config.function}: {type(exc).__name__}: {exc}") from None
@@ -91,7 +254,27 @@ class Python(Criterion):
         return {"function": self.config.function}
 
     def evaluate(self, transcript: Transcript) -> Result:
-        return self.function(transcript, **self.config.args)
+        """Call the function, under a time limit and with no way to exit the process."""
+        [result] = self.evaluate_batch([transcript])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
+        """Call the function for each transcript, under one :class:`CallGuard`."""
+        function, args, limit = self.function, self.config.args, self.config.timeout_s
+        results: list[Result | BaseException] = []
+        with CallGuard() as guard:
+            for transcript in transcripts:
+                try:
+                    results.append(guard.call(lambda t=transcript: function(t, **args), limit))
+                except Exception as exc:  # noqa: BLE001 - fail closed, per transcript
+                    results.append(exc)
+        return results
+
+
+def _code(exc: SystemExit) -> str:
+    return "" if exc.code is None else repr(exc.code)
 
 
 @hookimpl
