@@ -56,6 +56,8 @@ def main() -> None:
           + ("  (a loaded machine: compare the ratios, not the rates)" if load > 1 else ""),
           flush=True)
     sections = [("regex", n, bench_regex.run(n, workers, args.data_dir))]
+    for label, r in sections[0][2]:  # as it comes: the classifier section takes a while
+        print(f"  {label}: {r['per_s']:,.0f}/s, ratio {r['ratio']:.2f}", flush=True)
     size = sections[0][2][0][1]["input_bytes"]
     if not args.skip_classifier:
         sections.append(("classifier", args.classifier_n,

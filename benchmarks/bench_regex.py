@@ -86,10 +86,12 @@ def engine_only(path: Path, suite: Path, workers: int) -> dict:
     with harness.Engine(suite, workers=workers) as engine:
         entries = ((seq, source, raw, frozenset())
                    for seq, (source, raw) in enumerate(iter_raw(path)))
-        for _, _, decision in drive(engine.astream(entries)):
-            if decision is not None:
-                total += 1
-                passed += decision.outcome == "pass"
+        for item in drive(engine.astream(entries)):
+            # batches of decided transcripts (``Finished``), or ``(seq, sub, decision)``
+            for done in item if isinstance(item, list) else [item[2]]:
+                if done is not None and getattr(done, "sub", 0) >= 0:
+                    total += 1
+                    passed += done.outcome == "pass"
     return {"passed": passed, "decided": total}
 
 
