@@ -123,6 +123,27 @@ class InputItem(ReviewItem):
                                       self.harness_verdicts))
 
 
+class CorpusInputItem(ReviewItem):
+    """Per-criterion mode: fails when any record of the corpus could not be read (streamed)."""
+
+    SHOWN = 10
+
+    def runtest(self) -> None:
+        bad: list[InputError] = []
+        count = 0
+        for record in review_of(self).corpus.stream():
+            if isinstance(record, InputError):
+                count += 1
+                if len(bad) < self.SHOWN:
+                    bad.append(record)
+        if count:
+            lines = [f"{count} unreadable record(s) in the corpus:"]
+            lines += [f"  {safe(r.source, 300)}: {safe(r.reason, 300)}" for r in bad]
+            if count > len(bad):
+                lines.append(f"  ... and {count - len(bad)} more")
+            raise VerdictFailure("\n".join(lines))
+
+
 INPUT_SPEC = {"name": INPUT_CRITERION, "kind": INPUT_CRITERION, "version": "", "origin": ""}
 """What an :class:`InputItem` stands for: not a criterion of the suite."""
 

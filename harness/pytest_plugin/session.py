@@ -22,7 +22,13 @@ from harness.models import InputError, Transcript, Verdict
 from harness.plugins import PluginError, get_registry
 from harness.pytest_plugin.corpus import Corpus, Record, expand_paths, param_id, record_key
 from harness.pytest_plugin.evaluate import CriterionRunner
-from harness.pytest_plugin.items import INPUT_SPEC, InputItem, ReviewItem, SuiteFile
+from harness.pytest_plugin.items import (
+    INPUT_SPEC,
+    CorpusInputItem,
+    InputItem,
+    ReviewItem,
+    SuiteFile,
+)
 from harness.pytest_plugin.render import safe
 from harness.pytest_plugin.verdicts import (
     Tally,
@@ -129,8 +135,16 @@ class ReviewPlugin:
     @pytest.hookimpl(tryfirst=True)  # before -k / -m / --lf select among the items
     def pytest_collection_modifyitems(self, session: pytest.Session,
                                       items: list[pytest.Item]) -> None:
-        """One error item per unreadable record, first, when the session reviews anything."""
-        if self.mode != "transcript" or not any(self.item_info(i) for i in items):
+        """One error item per unreadable record, first, when the session reviews anything (in
+        per-criterion mode, one item for all of them: the corpus is streamed, not held)."""
+        if not any(self.item_info(i) for i in items):
+            return
+        if self.mode == "criterion":
+            first = Path(self.corpus.paths[0]) if self.corpus.paths else Path(".")
+            rel = os.path.relpath(first, self.config.rootpath).replace(os.sep, "/")
+            items[:0] = [CorpusInputItem.from_parent(
+                session, name=f"{INPUT_CRITERION}[corpus]", path=first,
+                nodeid=f"{rel}::{INPUT_CRITERION}[corpus]", criterion=INPUT_CRITERION)]
             return
         bad = [r for r in self.corpus.records() if isinstance(r, InputError)]
         rootpath = self.config.rootpath
@@ -146,6 +160,8 @@ class ReviewPlugin:
 
     def item_info(self, item: pytest.Item) -> tuple[dict, Record | None] | None:
         """The criterion spec an item stands for and its record (None in criterion mode)."""
+        if isinstance(item, CorpusInputItem):
+            return None
         if isinstance(item, InputItem):
             return INPUT_SPEC, item.record
         if isinstance(item, ReviewItem):

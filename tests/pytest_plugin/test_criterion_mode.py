@@ -15,6 +15,7 @@ def test_one_item_per_criterion_fails_below_its_min_pass_rate(pytester, project)
                                 "--review-mode=criterion", "--junitxml=junit.xml")
     # no_ai_boilerplate 75% >= 50%; no_secret_leak 75% < 90%; the others pass everything
     assert outcomes_by_name(result) == {
+        "corpus-openai.jsonl::input[corpus]": "PASSED",  # every record could be read
         "suite.yaml::no_ai_boilerplate": "PASSED", "suite.yaml::no_secret_leak": "FAILED",
         "suite.yaml::ends_with_answer": "PASSED", "suite.yaml::concise": "PASSED"}
     result.stdout.fnmatch_lines([
@@ -43,7 +44,7 @@ def test_the_default_rate_applies_to_criteria_without_one(pytester, project):
     result = pytester.runpytest("--review-suite=suite.yaml", f"--transcripts={corpus}",
                                 "--review-mode=criterion", "--review-min-pass-rate=0.5",
                                 "-k", "ends_with_answer or concise")
-    result.assert_outcomes(passed=2, deselected=2)
+    result.assert_outcomes(passed=2, deselected=3)
 
 
 def test_python_criteria_run_over_the_corpus_in_one_item(pytester):
@@ -61,7 +62,8 @@ def test_python_criteria_run_over_the_corpus_in_one_item(pytester):
     corpus = write_corpus(pytester.path, "openai")
     result = pytester.runpytest(f"--transcripts={corpus}", "--review-mode=criterion", "-v",
                                 "--review-out=out")
-    assert outcomes_by_name(result) == {"test_rates.py::test_no_boilerplate": "PASSED",
+    assert outcomes_by_name(result) == {"corpus-openai.jsonl::input[corpus]": "PASSED",
+                                        "test_rates.py::test_no_boilerplate": "PASSED",
                                         "test_rates.py::test_no_key": "FAILED"}
     result.stdout.fnmatch_lines(["no_key: pass rate 75.0% (3 of 4) is below min_pass_rate 80.0%",
                                  "*worst examples:",
@@ -90,3 +92,17 @@ def test_criterion_mode_writes_the_same_run_directory_as_transcript_mode(pyteste
                 for text in (items, crit))
         assert items == crit, name
     assert not (pytester.path / "crit" / ".pytest-parts").exists()
+
+
+def test_unreadable_records_fail_the_session_in_criterion_mode(pytester, project):
+    project()
+    lines = ['{"messages": [{"role": "user", "content": "q"}, '
+             '{"role": "assistant", "content": "fine"}]}'] + ["{broken"] * 10
+    (pytester.path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    result = pytester.runpytest("--review-suite=suite.yaml", "--transcripts=bad.jsonl",
+                                "--review-mode=criterion")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*10 unreadable record(s) in the corpus:",
+                                 "*bad.jsonl:2: invalid JSON*"])
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] >= 1 and "Traceback" not in result.stdout.str()
