@@ -83,7 +83,7 @@ class JournalIndex:
     keys: list[tuple[int, int]] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     errored: set[tuple[int, int]] = field(default_factory=set)
-    """Transcripts whose decision is ``error`` for a criterion (not an unreadable record)."""
+    """Transcripts with a criterion error (not an unreadable record), whatever their outcome."""
     bad_lines: list[int] = field(default_factory=list)
     """Line numbers of lines that are not journal entries (skipped)."""
     duplicates: int = 0
@@ -110,8 +110,9 @@ def index_journal(run_dir: str | Path) -> JournalIndex:
             try:
                 entry = orjson.loads(line)
                 key = (entry["seq"], entry["sub"])
-                outcome = entry["decision"]["outcome"]
-                if not (isinstance(key[0], int) and isinstance(key[1], int)):
+                decision = entry["decision"]
+                if not (isinstance(key[0], int) and isinstance(key[1], int)
+                        and decision["outcome"] in ("pass", "fail", "error")):
                     raise TypeError
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 index.bad_lines.append(number)
@@ -119,7 +120,8 @@ def index_journal(run_dir: str | Path) -> JournalIndex:
             if key in latest:
                 index.duplicates += 1
             latest[key] = start
-            if outcome == "error" and entry["decision"].get("errored") != ["input"]:
+            errored = decision.get("errored")
+            if errored and errored != ["input"]:  # a criterion errored, whatever the outcome
                 index.errored.add(key)
             else:
                 index.errored.discard(key)
