@@ -297,6 +297,7 @@ class Engine:
     async def _finish(self, p: Pending) -> Decision:
         """The criteria after the synchronous stage, for one transcript."""
         verdicts, blocked = p.verdicts, p.blocked
+        tid, source = p.transcript.id, p.transcript.source  # before any criterion sees it
         for stage in self.tail:
             runs = []
             for criterion in stage:
@@ -311,7 +312,9 @@ class Engine:
                         aggregate(vs)[0] in ("fail", "error"):
                     blocked = criterion.name
         verdicts.sort(key=lambda v: self.rank[v.criterion])
-        return decide(p.transcript, verdicts, self.stage.specs, self.suite.threshold)
+        decision = decide(p.transcript, verdicts, self.stage.specs, self.suite.threshold)
+        decision.transcript_id, decision.source = tid, source
+        return decision
 
     # --- sync entry points ----------------------------------------------------------------------
     def review(self, items: Iterable[Transcript | InputError],

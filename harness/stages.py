@@ -57,15 +57,17 @@ class Finished:
     @classmethod
     def of(cls, seq: int, sub: int, count: int, decision: Decision,
            serialize: bool = False) -> Finished:
+        line = None
+        if serialize:
+            decision, line = recordable(decision)
         return cls(seq, sub, count, decision.outcome, decision.source, tuple(decision.errored),
-                   None if serialize else decision,
-                   decision.model_dump_json().encode() if serialize else None)
+                   None if serialize else decision, line)
 
     def json(self) -> bytes:
         """The decision as JSON."""
         if self.line is None:
             assert self.decision is not None
-            self.line = self.decision.model_dump_json().encode()
+            self.decision, self.line = recordable(self.decision)
         return self.line
 
     def to_decision(self) -> Decision:
@@ -85,6 +87,26 @@ class Pending:
     transcript: Transcript
     verdicts: list[Verdict]
     blocked: str | None
+
+
+RECORD_CRITERION = "record"
+"""Criterion name of the verdict that says a decision could not be written down."""
+
+
+def recordable(decision: Decision) -> tuple[Decision, bytes]:
+    """The decision and its JSON; a decision that cannot be serialized (a criterion put an
+    unserializable value in its details, say) becomes that transcript's error, not the run's."""
+    try:
+        return decision, decision.model_dump_json().encode()
+    except Exception as exc:  # noqa: BLE001 - one record's failure is that record's error
+        reason = f"the decision could not be recorded: {type(exc).__name__}: {exc}"[:500]
+        error = Decision(
+            transcript_id=decision.transcript_id.encode("utf-8", "backslashreplace").decode(),
+            source=decision.source.encode("utf-8", "backslashreplace").decode(),
+            outcome="error", errored=[RECORD_CRITERION],
+            verdicts=[Verdict(criterion=RECORD_CRITERION, kind=RECORD_CRITERION,
+                              outcome="error", explanation=reason)])
+        return error, error.model_dump_json().encode()
 
 
 def skipped_verdict(criterion: Criterion, gate: str) -> Verdict:
@@ -175,6 +197,10 @@ class SyncStage:
                 out.append(Finished(seq, -1, 0, "", ""))
             items.extend((seq, sub, len(kept), v) for sub, v in kept)
         transcripts = [v for *_, v in items if isinstance(v, Transcript)]
+        # what identifies a transcript is read before any criterion sees it (criteria are user
+        # code: one that edits its transcript changes neither its id nor the outputs, which
+        # are built from the inputs, never from these objects)
+        names = [(t.id, t.source) for t in transcripts]
         verdicts: list[list[Verdict]] = [[] for _ in transcripts]
         blocked: dict[int, str] = {}
         for criterion in self.criteria:
@@ -196,13 +222,15 @@ class SyncStage:
                 out.append(Finished.of(seq, sub, count, input_error_decision(value),
                                        self.serialize))
                 continue
-            found, gate = verdicts[n], blocked.get(n)
+            found, gate, (tid, source) = verdicts[n], blocked.get(n), names[n]
             n += 1
             if self.has_tail:
+                value.id, value.source = tid, source
                 out.append(Pending(seq, sub, count, value, found, gate))
             else:
                 found.sort(key=lambda v: self.rank[v.criterion])
                 decision = decide(value, found, self.specs, self.suite.threshold)
+                decision.transcript_id, decision.source = tid, source
                 out.append(Finished.of(seq, sub, count, decision, self.serialize))
         return out
 

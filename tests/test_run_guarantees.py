@@ -209,3 +209,41 @@ def test_lock_is_released_when_the_run_ends(project):
         RunWriter(project / "run", suite, ["data.jsonl"])
     RunWriter(project / "run", suite, ["data.jsonl"], resume=True).release()
     assert os.path.exists(project / "run" / JOURNAL)
+
+
+MEDDLER = ("from harness import Verdict\n"
+           "def meddle(t):\n"
+           "    t.messages[-1].content = 'HACKED'\n"
+           "    t.messages.append(t.messages[0])\n"
+           "    t.id = 'stolen'\n"
+           "    return True\n"
+           "def unrecordable(t):\n"
+           "    if t.id == 't3':\n"
+           "        return Verdict(outcome='pass', details={'x': object()})\n"
+           "    return True\n")
+
+
+def test_a_criterion_cannot_change_the_training_data(cli, project):
+    (project / "meddler.py").write_text(MEDDLER)
+    write_suite(project / "meddle.yaml", "name: m\ncriteria:\n"
+                "  - {name: meddle, kind: python, function: 'meddler:meddle'}\n")
+    assert cli("run", "meddle.yaml", "data.jsonl", "-o", "run")[0] == 0
+    train = read_jsonl(project / "run" / "train.jsonl")
+    assert len(train) == N - 1 and not any("HACKED" in json.dumps(t) for t in train)
+    assert all(len(t["messages"]) == 2 for t in train)
+    assert "stolen" not in set(decisions(project / "run").transcript_id)
+
+
+def test_a_decision_that_cannot_be_recorded_is_that_transcripts_error(cli, project):
+    (project / "meddler.py").write_text(MEDDLER)
+    write_suite(project / "odd.yaml", "name: o\ncriteria:\n"
+                "  - {name: odd, kind: python, function: 'meddler:unrecordable'}\n")
+    for workers in ("1", "2"):
+        code, _, err = cli("run", "odd.yaml", "data.jsonl", "-o", f"run{workers}",
+                           "--workers", workers)
+        assert code == 0, err
+        summary = json.loads((project / f"run{workers}" / "summary.json").read_text())
+        assert (summary["read"], summary["errored"]) == (N, 2)  # t3, and the broken line
+        [bad] = [e for e in read_jsonl(project / f"run{workers}" / "errors.jsonl")
+                 if e["kind"] == "criterion"]
+        assert bad["transcript_id"] == "t3" and "could not be recorded" in bad["reason"]
