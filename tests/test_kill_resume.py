@@ -1,0 +1,64 @@
+"""Killed at random points (finalisation included) and resumed, a run ends as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from testutil import write_suite
+
+import core_corpus
+
+pytestmark = pytest.mark.slow
+
+SUITE = ("name: kr\ncriteria:\n"
+         "  - {name: no_ai, kind: regex, pattern: 'as an ai', flags: [IGNORECASE], "
+         "expect: absent}\n"
+         "  - {name: no_secret, kind: regex, pattern: 'sk-[A-Za-z0-9]{20,}', expect: absent, "
+         "target: all}\n")
+
+
+def run(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--no-progress",
+                             "--no-report"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def outputs(run_dir: Path) -> tuple:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    counts = {k: summary[k] for k in ("read", "passed", "failed", "errored", "input_errors")}
+    return (counts, pd.read_parquet(run_dir / "decisions.parquet").to_json(orient="records"),
+            (run_dir / "train.jsonl").read_text(), (run_dir / "rejected.jsonl").read_text(),
+            (run_dir / "errors.jsonl").read_text())
+
+
+def test_random_kills_then_resume_equal_a_clean_run(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(core_corpus.records(20_000, seed=3)) + "\n")
+    suite = write_suite(tmp_path / "suite.yaml", SUITE)
+    clean = tmp_path / "clean"
+    assert run([str(suite), str(corpus), "-o", str(clean), "--workers", "2"]).wait() == 0
+    expected = outputs(clean)
+
+    rng = random.Random(11)
+    out = tmp_path / "killed"
+    first, kills = True, 0
+    for _ in range(8):
+        proc = run([str(suite), str(corpus), "-o", str(out), "--workers", "2",
+                    *([] if first else ["--resume"])])
+        first = False
+        time.sleep(rng.uniform(0.5, 6.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    final = run([str(suite), str(corpus), "-o", str(out), "--workers", "2", "--resume"])
+    assert final.wait() == 0, final.stderr.read().decode() if final.stderr else ""
+    assert kills >= 3, "the run was too fast to be killed: make the corpus larger"
+    assert outputs(out) == expected
