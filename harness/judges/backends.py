@@ -1,7 +1,8 @@
 """Built-in plugin: the hosted judge backends ``openai/MODEL`` and ``anthropic/MODEL``.
 
-The SDKs are imported when a judge is built, so the core install works without them
-(``pip install 'review-harness[judges]'`` adds them).
+``openai/MODEL`` speaks HTTP itself (aiohttp, a core dependency). ``anthropic/MODEL`` imports
+the ``anthropic`` SDK when a judge is built, so the core install works without it
+(``pip install 'review-harness[judges]'`` adds it).
 """
 
 from __future__ import annotations
