@@ -120,11 +120,6 @@ class Classifier(Criterion):
             raise SuiteError(f"{where}: label '{config.label}' is not one of the model's labels "
                              f"{labels}")
 
-    def describe(self) -> dict[str, Any]:
-        c = self.config
-        return {"model": self.model, "backend": self.backend_name, "label": c.label,
-                "expect": c.expect, "threshold": c.threshold, "target": c.target}
-
     def _verdict(self, units: list[tuple[int, str, str]],
                  probs: list[dict[str, float]]) -> Verdict:
         c = self.config

@@ -250,9 +250,6 @@ class Python(Criterion):
             raise SuiteError(f"{spec.origin}: criterion '{spec.name}' (python): cannot import "
                              f"{config.function}: {type(exc).__name__}: {exc}") from None
 
-    def describe(self) -> dict[str, str]:
-        return {"function": self.config.function}
-
     def evaluate(self, transcript: Transcript) -> Result:
         """Call the function, under a time limit and with no way to exit the process."""
         [result] = self.evaluate_batch([transcript])

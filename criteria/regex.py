@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 
 from harness.criterion import Criterion, CriterionConfig
 from harness.hookspecs import hookimpl
-from harness.models import Span, Transcript, Verdict
+from harness.models import Span, Transcript, Verdict, trusted
 from harness.suite import SuiteError
 from harness.targets import Target, select
 
@@ -169,9 +169,6 @@ class Regex(Criterion):
                              f"{config.pattern!r}: {exc}") from None
         self.may_match = literal_test(required_literals(config.pattern, flags))
 
-    def describe(self) -> dict[str, str]:
-        return {"pattern": self.config.pattern, "expect": self.config.expect}
-
     def evaluate(self, transcript: Transcript) -> Verdict:
         limit = self.config.timeout_s
         may_match, search = self.may_match, self.regex.search
@@ -204,8 +201,10 @@ class Regex(Criterion):
                           f"{'+' if len(spans) >= MAX_SPANS else ''} time(s) in {where} text"
         else:
             explanation = f"/{self.config.pattern}/ not found in {where} text"
-        return Verdict(outcome="pass" if passed else "fail", score=1.0 if passed else 0.0,
-                       evidence=spans, explanation=explanation)
+        # values this method made: built without validation (the hot path of regex suites)
+        return trusted(Verdict, outcome="pass" if passed else "fail",
+                                       score=1.0 if passed else 0.0, evidence=spans,
+                                       explanation=explanation)
 
 
 def _left(deadline: float) -> float:

@@ -312,9 +312,8 @@ class Engine:
                         aggregate(vs)[0] in ("fail", "error"):
                     blocked = criterion.name
         verdicts.sort(key=lambda v: self.rank[v.criterion])
-        decision = decide(p.transcript, verdicts, self.stage.specs, self.suite.threshold)
-        decision.transcript_id, decision.source = tid, source
-        return decision
+        return decide(p.transcript, verdicts, self.stage.specs, self.suite.threshold,
+                      (tid, source))
 
     # --- sync entry points ----------------------------------------------------------------------
     def review(self, items: Iterable[Transcript | InputError],

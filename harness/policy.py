@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from harness.criterion import Criterion, Result
-from harness.models import Decision, InputError, Transcript, Verdict
+from harness.models import Decision, InputError, Transcript, Verdict, trusted
 from harness.suite import CriterionSpec
 
 INPUT_CRITERION = "input"
@@ -22,8 +22,9 @@ def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
         verdict = Verdict(outcome="error", explanation=f"{type(result).__name__}: {result}")
     elif isinstance(result, Verdict):
         verdict = result
-    elif isinstance(result, bool):
-        verdict = Verdict(outcome="pass" if result else "fail", score=1.0 if result else 0.0)
+    elif isinstance(result, bool):  # the hot path: built without validation (values known)
+        verdict = trusted(Verdict, outcome="pass" if result else "fail",
+                                          score=1.0 if result else 0.0)
     elif isinstance(result, int | float):
         score = float(result)
         if math.isnan(score) or not 0.0 <= score <= 1.0:
@@ -38,7 +39,8 @@ def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
     if verdict.criterion:  # a verdict object the criterion handed out before: keep it intact
         verdict = verdict.model_copy(deep=True)
     spec = criterion.spec
-    verdict.criterion, verdict.version, verdict.kind = spec.name, spec.version, spec.kind
+    # straight into the fields: pydantic's __setattr__ costs more than the rest of this function
+    verdict.__dict__.update(criterion=spec.name, version=spec.version, kind=spec.kind)
     return verdict
 
 
@@ -60,12 +62,14 @@ def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
     return sum(s * w for s, w in pairs) / total if total else None
 
 
-def decide(transcript: Transcript, verdicts: list[Verdict], specs: Sequence[CriterionSpec],
-           threshold: float | None) -> Decision:
+def decide(transcript: Transcript, verdicts: list[Verdict],
+           specs: Sequence[CriterionSpec], threshold: float | None,
+           ident: tuple[str, str] | None = None) -> Decision:
     """The decision policy: every gate passes and, if set, the non-gate mean reaches threshold.
 
     Fail-closed: an error on a gate decides ``error``; so does an error on a non-gate criterion
-    when a threshold needs its score.
+    when a threshold needs its score. ``ident`` is the transcript's ``(id, source)`` as read
+    before any criterion saw it (default: the transcript's own).
     """
     by_name: dict[str, list[Verdict]] = {}
     for v in verdicts:
@@ -87,8 +91,11 @@ def decide(transcript: Transcript, verdicts: list[Verdict], specs: Sequence[Crit
             mean = weighted_mean((results[s.name][1], s.weight) for s in non_gates)
             if mean is None or mean < threshold:
                 outcome, failed = "fail", ["threshold"]
-    return Decision(transcript_id=transcript.id, source=transcript.source, outcome=outcome,
-                    score=score, verdicts=verdicts, failed=failed, errored=errored)
+    tid, source = ident or (transcript.id, transcript.source)
+    # every value is one this function made or checked: no validation needed (the hot path)
+    return trusted(Decision, transcript_id=tid, source=source, outcome=outcome,
+                                    score=score, verdicts=verdicts, failed=failed,
+                                    errored=errored)
 
 
 def input_error_decision(error: InputError) -> Decision:

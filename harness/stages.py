@@ -128,7 +128,7 @@ def _run(criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
     for result in results:
         verdict = to_verdict(result, criterion)
         if not verdict.latency_s:
-            verdict.latency_s = each
+            verdict.__dict__["latency_s"] = each
         verdicts.append(verdict)
     return verdicts
 
@@ -150,7 +150,7 @@ def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]) -> list[li
                 owners.append((i, m))
     out: list[list[Verdict]] = [[] for _ in transcripts]
     for (i, m), verdict in zip(owners, _run(criterion, units), strict=True):
-        verdict.message_index = m
+        verdict.__dict__["message_index"] = m
         out[i].append(verdict)
     return out
 
@@ -229,8 +229,7 @@ class SyncStage:
                 out.append(Pending(seq, sub, count, value, found, gate))
             else:
                 found.sort(key=lambda v: self.rank[v.criterion])
-                decision = decide(value, found, self.specs, self.suite.threshold)
-                decision.transcript_id, decision.source = tid, source
+                decision = decide(value, found, self.specs, self.suite.threshold, (tid, source))
                 out.append(Finished.of(seq, sub, count, decision, self.serialize))
         return out
 
