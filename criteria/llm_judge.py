@@ -385,7 +385,8 @@ class LLMJudge(Criterion):
             "context": lambda: fenced(render_conversation(before), nonce),
             "last_assistant": lambda: fenced(last_assistant, nonce),
             "last_user": lambda: fenced(last_user, nonce),
-            "text": lambda: fenced(text_of(transcript, self.config.target), nonce),
+            "text": lambda: fenced(text_of(transcript, self.config.target,
+                                                  scope=self.spec.scope), nonce),
             "messages": messages,
             "metadata": lambda: (_AnyMetadata(nonce) if sample
                                  else FencedDict(content["metadata"], nonce)),

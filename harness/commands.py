@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +135,18 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         task = progress.add_task("review", total=total, rate="")
         counts = {"pass": 0, "fail": 0, "error": 0}
 
+        shown = {"records": 0, "at": 0.0}
+
         def tick(decision: Any) -> None:
             counts[decision.outcome] += 1
             # the progress counts input records: an HH-RLHF pair is one record, two decisions
-            record_done = not decision.source.endswith(":chosen")
-            progress.update(task, advance=int(record_done),
-                            rate=f"pass {counts['pass']} fail {counts['fail']} "
-                                 f"error {counts['error']}")
+            shown["records"] += not decision.source.endswith(":chosen")
+            now = time.monotonic()
+            if show and now - shown["at"] > 0.2:  # redrawn 5 times a second, not per decision
+                progress.update(task, advance=shown["records"],
+                                rate=f"pass {counts['pass']} fail {counts['fail']} "
+                                     f"error {counts['error']}")
+                shown["records"], shown["at"] = 0, now
 
         summary = api.run(engine, args.inputs, args.out, resume=args.resume,
                           overwrite=args.overwrite, on_decision=tick, report=not args.no_report,

@@ -395,7 +395,7 @@ async def _run_async(criterion: Criterion, transcript: Transcript) -> list[Verdi
     started = time.perf_counter()
     results = await asyncio.gather(*(criterion.evaluate_async(u) for _, u in units),
                                    return_exceptions=True)
-    each = (time.perf_counter() - started) / max(len(units), 1)
+    each = round((time.perf_counter() - started) / max(len(units), 1), 7)
     verdicts = []
     for (m, _), result in zip(units, results, strict=True):
         if stop and isinstance(result, stop):

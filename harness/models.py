@@ -158,16 +158,7 @@ def trusted(cls: type[M], /, **fields: Any) -> M:
     For the engine's hot path (a verdict or a decision per transcript and criterion), where
     ``model_validate`` costs more than the criterion itself and ``model_construct`` more still.
     """
-    known = _DEFAULTS.get(cls)
-    if known is None:
-        static, factories = {}, {}
-        for name, info in cls.model_fields.items():
-            if info.default_factory is not None:
-                factories[name] = info.default_factory
-            else:
-                static[name] = info.default
-        known = _DEFAULTS[cls] = (static, factories)
-    static, factories = known
+    static, factories = _defaults_of(cls)
     values = {**static, **{k: f() for k, f in factories.items() if k not in fields}, **fields}
     obj = cls.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
@@ -175,3 +166,35 @@ def trusted(cls: type[M], /, **fields: Any) -> M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def compact_json(model: BaseModel) -> bytes:
+    """The model as JSON without the fields that hold their default (the journal's form: a
+    decision's verdicts repeat a dozen empty fields otherwise). :func:`with_defaults` restores
+    them."""
+    return model.model_dump_json(exclude_defaults=True).encode()
+
+
+def with_defaults(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a :func:`compact_json` dict) with every field of ``cls`` it left out, nested
+    decisions, verdicts and spans included."""
+    static, factories = _defaults_of(cls)
+    out = {**static, **{k: f() for k, f in factories.items() if k not in data}, **data}
+    if cls is Decision:
+        out["verdicts"] = [with_defaults(Verdict, v) for v in out["verdicts"]]
+    elif cls is Verdict:
+        out["evidence"] = [with_defaults(Span, e) for e in out["evidence"]]
+    return out
+
+
+def _defaults_of(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
+    known = _DEFAULTS.get(cls)
+    if known is None:
+        static, factories = {}, {}
+        for name, info in cls.model_fields.items():
+            if info.default_factory is not None:
+                factories[name] = info.default_factory
+            elif not info.is_required():
+                static[name] = info.default
+        known = _DEFAULTS[cls] = (static, factories)
+    return known

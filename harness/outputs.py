@@ -146,7 +146,6 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                     "failed": d["failed"], "score": d["score"],
                     "evidence": {v["criterion"]: v["evidence"] for v in failing},
                     "explanations": {v["criterion"]: v["explanation"] for v in failing},
-                    "messages": openai_messages(t),
                 }, option=line))
             if bad:  # every criterion error is listed, whatever the decision made of it
                 errors.write(orjson.dumps({

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from harness.models import Decision, InputError, Transcript
+from harness.models import Decision, InputError, Transcript, compact_json, with_defaults
 from harness.suite import Suite
 
 JOURNAL = "journal.jsonl"
@@ -201,7 +201,7 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
                 missing += 1
                 continue
             journal.seek(offsets[pos])
-            decision = orjson.loads(journal.readline())["decision"]
+            decision = with_defaults(Decision, orjson.loads(journal.readline())["decision"])
             transcript = (item.model_dump(mode="json", exclude_none=True)
                           if isinstance(item, Transcript) else None)
             yield {"decision": decision, "transcript": transcript}
@@ -310,7 +310,7 @@ class RunWriter:
     def write(self, seq: int, sub: int, decision: Decision | bytes) -> None:
         """Journal one decision (an object, or its JSON)."""
         if not isinstance(decision, bytes):
-            decision = decision.model_dump_json().encode()
+            decision = compact_json(decision)
         self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n' % (seq, sub, decision))
 
     def flush(self) -> None:

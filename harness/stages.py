@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.criterion import Criterion
 from harness.inputs.reader import parse_record
-from harness.models import Decision, InputError, Transcript, Verdict
+from harness.models import Decision, InputError, Transcript, Verdict, compact_json
 from harness.policy import aggregate, blocks_expensive, decide, input_error_decision, to_verdict
 from harness.suite import CriterionSpec, Suite
 
@@ -97,7 +97,7 @@ def recordable(decision: Decision) -> tuple[Decision, bytes]:
     """The decision and its JSON; a decision that cannot be serialized (a criterion put an
     unserializable value in its details, say) becomes that transcript's error, not the run's."""
     try:
-        return decision, decision.model_dump_json().encode()
+        return decision, compact_json(decision)
     except Exception as exc:  # noqa: BLE001 - one record's failure is that record's error
         reason = f"the decision could not be recorded: {type(exc).__name__}: {exc}"[:500]
         error = Decision(
@@ -106,7 +106,7 @@ def recordable(decision: Decision) -> tuple[Decision, bytes]:
             outcome="error", errored=[RECORD_CRITERION],
             verdicts=[Verdict(criterion=RECORD_CRITERION, kind=RECORD_CRITERION,
                               outcome="error", explanation=reason)])
-        return error, error.model_dump_json().encode()
+        return error, compact_json(error)
 
 
 def skipped_verdict(criterion: Criterion, gate: str) -> Verdict:
@@ -123,7 +123,7 @@ def _run(criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
                                f"for {len(units)} transcripts")
     except Exception:  # isolate the culprit: one at a time
         results = Criterion.evaluate_batch(criterion, units)
-    each = (time.perf_counter() - started) / max(len(units), 1)
+    each = round((time.perf_counter() - started) / max(len(units), 1), 7)  # 0.1 us is plenty
     verdicts = []
     for result in results:
         verdict = to_verdict(result, criterion)
