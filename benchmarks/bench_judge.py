@@ -142,7 +142,7 @@ def registry() -> Any:
     from harness.plugins import build_registry, load_plugins
 
     pm = load_plugins()
-    for name in ("criteria.llm_judge", "harness.judges.backends"):
+    for name in ("harness_criteria.llm_judge", "harness.judges.backends"):
         if not pm.has_plugin(name):
             pm.register(importlib.import_module(name), name=name)
     return build_registry(pm)

@@ -199,8 +199,8 @@ def _config_keys(cls: type) -> str:
 def criteria_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     table = Table(title="criterion kinds")
-    for col in ("kind", "plugin", "config keys", "description"):
-        table.add_column(col, overflow="fold")
+    for col in ("kind", "plugin", "config keys", "description"):  # names are never cut
+        table.add_column(col, overflow="fold", no_wrap=col in ("kind", "plugin"))
     for kind in sorted(registry.kinds):
         cls = registry.kinds[kind]
         doc = (cls.__doc__ or "").strip()

@@ -15,10 +15,10 @@ import pluggy
 from harness import hookspecs
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "criteria.regex",
-    "criteria.python",
-    "criteria.classifier",
-    "criteria.llm_judge",
+    "harness_criteria.regex",
+    "harness_criteria.python",
+    "harness_criteria.classifier",
+    "harness_criteria.llm_judge",
     "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",

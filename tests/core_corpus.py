@@ -69,7 +69,8 @@ def not_shouting(transcript: Transcript) -> float:
     return 1.0 - sum(c.isupper() for c in letters) / max(len(letters), 1)
 '''
 
-WORDS = ["the", "answer", "is", "simple", "keep", "going", "sleep", "water", "code", "python", "list", "sorted", "value", "error", "check", "result", "because"]
+WORDS = ("the", "answer", "is", "simple", "keep", "going", "sleep", "water", "code", "python",
+         "list", "sorted", "value", "error", "check", "result", "because")
 BAD = ("As an AI language model", "sk-" + "a" * 24, "you are stupid", "THIS IS LOUD")
 
 

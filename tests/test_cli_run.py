@@ -108,7 +108,7 @@ def test_criteria_and_plugins_commands(cli):
     assert code == 0
     for kind in ("regex", "python", "max_turns"):
         assert kind in out
-    assert "criteria.regex" in out and "pattern" in out
+    assert "harness_criteria.regex" in out and "pattern" in out
     code, out, _ = cli("plugins")
     assert code == 0 and "harness-example-plugin" in out
 

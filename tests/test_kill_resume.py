@@ -1,4 +1,4 @@
-"""Killed at random points (finalisation included) and resumed, a run ends as an uninterrupted one."""
+"""Killed at random points (finalisation included), then resumed: as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import core_corpus
 import pandas as pd
 import pytest
 from testutil import write_suite
-
-import core_corpus
 
 pytestmark = pytest.mark.slow
 

@@ -62,7 +62,7 @@ def test_installed_entry_point_plugin():
     assert registry.provider("kinds", "repetition") == "example"
     origins = {row["name"]: row["origin"] for row in registry.plugins()}
     assert origins["example"].startswith("harness-example-plugin")
-    assert origins["criteria.regex"] == "built-in"
+    assert origins["harness_criteria.regex"] == "built-in"
 
 
 def test_example_plugin_runs_in_a_suite(tmp_path):
@@ -78,7 +78,7 @@ def test_example_plugin_runs_in_a_suite(tmp_path):
 
 
 def test_blocking_by_environment(monkeypatch):
-    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "example, criteria.python")
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "example, harness_criteria.python")
     registry = get_registry(fresh=True)
     assert "max_turns" not in registry.kinds and "python" not in registry.kinds
     assert "regex" in registry.kinds

@@ -19,7 +19,7 @@ from chat_server import ChatServer, Reply  # noqa: E402
 from harness import Engine, Message, SuiteError, Transcript  # noqa: E402
 from harness.plugins import build_registry, load_plugins  # noqa: E402
 
-JUDGE_PLUGINS = ("criteria.llm_judge", "harness.judges.backends")
+JUDGE_PLUGINS = ("harness_criteria.llm_judge", "harness.judges.backends")
 
 
 def registry() -> Any:

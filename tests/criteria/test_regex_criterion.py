@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from testutil import write_suite
 
-from criteria.regex import FLAGS, Regex
 from harness import Engine, Message, SuiteError, Transcript, load_suite
 from harness.suite import CriterionSpec
+from harness_criteria.regex import FLAGS, Regex
 
 
 def transcript(*turns: tuple[str, str], reasoning: str | None = None) -> Transcript:
