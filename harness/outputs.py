@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.rundir import iter_journal, read_meta, write_meta
+from harness.tally import Tallies
 
 ROWS_PER_WRITE = 8192
 
@@ -80,10 +80,6 @@ def _json(value: list[Any] | dict[str, Any]) -> str:
     return orjson.dumps(value).decode()
 
 
-def _counts() -> dict[str, int]:
-    return {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
-
-
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
              state: str = "complete", stop_reason: str | None = None) -> dict[str, Any]:
     """Write results, decisions, train/rejected/errors sets and the summary; return the summary.
@@ -100,8 +96,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     specs = {c["name"]: c for c in suite.get("criteria", [])}
     counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
               "criterion_errors": 0, "transcripts_with_errors": 0}
-    per_criterion: dict[str, dict[str, Any]] = defaultdict(_counts)
-    score_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    tallies = Tallies()
     stats: dict[str, int] = {}
     tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
 
@@ -123,10 +118,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                 if v["outcome"] == "error":
                     bad.append(v)
                 if name in specs:
-                    per_criterion[name][v["outcome"]] += 1
-                    if v["score"] is not None and v["outcome"] != "skipped":
-                        score_sums[name][0] += v["score"]
-                        score_sums[name][1] += 1
+                    tallies[name].add(v["outcome"], v["score"])
                 results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
                             specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
                             v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
@@ -157,14 +149,8 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     for table in (results, decisions):
         table.close()
 
-    criteria = {}
-    for name, spec in specs.items():
-        c = per_criterion[name]
-        decided = c["pass"] + c["fail"] + c["error"]
-        total, n = score_sums[name]
-        criteria[name] = {"kind": spec["kind"], "gate": spec["gate"], **c,
-                          "pass_rate": c["pass"] / decided if decided else None,
-                          "mean_score": total / n if n else None}
+    criteria = {name: {"kind": spec["kind"], "gate": spec["gate"], **tallies.row(name)}
+                for name, spec in specs.items()}
     summary = {
         "suite": {"name": suite.get("name"), "version": suite.get("version")},
         **counts,

@@ -6,7 +6,8 @@ One place for each rule. The engine, its worker processes and the pytest plugin 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from harness.criterion import Criterion, Result
 from harness.models import Decision, InputError, Transcript, Verdict, trusted
@@ -44,15 +45,22 @@ def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
     return verdict
 
 
-def aggregate(verdicts: Sequence[Verdict]) -> tuple[str, float | None]:
-    """One criterion's outcome and score over its verdicts (several for message scope)."""
-    outcomes = {v.outcome for v in verdicts}
+def aggregate(verdicts: Sequence[Verdict] | Sequence[Mapping[str, Any]],
+              ) -> tuple[str, float | None]:
+    """One criterion's outcome and score over its verdicts (several for message scope): the
+    worst outcome (error, fail, pass, then skipped) and the lowest score. Verdicts may be
+    objects or, as read from a journal, dicts."""
+    if verdicts and not isinstance(verdicts[0], Verdict):
+        pairs = [(v["outcome"], v["score"]) for v in verdicts]  # type: ignore[index]
+    else:
+        pairs = [(v.outcome, v.score) for v in verdicts]  # type: ignore[union-attr]
+    outcomes = {o for o, _ in pairs}
     for outcome in ("error", "fail", "pass"):
         if outcome in outcomes:
             break
     else:
         outcome = "skipped"
-    scores = [v.score for v in verdicts if v.score is not None and v.outcome != "skipped"]
+    scores = [s for o, s in pairs if s is not None and o != "skipped"]
     return outcome, (min(scores) if scores else None)
 
 

@@ -28,6 +28,7 @@ from harness.export.provenance import RunInfo, judge_model, rubric_hash
 from harness.models import Transcript, Verdict
 from harness.outputs import OPENAI_MESSAGE_KEYS
 from harness.rundir import iter_journal
+from harness.tally import Tallies
 
 
 @dataclass
@@ -87,17 +88,12 @@ class Stats:
     dropped: Counter = field(default_factory=Counter)
     """Reason -> transcripts not exported."""
     unscored: int = 0
-    criteria: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    score_sums: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0., 0]))
+    tallies: Tallies = field(default_factory=Tallies)
 
     def observe(self, reviewed: Reviewed) -> None:
         self.read += 1
         self.outcomes[reviewed.outcome] += 1
-        for v in reviewed.verdicts:  # one per transcript, or per assistant message
-            self.criteria[v.criterion][v.outcome] += 1
-            if v.score is not None and v.outcome != "skipped":
-                self.score_sums[v.criterion][0] += v.score
-                self.score_sums[v.criterion][1] += 1
+        self.tallies.add(reviewed.verdicts)  # one per transcript, or per assistant message
 
     def keep(self, example: Example) -> None:
         """Count a transcript that made it into the output."""
@@ -109,18 +105,9 @@ class Stats:
     def criterion_table(self, run: RunInfo) -> dict[str, dict[str, Any]]:
         """Per criterion: verdict counts, pass rate over decided verdicts and mean score (as in
         the run's ``summary.json``: a message-scoped criterion has a verdict per message)."""
-        table = {}
-        for spec in run.specs:
-            c = self.criteria.get(spec.name, Counter())
-            decided = c["pass"] + c["fail"] + c["error"]
-            total, n = self.score_sums.get(spec.name, [0.0, 0])
-            table[spec.name] = {
-                "kind": spec.kind, "version": spec.version, "gate": spec.gate,
-                "scope": spec.scope, "pass": c["pass"], "fail": c["fail"], "error": c["error"],
-                "skipped": c["skipped"], "pass_rate": c["pass"] / decided if decided else None,
-                "mean_score": total / n if n else None,
-            }
-        return table
+        return {spec.name: {"kind": spec.kind, "version": spec.version, "gate": spec.gate,
+                            "scope": spec.scope, **self.tallies.row(spec.name)}
+                for spec in run.specs}
 
     def as_dict(self) -> dict[str, Any]:
         return {"read": self.read, "passed": self.outcomes["pass"],

@@ -12,6 +12,7 @@ from typing import Any
 from harness.judges.records import judge_label
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
+from harness.tally import CriterionTally
 
 DEFAULT_SAMPLE = 50
 """Transcripts kept per (criterion, outcome) and per decision outcome."""
@@ -89,8 +90,7 @@ class _CriterionStats:
     """Running aggregates of one criterion."""
 
     def __init__(self) -> None:
-        self.counts = {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
-        self.score_sum, self.score_n = 0.0, 0
+        self.tally = CriterionTally()
         self.scores = [0] * SCORE_BINS
         self.latency = Quantiles()
         self.tokens_in = self.tokens_out = 0
@@ -99,15 +99,13 @@ class _CriterionStats:
         """The judges that ran (from the verdicts' details), in order of first appearance."""
 
     def add(self, v: dict[str, Any]) -> None:
-        self.counts[v["outcome"]] += 1
+        self.tally.add(v["outcome"], v["score"])
         if v["outcome"] == "skipped":
             return
         ran = judge_label(v.get("details") or {})
         if ran is not None and ran not in self.judges:
             self.judges[ran] = None
         if v["score"] is not None:
-            self.score_sum += v["score"]
-            self.score_n += 1
             self.scores[score_bin(v["score"], SCORE_BINS)] += 1
         self.latency.add(v["latency_s"] or 0.0)
         self.tokens_in += v["tokens_in"] or 0
@@ -116,8 +114,7 @@ class _CriterionStats:
             self.cost = (self.cost or 0.0) + v["cost_usd"]
 
     def row(self, spec: dict[str, Any], suite_judge: Any) -> dict[str, Any]:
-        c = self.counts
-        decided = c["pass"] + c["fail"] + c["error"]
+        c, decided = self.tally.counts, self.tally.decided
         # The judge that ran, as its verdicts recorded it; the suite's config only when no
         # verdict names one (e.g. every transcript skipped).
         judge: Any = ", ".join(self.judges) or None
@@ -131,9 +128,9 @@ class _CriterionStats:
             "weight": spec.get("weight", 1.0), "version": spec.get("version", ""),
             "scope": spec.get("scope", "transcript"), "description": spec.get("description"),
             "judge": judge, "config": spec.get("config", {}), **c, "decided": decided,
-            "pass_rate": c["pass"] / decided if decided else None,
+            "pass_rate": self.tally.pass_rate,
             "ci": wilson(c["pass"], decided),
-            "mean_score": self.score_sum / self.score_n if self.score_n else None,
+            "mean_score": self.tally.mean_score,
             "score_hist": self.scores,
             "latency_p50": self.latency.quantile(50), "latency_p95": self.latency.quantile(95),
             "latency_exact": self.latency.exact,

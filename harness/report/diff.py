@@ -14,26 +14,22 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from harness.policy import aggregate
 from harness.report.stats import wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
+from harness.tally import CriterionTally, Tallies
 from harness.text import escape_controls
 
 MAX_FLIPS = 1000
 """Flipped decisions listed in full (all are counted)."""
-_ORDER = ("error", "fail", "pass", "skipped")
 
 
 def criterion_outcomes(verdicts: list[dict[str, Any]]) -> dict[str, tuple[str, float | None]]:
-    """Each criterion's outcome over its verdicts (worst first: error, fail, pass, skipped)."""
+    """Each criterion's outcome and score over its verdicts (the engine's own rule)."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for v in verdicts:
         grouped[v["criterion"]].append(v)
-    out = {}
-    for name, vs in grouped.items():
-        outcome = min((v["outcome"] for v in vs), key=_ORDER.index)
-        scores = [v["score"] for v in vs if v["score"] is not None and v["outcome"] != "skipped"]
-        out[name] = (outcome, min(scores) if scores else None)
-    return out
+    return {name: aggregate(vs) for name, vs in grouped.items()}
 
 
 class _Side:
@@ -41,28 +37,22 @@ class _Side:
 
     def __init__(self) -> None:
         self.totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0}
-        self.criteria: dict[str, Counter[str]] = defaultdict(Counter)
-        self.score_sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        self.tallies = Tallies()
 
     def add(self, decision: dict[str, Any]) -> dict[str, tuple[str, float | None]]:
         self.totals["read"] += 1
         key = {"pass": "passed", "fail": "failed", "error": "errored"}[decision["outcome"]]
         self.totals[key] += 1
-        for v in decision["verdicts"]:
-            self.criteria[v["criterion"]][v["outcome"]] += 1
-            if v["score"] is not None and v["outcome"] != "skipped":
-                self.score_sums[v["criterion"]][0] += v["score"]
-                self.score_sums[v["criterion"]][1] += 1
+        self.tallies.add(decision["verdicts"])
         return criterion_outcomes(decision["verdicts"])
 
     def rate(self, name: str) -> tuple[float | None, tuple[float, float] | None, int]:
-        c = self.criteria.get(name, Counter())
-        decided = c["pass"] + c["fail"] + c["error"]
-        return (c["pass"] / decided if decided else None, wilson(c["pass"], decided), decided)
+        tally = self.tallies.get(name) or CriterionTally()
+        return tally.pass_rate, wilson(tally.counts["pass"], tally.decided), tally.decided
 
     def mean(self, name: str) -> float | None:
-        total, n = self.score_sums.get(name, (0.0, 0))
-        return total / n if n else None
+        tally = self.tallies.get(name)
+        return tally.mean_score if tally else None
 
 
 def _shown(value: Any, keep: str = "") -> Any:
