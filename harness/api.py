@@ -168,7 +168,7 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
                "skipped_as_done": len(writer.done),
                "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
     summary = finalize(run_dir, timings, state="stopped" if stop_reason else "complete",
-                       stop_reason=stop_reason)
+                       stop_reason=stop_reason, workers=engine.workers)
     if report:
         _write_report(run_dir, engine.registry)
     return summary

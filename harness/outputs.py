@@ -11,6 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.models import Transcript
 from harness.rundir import iter_journal, read_meta, write_meta
 from harness.tally import Tallies
 
@@ -80,14 +81,24 @@ def _json(value: list[Any] | dict[str, Any]) -> str:
     return orjson.dumps(value).decode()
 
 
+def train_view(item: Any) -> tuple[int, bytes] | None:
+    """What finalize needs of a transcript: its length and its ``train.jsonl`` line."""
+    if not isinstance(item, Transcript):
+        return None
+    messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
+    return len(messages), orjson.dumps({"messages": messages}, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
-             state: str = "complete", stop_reason: str | None = None) -> dict[str, Any]:
+             state: str = "complete", stop_reason: str | None = None,
+             workers: int = 1) -> dict[str, Any]:
     """Write results, decisions, train/rejected/errors sets and the summary; return the summary.
 
     Every file is written beside its final name and renamed into place at the end, and
     ``run.json`` says ``finalizing`` meanwhile: a kill leaves either the old outputs or the new
     ones, and a state that says which. ``state`` is what the run is once done (``complete``,
-    or ``stopped`` for a run that ended early and can be resumed).
+    or ``stopped`` for a run that ended early and can be resumed). ``workers`` processes read
+    the inputs again for a large run.
     """
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
@@ -106,12 +117,13 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     with (open(_tmp(tmp_files[0]), "wb") as train_jsonl,
           open(_tmp(tmp_files[1]), "wb") as rejected,
           open(_tmp(tmp_files[2]), "wb") as errors):
-        for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats):
+        for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats,
+                                  render=train_view, workers=workers):
             d, t = entry["decision"], entry["transcript"]
             counts["read"] += 1
             counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
             decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"], d["failed"],
-                          d["errored"], len(t["messages"]) if t else 0)
+                          d["errored"], t[0] if t else 0)
             bad = []
             for v in d["verdicts"]:
                 name = v["criterion"]
@@ -130,7 +142,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                 counts["criterion_errors"] += len(bad)
                 counts["transcripts_with_errors"] += 1
             if d["outcome"] == "pass":
-                train_jsonl.write(orjson.dumps({"messages": openai_messages(t)}, option=line))
+                train_jsonl.write(t[1])
             elif d["outcome"] == "fail":
                 failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
                 rejected.write(orjson.dumps({

@@ -20,7 +20,9 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,18 +133,93 @@ def index_journal(run_dir: str | Path) -> JournalIndex:
     return index
 
 
-def iter_items(inputs: list[str], formats: Any, input_format: str = "auto",
-               ) -> Iterator[tuple[int, int, Transcript | InputError]]:
-    """``(seq, sub, item)`` for every transcript of the inputs, as the engine numbered them."""
-    from harness.stages import iter_raw, parse_entry
+REREAD_CHUNK = 512
+"""Records per chunk when worker processes read the inputs again."""
+_RENDER: tuple[Any, str, Callable[[Any], Any]] | None = None
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def _raw_entries(inputs: list[str]) -> Iterator[tuple[int, str, Any]]:
+    from harness.stages import iter_raw
 
     seq = 0
     for path in inputs:
         for source, raw in iter_raw(path):
-            for sub, item in enumerate(parse_entry((seq, source, raw, frozenset()), formats,
-                                                   input_format)):
-                yield seq, sub, item
+            yield seq, source, raw
             seq += 1
+
+
+def _render(chunk: list[tuple[int, str, Any]], formats: Any, input_format: str,
+            render: Callable[[Any], Any]) -> list[tuple[int, int, Any]]:
+    from harness.stages import parse_entry
+
+    return [(seq, sub, render(item)) for seq, source, raw in chunk
+            for sub, item in enumerate(parse_entry((seq, source, raw, frozenset()), formats,
+                                                   input_format))]
+
+
+def _render_chunk(chunk: list[tuple[int, str, Any]]) -> list[tuple[int, int, Any]]:
+    """In a worker process (see :func:`_render_init`)."""
+    assert _RENDER is not None
+    return _render(chunk, *_RENDER)
+
+
+def _render_init(plugins_dir: str | None, input_format: str,
+                 render: Callable[[Any], Any]) -> None:
+    global _RENDER
+    from harness.plugins import get_registry
+
+    _RENDER = (get_registry(plugins_dir).formats, input_format, render)
+
+
+def iter_items(inputs: list[str], formats: Any, input_format: str = "auto", *,
+               render: Callable[[Any], Any] | None = None, workers: int = 1,
+               plugins_dir: str | None = None) -> Iterator[tuple[int, int, Any]]:
+    """``(seq, sub, item)`` for every transcript of the inputs, as the engine numbered them.
+
+    ``render`` maps each item (a Transcript or InputError) to what the caller needs; with
+    ``workers`` > 1 records are parsed and rendered in that many processes (``render`` must
+    then be a module-level function), in input order.
+    """
+    render = render or _identity
+    if workers <= 1:
+        for entry in _raw_entries(inputs):
+            yield from _render([entry], formats, input_format, render)
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_render_init,
+                               initargs=(plugins_dir, input_format, render))
+    window: deque[Future[list[tuple[int, int, Any]]]] = deque()
+    try:
+        chunk: list[tuple[int, str, Any]] = []
+        for entry in _raw_entries(inputs):
+            chunk.append(entry)
+            if len(chunk) >= REREAD_CHUNK:
+                window.append(pool.submit(_render_chunk, chunk))
+                chunk = []
+                while len(window) > 2 * workers:
+                    yield from window.popleft().result()
+        if chunk:
+            window.append(pool.submit(_render_chunk, chunk))
+        while window:
+            yield from window.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+PARALLEL_FROM = 20_000
+"""Journaled transcripts from which worker processes (when allowed) read the inputs again."""
+
+
+def transcript_dict(item: Transcript | InputError) -> dict[str, Any] | None:
+    """A transcript as the JSON-ready dict consumers read (``None`` for an input error)."""
+    return item.model_dump(mode="json", exclude_none=True) if isinstance(item, Transcript) \
+        else None
 
 
 def read_meta(run_dir: str | Path) -> dict[str, Any]:
@@ -165,12 +242,15 @@ def check_complete(run_dir: str | Path, *, allow_incomplete: bool = False) -> di
 
 
 def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
-                 stats: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+                 stats: dict[str, int] | None = None,
+                 render: Callable[[Any], Any] | None = None,
+                 workers: int = 1) -> Iterator[dict[str, Any]]:
     """Every decided transcript in input order: ``{"decision": ..., "transcript": ...}``.
 
-    The transcript is read again from the run's inputs (``None`` for an unreadable record).
-    Refuses an incomplete run unless ``allow_incomplete``. ``stats`` (if given) receives the
-    counts of bad journal lines and of input transcripts with no decision.
+    The transcript is read again from the run's inputs: a dict (``None`` for an unreadable
+    record), or what ``render`` makes of the parsed item, computed in ``workers`` processes
+    for a large run. Refuses an incomplete run unless ``allow_incomplete``. ``stats`` (if
+    given) receives the counts of bad journal lines and of input transcripts with no decision.
     """
     from harness.plugins import get_registry
 
@@ -192,8 +272,13 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
     formats = get_registry(meta.get("plugins_dir")).formats
     missing, pos = 0, 0
     keys, offsets = index.keys, index.offsets
+    if len(keys) < PARALLEL_FROM:
+        workers = 1
+    items = iter_items(paths, formats, meta.get("input_format", "auto"),
+                       render=render or transcript_dict, workers=workers,
+                       plugins_dir=meta.get("plugins_dir"))
     with (run_dir / JOURNAL).open("rb") as journal:
-        for seq, sub, item in iter_items(paths, formats, meta.get("input_format", "auto")):
+        for seq, sub, transcript in items:
             key = (seq, sub)
             while pos < len(keys) and keys[pos] < key:
                 pos += 1
@@ -202,8 +287,6 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
                 continue
             journal.seek(offsets[pos])
             decision = with_defaults(Decision, orjson.loads(journal.readline())["decision"])
-            transcript = (item.model_dump(mode="json", exclude_none=True)
-                          if isinstance(item, Transcript) else None)
             yield {"decision": decision, "transcript": transcript}
     if stats is not None:
         stats.update(bad_journal_lines=len(index.bad_lines), not_decided=missing,
