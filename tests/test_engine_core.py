@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import core_corpus
+import pandas as pd
 import pytest
 
 import harness
@@ -51,3 +52,20 @@ def test_small_batches_keep_input_order(corpus: Path, expected: list[dict]) -> N
         got = [core_corpus.summarise(d.model_dump(mode="json")) for d in
                harness.review(engine, corpus / "corpus.jsonl", batch_size=1)]
     assert got == expected
+
+
+def test_a_run_with_workers_writes_the_same_outputs(corpus: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker processes for the criteria and for reading the inputs again at finalize."""
+    from harness import api, rundir
+
+    monkeypatch.setattr(rundir, "PARALLEL_FROM", 1)
+    outputs = []
+    for workers in (1, 2):
+        with Engine(corpus / "suite.yaml", get_registry(), workers=workers) as engine:
+            api.run(engine, [corpus / "corpus.jsonl"], tmp_path / f"w{workers}", report=False)
+        run = tmp_path / f"w{workers}"
+        outputs.append([(run / name).read_bytes() for name in
+                        ("train.jsonl", "rejected.jsonl", "errors.jsonl")])
+        outputs[-1].append(pd.read_parquet(run / "decisions.parquet").to_json())
+    assert outputs[0] == outputs[1]
