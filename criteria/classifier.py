@@ -77,6 +77,7 @@ class Classifier(Criterion):
     """A local classifier's probability for one label, against a threshold (batched)."""
 
     kind = "classifier"
+    in_workers = False  # torch spreads each batch over every core already
     Config = ClassifierConfig
     cost = 2
 

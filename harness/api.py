@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.engine import INPUT_CRITERION, Engine
+from harness.engine import CHUNK_SIZE, INPUT_CRITERION, Engine
 from harness.inputs import parse_record, read_transcripts
 from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
@@ -54,7 +54,7 @@ def review(
     registry: Registry | None = None,
     plugins_dir: str | Path | None = None,
     judge: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = CHUNK_SIZE,
     input_format: str = "auto",
     all_criteria: bool = False,
     cache_dir: str | Path | None = None,

@@ -76,6 +76,10 @@ class Criterion(ABC):
     """Skipped for a transcript once one of its gates failed (unless ``--all-criteria``)."""
     pass_threshold: float = 0.5
     """A bare float result passes when it reaches this."""
+    in_workers: ClassVar[bool] = True
+    """May run in worker processes (``--workers``). A kind whose model already spreads one batch
+    over every core (a torch classifier) says False: a copy of the model per worker would only
+    cost memory; a suite holding one runs its cheap criteria in the engine's process."""
     is_async: ClassVar[bool] = False
     """The kind implements ``evaluate_async``: the engine awaits it on its event loop, many
     transcripts at once, each kind's own concurrency limit keeping its window full."""

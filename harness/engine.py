@@ -277,7 +277,8 @@ class Engine:
 
     def _reproducible(self) -> bool:
         same = self.registry is get_registry(self.registry.plugins_dir)
-        return same and bool(self.stage.criteria)
+        criteria = self.stage.criteria
+        return same and bool(criteria) and all(c.in_workers for c in criteria)
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

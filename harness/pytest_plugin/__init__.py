@@ -50,8 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use this judge for every llm_judge criterion of the suite")
     group.addoption("--review-all-criteria", action="store_true", default=False,
                     help="run expensive criteria even after a gate failed")
-    group.addoption("--review-batch-size", type=int, default=64, metavar="N",
-                    help="criterion mode: transcripts evaluated together (default 64)")
+    group.addoption("--review-batch-size", type=int, default=None, metavar="N",
+                    help="criterion mode: transcripts evaluated together (default: the "
+                         "engine's chunk size, 256, as harness run)")
     group.addoption("--review-plugins-dir", metavar="DIR", default=None,
                     help="a harness plugins folder (as `harness --plugins-dir`)")
 

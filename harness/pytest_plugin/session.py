@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness.engine import INPUT_CRITERION, Engine
+from harness.engine import CHUNK_SIZE, INPUT_CRITERION, Engine
 from harness.models import InputError, Transcript, Verdict
 from harness.plugins import PluginError, get_registry
 from harness.pytest_plugin.corpus import Corpus, Record, expand_paths, param_id, record_key
@@ -61,7 +61,7 @@ class ReviewPlugin:
         self.suite_path = (base / opt("review_suite")).resolve() if opt("review_suite") else None
         self.run_dir = (base / opt("review_out")).resolve() if opt("review_out") else None
         self.default_min_rate: float = opt("review_min_pass_rate")
-        self.batch_size: int = max(1, opt("review_batch_size"))
+        self.batch_size: int = max(1, opt("review_batch_size") or CHUNK_SIZE)
         self._engine: Engine | None = None
         self._runners: dict[int, CriterionRunner] = {}
         self._yaml_specs: dict[str, dict] | None = None
