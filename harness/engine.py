@@ -306,7 +306,10 @@ class Engine:
                     verdicts.append(skipped_verdict(criterion, blocked))
                 else:
                     runs.append(criterion)
-            found = await asyncio.gather(*(_run_async(c, p.transcript) for c in runs))
+            if len(runs) == 1:  # no task to spawn for the common case of one judge
+                found = [await _run_async(runs[0], p.transcript)]
+            else:
+                found = await asyncio.gather(*(_run_async(c, p.transcript) for c in runs))
             for criterion, vs in zip(runs, found, strict=True):
                 verdicts.extend(vs)
                 if not blocked and blocks_expensive(criterion) and \
@@ -394,8 +397,15 @@ async def _run_async(criterion: Criterion, transcript: Transcript) -> list[Verdi
         units = [(None, transcript)]
     stop = _unavailable()
     started = time.perf_counter()
-    results = await asyncio.gather(*(criterion.evaluate_async(u) for _, u in units),
-                                   return_exceptions=True)
+    results: list[Any]
+    if len(units) == 1:
+        try:
+            results = [await criterion.evaluate_async(units[0][1])]
+        except Exception as exc:  # noqa: BLE001 - becomes the verdict (or stops the run)
+            results = [exc]
+    else:
+        results = await asyncio.gather(*(criterion.evaluate_async(u) for _, u in units),
+                                       return_exceptions=True)
     each = round((time.perf_counter() - started) / max(len(units), 1), 7)
     verdicts = []
     for (m, _), result in zip(units, results, strict=True):
