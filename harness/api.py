@@ -161,6 +161,7 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
     finally:
         stream.close()
         writer.close()
+        engine.stop_workers()  # finalize starts its own, for reading the inputs again
     wall = time.perf_counter() - t0
     timings = {"started": started.isoformat(timespec="seconds"),
                "finished": datetime.now(UTC).isoformat(timespec="seconds"),

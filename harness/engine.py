@@ -333,14 +333,18 @@ class Engine:
         """Decisions for a list of transcripts, in order."""
         return list(self.review(items))
 
+    def stop_workers(self) -> None:
+        """End the worker processes (a later review starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def close(self) -> None:
         """Release worker processes, judge clients, caches and models this engine holds."""
         if self._closed:
             return
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.stop_workers()
         resources = list(self.context.resources.values())
         self.context.resources.clear()
         aclose = [r.aclose for r in resources if hasattr(r, "aclose")]
