@@ -86,12 +86,9 @@ def engine_only(path: Path, suite: Path, workers: int) -> dict:
     with harness.Engine(suite, workers=workers) as engine:
         entries = ((seq, source, raw, frozenset())
                    for seq, (source, raw) in enumerate(iter_raw(path)))
-        for item in drive(engine.astream(entries)):
-            # batches of decided transcripts (``Finished``), or ``(seq, sub, decision)``
-            for done in item if isinstance(item, list) else [item[2]]:
-                if done is not None and getattr(done, "sub", 0) >= 0:
-                    total += 1
-                    passed += done.outcome == "pass"
+        for batch in drive(engine.astream(entries)):  # batches of decided transcripts
+            total += len(batch)
+            passed += sum(done.outcome == "pass" for done in batch)
     return {"passed": passed, "decided": total}
 
 
