@@ -170,7 +170,7 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
                "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
     summary = finalize(run_dir, timings, state="stopped" if stop_reason else "complete",
                        stop_reason=stop_reason, workers=engine.workers)
-    if report:
+    if report and not stop_reason:  # a stopped run's report waits for the resumed run
         _write_report(run_dir, engine.registry)
     return summary
 
