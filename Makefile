@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@echo
 	@echo "Run directory: $(RUN_DIR)/"
 	@echo "  report:       $(RUN_DIR)/report.html  (open it in a browser)"
-	@echo "  training set: $(RUN_DIR)/train.jsonl (and train.parquet)"
+	@echo "  training set: $(RUN_DIR)/train.jsonl  (other formats: .venv/bin/harness export --help)"
 	@echo "  results:      $(RUN_DIR)/results.parquet, decisions: $(RUN_DIR)/decisions.parquet"
 	@echo "  summary:      $(RUN_DIR)/summary.json"
 
