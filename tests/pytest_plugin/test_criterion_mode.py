@@ -106,3 +106,30 @@ def test_unreadable_records_fail_the_session_in_criterion_mode(pytester, project
                                  "*bad.jsonl:2: invalid JSON*"])
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] >= 1 and "Traceback" not in result.stdout.str()
+
+
+def test_pytest_decides_the_saved_corpus_as_the_engine(pytester):
+    """The fixture of decisions tests/test_engine_core.py holds the engine to: a pytest run in
+    per-criterion mode gives the same decisions and verdicts."""
+    import gzip
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    tests = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(tests))
+    import core_corpus
+
+    core_corpus.write(pytester.path)
+    result = pytester.runpytest("--review-suite=suite.yaml", "--transcripts=corpus.jsonl",
+                                "--review-mode=criterion", "--review-out=run",
+                                "--review-min-pass-rate=0", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the corpus has unreadable records
+    with gzip.open(tests / "fixtures" / "core_decisions.jsonl.gz", "rt") as fh:
+        expected = [json.loads(line) for line in fh]
+    decisions = pd.read_parquet(pytester.path / "run" / "decisions.parquet")
+    got = [{"id": d.transcript_id.rsplit("/", 1)[-1], "outcome": d.outcome,
+            "failed": list(d.failed), "errored": list(d.errored)}
+           for d in decisions.itertuples()]
+    assert got == [{k: e[k] for k in ("id", "outcome", "failed", "errored")} for e in expected]
