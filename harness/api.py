@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.engine import CHUNK_SIZE, INPUT_CRITERION, Engine
+from harness.engine import CHUNK_SIZE, INPUT_CRITERION, Engine, unavailable_errors
 from harness.inputs import parse_record, read_transcripts
 from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
@@ -173,13 +173,6 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
     if report and not stop_reason:  # a stopped run's report waits for the resumed run
         _write_report(run_dir, engine.registry)
     return summary
-
-
-def unavailable_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that stop a run (resumable) rather than becoming error verdicts."""
-    from harness.engine import _unavailable
-
-    return _unavailable()
 
 
 def _write_report(run_dir: str | Path, registry: Registry) -> None:

@@ -381,7 +381,7 @@ def _stages(criteria: list[Criterion]) -> list[list[Criterion]]:
     return stages
 
 
-def _unavailable() -> tuple[type[BaseException], ...]:
+def unavailable_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that stop the run instead of becoming an error verdict (endpoint down)."""
     try:
         from harness.judges.base import JudgeUnavailable
@@ -399,7 +399,7 @@ async def _run_async(criterion: Criterion, transcript: Transcript) -> list[Verdi
                  for m, message in enumerate(transcript.messages) if message.role == "assistant"]
     else:
         units = [(None, transcript)]
-    stop = _unavailable()
+    stop = unavailable_errors()
     started = time.perf_counter()
     results: list[Any]
     if len(units) == 1:
