@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.engine import CHUNK_SIZE, INPUT_CRITERION, Engine, unavailable_errors
+from harness.engine import (
+    CHUNK_SIZE,
+    INPUT_CRITERION,
+    Engine,
+    default_workers,
+    unavailable_errors,
+)
 from harness.inputs import parse_record, read_transcripts
 from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
@@ -79,14 +85,43 @@ class RunStopped(Exception):
     """The run stopped before the end (judge endpoint down, error budget spent); resumable."""
 
 
-def run(
-    engine: Engine,
-    inputs: list[str | Path],
+def run_engine(
+    suite: Suite | str | Path,
     run_dir: str | Path,
     *,
-    input_format: str | None = None,
+    registry: Registry | None = None,
+    plugins_dir: str | Path | None = None,
+    judge: str | None = None,
+    all_criteria: bool = False,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    max_in_flight: int = 4096,
+    input_format: str = "auto",
+) -> Engine:
+    """The :class:`Engine` a run uses: judge answers cached in ``cache_dir`` (default: the run
+    directory, so a resumed run or a second export asks nothing twice); ``workers`` processes
+    for the cheap criteria (default: the machine's cores, as ``harness run``)."""
+    return Engine(suite, registry or get_registry(plugins_dir), judge=judge,
+                  all_criteria=all_criteria, cache_dir=cache_dir or run_dir,
+                  workers=workers or default_workers(), max_in_flight=max_in_flight,
+                  input_format=input_format)
+
+
+def run(
+    suite: Suite | Engine | str | Path,
+    inputs: str | Path | list[str | Path],
+    run_dir: str | Path,
+    *,
     resume: bool = False,
     overwrite: bool = False,
+    registry: Registry | None = None,
+    plugins_dir: str | Path | None = None,
+    judge: str | None = None,
+    all_criteria: bool = False,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    max_in_flight: int = 4096,
+    input_format: str | None = None,
     on_decision: Callable[[Finished], None] | None = None,
     report: bool = True,
     retry_errors: bool = True,
@@ -95,12 +130,38 @@ def run(
 ) -> dict[str, Any]:
     """Review every input file into ``run_dir`` (journaled, resumable); return the summary.
 
-    The summary's ``state`` is ``complete``, or ``stopped`` when the run ended early (a judge
-    endpoint down, or more criterion errors than ``max_error_rate`` allows of ``total``
-    transcripts); ``stop_reason`` says why, and ``--resume`` goes on from there. With
-    ``report`` (the default), ``run_dir/report.html`` is written after the run files; a report
-    that cannot be built is logged and leaves the run's results intact.
+    What ``harness run`` does, through the same function: ``suite`` is a suite file, a
+    :class:`Suite`, or an open :class:`Engine` (then the engine options ``registry``,
+    ``plugins_dir``, ``judge``, ``all_criteria``, ``cache_dir``, ``workers`` and
+    ``max_in_flight`` are the engine's own and must not be given; see :func:`run_engine` for
+    their defaults). The summary's ``state`` is ``complete``, or ``stopped`` when the run ended
+    early (a judge endpoint down, or more criterion errors than ``max_error_rate`` allows of
+    ``total`` transcripts); ``stop_reason`` says why, and ``resume=True`` goes on from there.
+    With ``report`` (the default), ``run_dir/report.html`` is written after the run files; a
+    report that cannot be built is logged and leaves the run's results intact.
     """
+    paths = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    if isinstance(suite, Engine):
+        given = {k for k, v in {"registry": registry, "plugins_dir": plugins_dir, "judge": judge,
+                                "all_criteria": all_criteria, "cache_dir": cache_dir,
+                                "workers": workers,
+                                "max_in_flight": max_in_flight != 4096}.items() if v}
+        if given:
+            raise TypeError(f"run(): {', '.join(sorted(given))} belong to the Engine given; "
+                            "pass a suite instead, or set them on the Engine")
+        return _run_with(suite, paths, run_dir, resume, overwrite, input_format, on_decision,
+                         report, retry_errors, max_error_rate, total)
+    with run_engine(suite, run_dir, registry=registry, plugins_dir=plugins_dir, judge=judge,
+                    all_criteria=all_criteria, cache_dir=cache_dir, workers=workers,
+                    max_in_flight=max_in_flight, input_format=input_format or "auto") as engine:
+        return _run_with(engine, paths, run_dir, resume, overwrite, None, on_decision, report,
+                         retry_errors, max_error_rate, total)
+
+
+def _run_with(engine: Engine, inputs: list[str | Path], run_dir: str | Path, resume: bool,
+              overwrite: bool, input_format: str | None,
+              on_decision: Callable[[Finished], None] | None, report: bool, retry_errors: bool,
+              max_error_rate: float | None, total: int | None) -> dict[str, Any]:
     if input_format is not None and input_format != engine.input_format:
         engine.input_format = engine.stage.input_format = input_format
     options = {"judge": engine.judge, "all_criteria": engine.all_criteria,

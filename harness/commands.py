@@ -116,10 +116,10 @@ def run_command(args: argparse.Namespace) -> int:
     out_path = Path(args.out)
     if out_path.exists() and not out_path.is_dir():
         raise UsageError(f"-o {args.out}: a file is there; a run directory is a folder")
-    workers = args.workers or default_workers()
-    engine = Engine(args.suite, registry, judge=args.judge, all_criteria=args.all_criteria,
-                    cache_dir=args.cache_dir or args.out, workers=workers,
-                    max_in_flight=args.max_in_flight, input_format=args.input_format)
+    engine = api.run_engine(args.suite, args.out, registry=registry, judge=args.judge,
+                            all_criteria=args.all_criteria, cache_dir=args.cache_dir,
+                            workers=args.workers, max_in_flight=args.max_in_flight,
+                            input_format=args.input_format)
     with engine:
         return _run(args, engine)
 
