@@ -9,11 +9,17 @@ Schemes (the ``scheme`` suite key):
 
 A label passes when its score reaches ``pass_threshold`` (default 0.5).
 
-**Parsing.** The judge may think aloud first; only its *last* line of the form
-``VERDICT: <label>`` counts (markdown emphasis, quotes and brackets around the label, and a final
-full stop, are tolerated; the keyword is case-insensitive, labels are too unless two labels differ
-only by case). If that line's label is not one of the scheme's, or there is no verdict line, the
-result is an ``error`` with the raw output kept, never a pass or a fail.
+**Parsing.** The judge may think aloud first; only its *last* verdict counts. A verdict is
+
+1. a line of the form ``VERDICT: <label>``, or
+2. ``VERDICT: <label>`` at the very end of the last non-empty line, after the reasoning
+   ("... so it is fine. VERDICT: PASS"), or
+3. a whole reply that is exactly one label (``PASS``), with no ``VERDICT:`` anywhere.
+
+Markdown emphasis, quotes and brackets around the label, and a final full stop, are tolerated;
+the keyword is case-insensitive, labels are too unless two labels differ only by case. If the
+last verdict's label is not one of the scheme's, or there is no verdict, the result is an
+``error`` saying what was found instead, with the raw output kept: never a pass or a fail.
 
 **Soft scores.** With log-probabilities the verdict carries the probability of each label at the
 verdict position, normalised over the scheme's labels, and
@@ -159,39 +165,83 @@ class ParsedVerdict(BaseModel):
 _VERDICT_LINE = re.compile(
     r"^[ \t>*_#-]*verdict[*_]*[ \t]*[:：](?P<rest>[^\n]*)$", re.IGNORECASE | re.MULTILINE
 )
+_VERDICT_WORD = re.compile(r"[*_]*\bverdict[*_]*[ \t]*[:：]", re.IGNORECASE)
 _LABEL_WRAP = re.compile(r"^(?P<pre>[\s*_`\"'\[(]*)(?P<label>.*?)(?P<post>[\s*_`\"'\]).]*)$")
+_SHOWN = 60
+"""Characters of the judge's text quoted in a parsing error."""
 
 
-def parse_verdict(text: str, scheme: VerdictScheme) -> ParsedVerdict:
-    """The label on the **last** ``VERDICT:`` line of ``text`` (see module doc)."""
-    matches = list(_VERDICT_LINE.finditer(text))
-    if not matches:
-        return ParsedVerdict(error="no 'VERDICT: <label>' line in the judge's output")
-    last = matches[-1]
-    rest = last.group("rest")
+def _match_label(written: str, scheme: VerdictScheme) -> str | None:
+    labels = scheme.labels()
+    if scheme.case_sensitive():
+        return written if written in labels else None
+    return {label.lower(): label for label in labels}.get(written.lower())
+
+
+def _quoted(text: str) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= _SHOWN else "…" + text[-_SHOWN:])
+
+
+def _from_rest(text: str, rest_start: int, verdict_start: int, scheme: VerdictScheme,
+               where: str) -> ParsedVerdict:
+    """The verdict whose label text starts at ``rest_start`` and runs to the end of its line."""
+    rest = text[rest_start:].split("\n", 1)[0]
     wrap = _LABEL_WRAP.match(rest)
     assert wrap is not None  # the pattern matches any single line
     written = wrap.group("label")
-    labels = scheme.labels()
-    if scheme.case_sensitive():
-        found = written if written in labels else None
-    else:
-        by_lower = {label.lower(): label for label in labels}
-        found = by_lower.get(written.lower())
+    found = _match_label(written, scheme)
+    explanation = text[:verdict_start].strip()
     if found is None:
         return ParsedVerdict(
-            error=f"last verdict line says {written!r}, not one of {', '.join(labels)}",
-            explanation=text[: last.start()].strip(),
+            error=f"{where} says {written!r}, not one of {', '.join(scheme.labels())}",
+            explanation=explanation,
         )
-    rest_start = last.start("rest")
     label_start = rest_start + len(wrap.group("pre"))
-    return ParsedVerdict(
-        label=found,
-        explanation=text[: last.start()].strip(),
-        prefix_end=rest_start,
-        label_start=label_start,
-        label_end=label_start + len(written),
-    )
+    return ParsedVerdict(label=found, explanation=explanation, prefix_end=rest_start,
+                         label_start=label_start, label_end=label_start + len(written))
+
+
+def _last_line_verdict(text: str, scheme: VerdictScheme) -> ParsedVerdict | None:
+    """The verdict after the last ``VERDICT:`` of the last non-empty line, if there is one."""
+    stripped = text.rstrip()
+    line_start = stripped.rfind("\n") + 1
+    keywords = list(_VERDICT_WORD.finditer(stripped, line_start))
+    if not keywords:
+        return None
+    last = keywords[-1]  # "VERDICT: PASS ... VERDICT: FAIL" ends with FAIL
+    return _from_rest(stripped, last.end(), last.start(), scheme,
+                      "the verdict ending the last line")
+
+
+def parse_verdict(text: str, scheme: VerdictScheme) -> ParsedVerdict:
+    """The judge's **last** verdict in ``text`` (see module doc), or why there is none."""
+    if not text.strip():
+        return ParsedVerdict(error="the judge's output is empty: no 'VERDICT: <label>' in it")
+    lines = list(_VERDICT_LINE.finditer(text))
+    last_line_start = text.rstrip().rfind("\n") + 1
+    if not lines or lines[-1].start() < last_line_start:
+        # the last non-empty line is not itself a verdict line: a verdict may end it
+        inline = _last_line_verdict(text, scheme)
+        # an earlier verdict line binds when the last line's "VERDICT:" is not followed by a label
+        if inline is not None and (inline.label is not None or not lines):
+            return inline
+    if lines:
+        last = lines[-1]
+        return _from_rest(text, last.start("rest"), last.start(), scheme, "the last verdict line")
+    whole = _LABEL_WRAP.match(text.strip())  # None when the reply has several lines
+    if whole is not None and _match_label(whole.group("label"), scheme) is not None:
+        offset = len(text) - len(text.lstrip())
+        return _from_rest(text, offset, 0, scheme, "the reply")
+    labels = ", ".join(scheme.labels())
+    if _VERDICT_WORD.search(text):
+        return ParsedVerdict(error=(
+            "'VERDICT:' appears only inside earlier lines, neither starting a line nor ending "
+            f"the last one (labels: {labels}); the last line is "
+            f"{_quoted(text.rstrip().rsplit(chr(10), 1)[-1])}"))
+    return ParsedVerdict(error=(
+        f"no 'VERDICT: <label>' in the judge's output (labels: {labels}), and the reply is "
+        f"not just a label; it ends with {_quoted(text)}"))
 
 
 class SoftScore(BaseModel):

@@ -78,7 +78,7 @@ def test_verdict_line_variants(line: str, label: str) -> None:
     [
         "",
         "I think it passes.",
-        "PASS",
+        "PASS FAIL",
         "VERDICT: MAYBE",
         "VERDICT: PASS\nthen again\nVERDICT: PASS-ish",  # the last line is binding, and invalid
         "VERDICT: PASS or FAIL",
