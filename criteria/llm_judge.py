@@ -9,7 +9,9 @@ Suite keys (besides the common ones)::
       # evals_spec: fact.yaml          (an OpenAI-evals model-graded spec instead)
       scheme: binary                  # or {kind: choices, choices: {...}}, {kind: scale, max: 5}
       judge: openai/gpt-4o-mini       # else the suite's `judge:`; `--judge` overrides both
-      repeats: 1
+      repeats: 1                      # K judgements; details.stability: share agreeing
+      # judges: [openai/gpt-4o-mini, openai/gpt-4.1]  a panel sharing this rubric, with
+      # aggregate: majority and on_disagreement: fail (see harness_criteria.panel)
 
 A judge is ``PREFIX/MODEL`` or a mapping ``{name: PREFIX/MODEL, base_url: ..., api_key_env: ...,
 max_concurrency: 16, timeout_s: 60, max_attempts: 5}``; the keys in :data:`RUNNER_KEYS` configure
@@ -65,6 +67,7 @@ from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeRequest, JudgeResponse
 from harness.judges.cache import JudgeCache, canonical_json
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
+from harness.judges.override import apply_override
 from harness.judges.prompting import (
     Fenced,
     FencedDict,
@@ -96,6 +99,7 @@ from harness.judges.verdicts import (
 from harness.models import Message, Transcript, Verdict
 from harness.suite import CriterionSpec, SuiteError
 from harness.targets import Target, text_of
+from harness_criteria.panel import Panel, combine, judge_members
 
 RUBRICS_DIR = Path(__file__).parent / "rubrics"
 """Built-in rubric templates, usable by name in ``rubric_file``."""
@@ -156,6 +160,12 @@ class LLMJudgeConfig(CriterionConfig):
     """Compute soft scores from logprobs (may cost one extra scoring pass on local models)."""
     cache: bool = True
     """Use the judge cache of the run (or ``--cache-dir``)."""
+    judges: list[str | dict[str, Any]] | None = None
+    """A panel: two or more judges (instead of ``judge``) grading with this rubric."""
+    aggregate: Literal["majority", "unanimous", "mean"] = "majority"
+    """With ``judges``: how their verdicts combine (see :mod:`harness_criteria.panel`)."""
+    on_disagreement: Literal["abstain", "fail", "error"] = "fail"
+    """With ``judges``: what a disagreement gives."""
 
     @model_validator(mode="after")
     def _one_rubric(self) -> LLMJudgeConfig:
@@ -164,6 +174,11 @@ class LLMJudgeConfig(CriterionConfig):
             raise ValueError("give exactly one of rubric, rubric_file, evals_spec")
         if not self.evals_spec and (self.pass_labels or self.eval_type or self.evals_name):
             raise ValueError("pass_labels, eval_type and evals_name only apply to evals_spec")
+        if self.judges is not None:
+            if self.judge is not None or len(self.judges) < 2:
+                raise ValueError("give `judges` (two or more) or `judge`, not both")
+            for value in self.judges:
+                judge_name(value)
         if self.mode == "choice" and self.chain_of_thought:
             self.chain_of_thought = False  # nothing is generated, so there is no reasoning
         return self
@@ -189,12 +204,8 @@ def resolve_judge(
 ) -> tuple[str, dict[str, Any]]:
     """The judge to use and its options: ``--judge`` > the criterion's > the suite's."""
     candidates = [v for v in (criterion_judge, context.judge) if v is not None]
-    if context.judge_override:
-        name = judge_name(context.judge_override)
-        for value in candidates:  # keep options given for that same judge in the suite
-            if isinstance(value, dict) and value.get("name") == name:
-                return name, {k: v for k, v in value.items() if k != "name"}
-        return name, {}
+    if context.judge_override:  # keeps the replaced judge's endpoint (harness.judges.override)
+        candidates = [apply_override(context.judge_override, candidates)]
     if not candidates:
         raise ValueError("no judge: set `judge:` on the criterion or the suite, or use --judge")
     value = candidates[0]
@@ -280,6 +291,11 @@ class LLMJudge(Criterion):
             ) from None
         # Only the transcript views the rubric names are built for each transcript.
         self.views = set(DATA_KEYS) if "transcript" in names else names & set(DATA_KEYS)
+        self.members: list[tuple[str, LLMJudge]] = []
+        if config.judges:  # a panel of judges sharing this rubric: one member per judge
+            self.panel = Panel(aggregate=config.aggregate, on_disagreement=config.on_disagreement)
+            self.members = [self._member(i, value) for i, value in enumerate(config.judges)]
+            return
         self.judge_name, options = resolve_judge(config.judge, context)
         cache_dir = context.cache_dir
         self.cache: JudgeCache | None = None
@@ -291,6 +307,12 @@ class LLMJudge(Criterion):
         self.runner = self._runner(self.judge_name, options)
 
     # --- set-up -------------------------------------------------------------------------------
+    def _member(self, index: int, judge: str | dict[str, Any]) -> tuple[str, LLMJudge]:
+        """One judge of a panel: this criterion with that judge alone."""
+        spec = self.spec.model_copy(update={"name": f"{self.spec.name}.judge{index}"})
+        config = self.config.model_copy(update={"judges": None, "judge": judge})
+        return judge_name(judge), LLMJudge(spec, config, self.context)
+
     @staticmethod
     def _load_rubric(
         config: LLMJudgeConfig, suite_dir: Path
@@ -480,6 +502,8 @@ class LLMJudge(Criterion):
 
         Raises :class:`~harness.judges.base.JudgeUnavailable` when the judge's endpoint is down.
         """
+        if self.members:
+            return combine(self.panel, await judge_members(self.members, transcript))
         started = time.monotonic()
         try:
             requests = [self.render(transcript, r)[0] for r in range(self.config.repeats)]
@@ -548,6 +572,8 @@ class LLMJudge(Criterion):
         labels = [r.parsed.label for r in parsed_runs if r.parsed.label is not None]
         passes = sum(self.scheme.passes(label) for label in labels)
         passed = passes * 2 > len(labels)
+        if len(outcomes) > 1:  # the share of all repeats whose label agrees with the verdict
+            details.stability = sum(self.scheme.passes(x) == passed for x in labels) / len(outcomes)
         score = sum(s.score for s in softs) / len(softs)
         details.label = labels[0] if len(labels) == 1 else labels
         details.probs = {
@@ -585,7 +611,8 @@ class LLMJudge(Criterion):
             try:
                 return await work()
             finally:
-                await self.runner.release()
+                for judge in [m for _, m in self.members] or [self]:
+                    await judge.runner.release()
 
         try:
             asyncio.get_running_loop()
