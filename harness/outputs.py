@@ -11,6 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.export.dedup import Deduper, messages_key
 from harness.models import Transcript
 from harness.rundir import iter_journal, read_meta, write_meta
 from harness.tally import Tallies
@@ -81,12 +82,14 @@ def _json(value: list[Any] | dict[str, Any]) -> str:
     return orjson.dumps(value).decode()
 
 
-def train_view(item: Any) -> tuple[int, bytes] | None:
-    """What finalize needs of a transcript: its length and its ``train.jsonl`` line."""
+def train_view(item: Any) -> tuple[int, bytes, bytes] | None:
+    """What finalize needs of a transcript: its length, its ``train.jsonl`` line and its
+    duplicate key (:func:`harness.export.dedup.messages_key`, the rule exports follow)."""
     if not isinstance(item, Transcript):
         return None
     messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
-    return len(messages), orjson.dumps({"messages": messages}, option=orjson.OPT_APPEND_NEWLINE)
+    return (len(messages), orjson.dumps({"messages": messages}, option=orjson.OPT_APPEND_NEWLINE),
+            messages_key(messages))
 
 
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
@@ -108,6 +111,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
               "criterion_errors": 0, "transcripts_with_errors": 0}
     tallies = Tallies()
+    train_dedup = Deduper()  # train.jsonl holds each training example once, as exports do
     stats: dict[str, int] = {}
     tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
 
@@ -130,7 +134,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                 if v["outcome"] == "error":
                     bad.append(v)
                 if name in specs:
-                    tallies[name].add(v["outcome"], v["score"])
+                    tallies[name].add(v["outcome"], v["score"], v["details"])
                 results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
                             specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
                             v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
@@ -141,7 +145,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
             elif bad:
                 counts["criterion_errors"] += len(bad)
                 counts["transcripts_with_errors"] += 1
-            if d["outcome"] == "pass":
+            if d["outcome"] == "pass" and train_dedup.first_key(t[2]):
                 train_jsonl.write(t[1])
             elif d["outcome"] == "fail":
                 failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
@@ -167,6 +171,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         "suite": {"name": suite.get("name"), "version": suite.get("version")},
         **counts,
         "pass_rate": counts["passed"] / counts["read"] if counts["read"] else None,
+        "train_duplicates": train_dedup.dropped,
         "not_decided": stats.get("not_decided", 0),
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,

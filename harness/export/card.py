@@ -22,9 +22,31 @@ LOADERS = {
 
 
 def card_path(out: Path) -> Path:
-    """``OUT.card.md`` (``.gz`` dropped): ``sft.jsonl`` -> ``sft.jsonl.card.md``, so exports of
-    one name in two formats keep a card each."""
-    return out.with_name(f"{out.name.removesuffix('.gz')}.card.md")
+    """``OUT.card.md``, after the whole output name: ``sft.jsonl.gz`` -> ``sft.jsonl.gz.card.md``,
+    so no two exports in one folder share a card (``sft.jsonl`` keeps ``sft.jsonl.card.md``)."""
+    return out.with_name(f"{out.name}.card.md")
+
+
+def count(n: int, noun: str) -> str:
+    """``0 turns``, ``1 turn``, ``2 turns``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def kept_phrase(kept: int, kept_masked: int, turns_masked: int) -> str:
+    """``kept 32 transcripts``; ``kept 4 transcripts, 3 of them with masked assistant turns (4
+    turns at weight 0)``: the masking is only mentioned when some transcript has it."""
+    text = f"kept {count(kept, 'transcript')}"
+    if kept_masked:
+        which = "" if kept == 1 else "all of them " if kept_masked == kept else \
+            f"{kept_masked} of them "
+        text += (f", {which}with masked assistant turns "
+                 f"({count(turns_masked, 'turn')} at weight 0)")
+    return text
+
+
+def duplicates_phrase(n: int) -> str:
+    """``1 exact duplicate dropped``, ``0 exact duplicates dropped``."""
+    return f"{count(n, 'exact duplicate')} dropped"
 
 
 def _pct(value: float | None) -> str:
@@ -37,6 +59,11 @@ def _num(value: float | None) -> str:
 
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _masked_cell(result: dict[str, Any]) -> str:
+    n = result["kept_masked"]
+    return f"{n} ({count(result['messages_masked'], 'turn')} at weight 0)" if n else "0"
 
 
 def render_card(run: RunInfo, result: dict[str, Any]) -> str:
@@ -75,8 +102,7 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
             lines.append(f"| no pair: {_cell(reason)} | {n} |")
     else:
         lines += [f"| transcripts kept | {result['kept']} |",
-                  f"| kept with masked assistant turns | {result['kept_masked']} "
-                  f"({result['messages_masked']} turns at weight 0) |"]
+                  f"| kept with masked assistant turns | {_masked_cell(result)} |"]
         for reason, n in sorted(result["dropped"].items()):
             lines.append(f"| dropped: {_cell(reason)} | {n} |")
     lines.append(f"| exact duplicates dropped | {result['duplicates']} |")

@@ -1,9 +1,16 @@
-"""Exact-duplicate detection with a set of short content digests (16 bytes per example)."""
+"""Exact duplicates: one rule for the run's ``train.jsonl`` and for every export.
+
+Two training examples are duplicates when their content is the same: for chat examples, the
+messages as trained on (role, content, name, tool calls, and each assistant turn's weight, 1
+when not set), compared as canonical JSON (key order does not matter). The first is kept. A set
+of 128-bit digests remembers what was written (16 bytes of digest per example).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -11,6 +18,22 @@ def digest(payload: Any) -> bytes:
     """A 128-bit digest of ``payload``'s canonical JSON (key order does not matter)."""
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).digest()
+
+
+def training_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as trained on: every assistant turn has ``weight`` 0 or 1 (1 when unset)."""
+    out = []
+    for m in messages:
+        if m.get("role") == "assistant":
+            weight = m.get("weight")
+            m = {**m, "weight": 0 if weight is not None and weight <= 0 else 1}
+        out.append(m)
+    return out
+
+
+def messages_key(messages: Sequence[dict[str, Any]]) -> bytes:
+    """The duplicate key of a chat example (OpenAI-layout messages)."""
+    return digest(training_messages(messages))
 
 
 class Deduper:
@@ -24,9 +47,16 @@ class Deduper:
 
     def first(self, payload: Any) -> bool:
         """True the first time this content is seen (always true when disabled)."""
+        return self.first_key(digest(payload)) if self.enabled else True
+
+    def first_messages(self, messages: Sequence[dict[str, Any]]) -> bool:
+        """:meth:`first` for a chat example, by :func:`messages_key`."""
+        return self.first_key(messages_key(messages)) if self.enabled else True
+
+    def first_key(self, key: bytes) -> bool:
+        """True the first time this key (a digest made elsewhere) is seen."""
         if not self.enabled:
             return True
-        key = digest(payload)
         if key in self.seen:
             self.dropped += 1
             return False

@@ -38,7 +38,7 @@ def export_openai(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str
         side = stack.enter_context(JsonlSink(sidecar_path(out))) if opts.messages_only else None
         for example in iter_examples(run, opts, stats):
             messages = example.messages()
-            if not dedup.first(messages):
+            if not dedup.first_messages(messages):
                 continue
             meta = provenance(run, example)
             if side is not None:

@@ -94,7 +94,7 @@ def export_parquet(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[st
     with ParquetSink(Path(out), schema) as sink:
         for example in iter_examples(run, opts, stats):
             messages = example.messages()
-            if not dedup.first(messages):
+            if not dedup.first_messages(messages):
                 continue
             sink.add({"messages": messages_rows(messages),
                       **provenance_row(provenance(run, example), run)})

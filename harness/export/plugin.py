@@ -61,6 +61,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "weight 0")
     p.add_argument("--min-score", type=float, metavar="X",
                    help="drop examples scoring below X (0..1)")
+    p.add_argument("--min-stability", type=float, metavar="X",
+                   help="drop transcripts with a judge verdict whose repeats agree less than "
+                        "X (0..1)")
+    p.add_argument("--prefer", metavar="CRITERION",
+                   help="pairs: chosen/rejected from this pairwise criterion's preference "
+                        "(order-dependent verdicts are ties: no pair)")
     p.add_argument("--margin", type=float, metavar="M",
                    help="pairs: also pair two passing candidates whose scores differ by >= M")
     p.add_argument("--messages-only", action="store_true",
@@ -86,6 +92,7 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         options = ExportOptions(on_fail=args.on_fail, weight_by=args.weight_by,
                                 min_score=args.min_score, margin=args.margin,
+                                min_stability=args.min_stability, prefer=args.prefer,
                                 messages_only=args.messages_only,
                                 dedup=not args.keep_duplicates)
     except ValidationError as exc:
@@ -99,15 +106,18 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    parts = [f"{result['examples']} examples -> {result['out']}",
+    from harness.export.card import count, duplicates_phrase, kept_phrase
+
+    parts = [f"{count(result['examples'], 'example')} -> {result['out']}",
              f"read {result['read']} (passed {result['passed']}, failed {result['failed']}, "
              f"errored {result['errored']})"]
     if result["format"] == "pairs":
-        parts.append(f"{result.get('pairs', 0)} pairs from {result.get('groups', 0)} prompts")
+        parts.append(f"{count(result.get('pairs', 0), 'pair')} from "
+                     f"{count(result.get('groups', 0), 'prompt')}")
     else:
-        parts.append(f"kept {result['kept']} transcripts ({result['kept_masked']} with "
-                     f"{result['messages_masked']} masked turns)")
-    parts.append(f"{result['duplicates']} duplicates dropped")
+        parts.append(kept_phrase(result["kept"], result["kept_masked"],
+                                 result["messages_masked"]))
+    parts.append(duplicates_phrase(result["duplicates"]))
     dropped = {**result.get("dropped", {}), **result.get("unpaired", {})}
     if dropped:
         parts.append("not exported: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))

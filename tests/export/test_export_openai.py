@@ -32,7 +32,7 @@ def test_masked_correction_trains_the_correction_not_the_flaw(corrections_run, t
     assert [m.get("weight") for m in rows["clean"]["messages"]] == [None, None, 1]
     # a flaw nobody corrected leaves nothing to train; a transcript-level failure is not masked
     assert "uncorrected" not in rows and "ends-with-user" not in rows
-    assert "4 examples" in stdout and "1 duplicates dropped" in stdout
+    assert "4 examples" in stdout and "1 exact duplicate dropped" in stdout
 
 
 def test_weights_only_on_assistant_turns_and_only_0_or_1(corrections_run, tmp_path):
@@ -160,4 +160,4 @@ def test_gzip_output(corrections_run, tmp_path):
     export_run(corrections_run, out, "openai", {"on_fail": "mask"})
     with gzip.open(out, "rt", encoding="utf-8") as fh:
         assert len([json.loads(line) for line in fh]) == 4
-    assert (tmp_path / "t.jsonl.card.md").exists()
+    assert (tmp_path / "t.jsonl.gz.card.md").exists()

@@ -27,7 +27,7 @@ def test_pairs_from_the_shipped_hh_rlhf_file(hh_run, tmp_path, cli):
     assert (pair["chosen_outcome"], pair["rejected_outcome"]) == ("pass", "fail")
     assert pair["rejected_criterion_scores"]["no_ai_boilerplate"] == 0.0
     assert pair["suite"] == "demo-review" and pair["criterion_versions"]["concise"] == "1"
-    assert "1 pairs from" in stdout
+    assert "1 pair from" in stdout
     card = (tmp_path / "pairs.jsonl.card.md").read_text()
     # hh-002/hh-004: both sides pass; hh-003: both leak a key; hh-005 is malformed
     assert "| no pair: no failing candidate | 2 |" in card
