@@ -30,6 +30,10 @@ class Message(BaseModel):
     """The assistant's reasoning text, when the generator kept it apart from the answer."""
     weight: float | None = None
     """Training weight of an assistant turn (0 = context only, 1 = trained)."""
+    logprobs: dict[str, Any] | None = None
+    """The generator's token log-probabilities for this turn, in the OpenAI chat-completions
+    layout (``{"content": [{"token", "logprob", "top_logprobs": [...]}]}``); the review ignores
+    them, exports carry them."""
 
 
 class Transcript(BaseModel):

@@ -24,6 +24,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.commands",
     "harness.export.plugin",
     "harness.report.plugin",
+    "harness.correct.command",
 )
 """Built-in plugins, registered through the same hooks as everyone else's, last."""
 

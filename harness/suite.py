@@ -56,6 +56,11 @@ class Suite(BaseModel):
     """What the suite is for."""
     judge: str | dict[str, Any] | None = None
     """Default judge of ``llm_judge`` criteria, e.g. ``local/smollm2``, ``openai/gpt-4o-mini``."""
+    generator: str | dict[str, Any] | None = Field(default=None, exclude=True)
+    """``harness correct``'s default generator, named like a judge (not part of the review, so
+    not in the suite's fingerprint)."""
+    supervisor: str | dict[str, Any] | None = Field(default=None, exclude=True)
+    """``harness correct``'s default supervisor, named like a judge (not in the fingerprint)."""
     variables: dict[str, Any] = Field(default_factory=dict)
     """Values given to rubric templates."""
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -71,7 +76,7 @@ class Suite(BaseModel):
 
 
 SUITE_KEYS = {"name", "version", "description", "judge", "variables", "threshold", "criteria",
-              "include"}
+              "include", "generator", "supervisor"}
 
 
 def _format_errors(exc: ValidationError) -> str:

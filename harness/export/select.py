@@ -65,10 +65,12 @@ class Example:
     """Whether ``--weight-by`` was given (then ``weight`` is written, null when missing)."""
 
     def messages(self) -> list[dict[str, Any]]:
-        """OpenAI-layout messages; every assistant turn carries ``weight`` 0 or 1."""
+        """OpenAI-layout messages; every assistant turn carries ``weight`` 0 or 1 (and its
+        ``logprobs`` when the generator gave them)."""
         out = []
         for i, m in enumerate(self.reviewed.transcript.messages):
-            msg = {k: getattr(m, k) for k in OPENAI_MESSAGE_KEYS if getattr(m, k) is not None}
+            msg = {k: getattr(m, k) for k in (*OPENAI_MESSAGE_KEYS, "logprobs")
+                   if getattr(m, k) is not None}
             if m.role == "assistant":
                 trained = i not in self.masked and (m.weight is None or m.weight > 0)
                 msg["weight"] = 1 if trained else 0

@@ -68,7 +68,7 @@ SHAREGPT_OWN = frozenset({"conversations", "id", "metadata"})
 HH_OWN = frozenset({"chosen", "rejected", "id", "metadata"})
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user",
                 "assistant": "assistant", "tool": "tool", "function": "tool"}
-MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight")
+MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight", "logprobs")
 
 
 def _openai_message(raw: Any, i: int) -> dict[str, Any]:
