@@ -25,6 +25,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.export.plugin",
     "harness.report.plugin",
     "harness.correct.command",
+    "harness.calibrate.plugin",
 )
 """Built-in plugins, registered through the same hooks as everyone else's, last."""
 

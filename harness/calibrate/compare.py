@@ -1,0 +1,275 @@
+"""Compare a run's verdicts and decisions with human labels: one streamed pass over the journal.
+
+Each row (a criterion, or the decision) pairs every label that applies to it with harness's
+outcome for the same transcript. A label with a ``criterion`` applies to that criterion only;
+one without applies to the decision and to every criterion (a criterion's own label wins).
+A criterion with several verdicts on a transcript (message scope) is compared through the
+engine's own aggregate (the worst outcome, the lowest score), or verdict by verdict when the
+label names a ``message_index``.
+
+Nothing is dropped silently: labels that match no transcript, that name a criterion the suite
+does not have, or that were ``skip``; transcripts whose verdict errored, was skipped or is
+missing; each is counted (and the first ids listed) in the result.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.calibrate import metrics
+from harness.calibrate.labels import Label
+from harness.errors import UsageError
+from harness.models import InputError, Transcript
+from harness.policy import INPUT_CRITERION, aggregate
+from harness.rundir import JOURNAL, check_complete, iter_journal
+
+DECISION = "decision"
+"""Name of the decision's row."""
+CALIBRATION_FILE = "calibration.json"
+LIST_LIMIT = 20
+"""Ids listed per kind of problem (all are counted)."""
+LENGTH_SAMPLE = 100_000
+"""Transcripts per row for the length correlation; larger runs use a seeded random sample."""
+
+LabelKey = tuple[str | None, int | None]
+"""``(criterion or None, message_index or None)``."""
+
+
+def response_length(item: Transcript | InputError) -> int | None:
+    """Characters the assistant wrote in a transcript (None for an unreadable record)."""
+    if not isinstance(item, Transcript):
+        return None
+    return sum(len(m.content or "") for m in item.messages if m.role == "assistant")
+
+
+def journal_stamp(run_dir: Path) -> dict[str, int]:
+    """What identifies the run's current state: a re-run or resume changes it."""
+    st = (run_dir / JOURNAL).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+@dataclass
+class _Row:
+    """What one row gathers during the pass."""
+
+    name: str
+    kind: str
+    soft_expected: bool = True
+    labels: int = 0
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    scored: list[tuple[float, bool]] = field(default_factory=list)
+    human_lengths: list[tuple[int, bool]] = field(default_factory=list)
+    problems: dict[str, list[str]] = field(
+        default_factory=lambda: {"errored": [], "skipped": [], "missing": []})
+    problem_counts: Counter[str] = field(default_factory=Counter)
+    lengths: list[tuple[float, int]] = field(default_factory=list)
+    lengths_seen: int = 0
+
+    def problem(self, kind: str, tid: str) -> None:
+        self.problem_counts[kind] += 1
+        if len(self.problems[kind]) < LIST_LIMIT:
+            self.problems[kind].append(tid)
+
+    def compare(self, label: Label, outcome: str, score: float | None,
+                length: int | None) -> None:
+        self.labels += 1
+        if outcome in ("error", "skipped", "missing"):
+            self.problem({"error": "errored"}.get(outcome, outcome), label.transcript_id)
+            return
+        self.pairs.append((label.value, outcome))
+        human_pass = label.value == "pass"
+        if score is not None:
+            self.scored.append((score, human_pass))
+        if length is not None:
+            self.human_lengths.append((length, human_pass))
+
+    def offer_length(self, score: float, length: int, rng: random.Random) -> None:
+        """Reservoir sample of (score, length) over the whole run."""
+        self.lengths_seen += 1
+        if len(self.lengths) < LENGTH_SAMPLE:
+            self.lengths.append((score, length))
+        else:
+            j = rng.randrange(self.lengths_seen)
+            if j < LENGTH_SAMPLE:
+                self.lengths[j] = (score, length)
+
+    def result(self, rng: random.Random, resamples: int) -> dict[str, Any]:
+        c = metrics.Confusion.of(self.pairs)
+        cis = metrics.bootstrap_confusion(c, rng, resamples)
+        row: dict[str, Any] = {
+            "name": self.name, "kind": self.kind, "labels": self.labels, "compared": c.n,
+            "agree": c.agree, "confusion": c.as_dict(),
+            **{k: self.problem_counts[k] for k in ("errored", "skipped", "missing")},
+            "problem_ids": {k: v for k, v in self.problems.items() if v},
+        }
+        for name, metric in metrics.CONFUSION_METRICS.items():
+            row[name] = metric(c)
+            row[f"{name}_ci"] = cis[name]
+        scores = [s for s, _ in self.scored]
+        human = [h for _, h in self.scored]
+        soft = any(0.0 < s < 1.0 for s in scores)
+        row.update(soft=soft, scored=len(scores), auc=None, auc_ci=None, best_threshold=None,
+                   best_threshold_agreement=None)
+        if soft:
+            row["auc"] = metrics.roc_auc(scores, human)
+            row["auc_ci"] = metrics.bootstrap_auc(scores, human, rng, resamples)
+            best = metrics.best_threshold(scores, human)
+            if best is not None:
+                row["best_threshold"] = best[0]
+                row["best_threshold_agreement"] = best[1] / len(scores)
+        row["length_rho"] = metrics.spearman([s for s, _ in self.lengths],
+                                             [n for _, n in self.lengths])
+        row["length_n"] = len(self.lengths)
+        row["length_sampled"] = self.lengths_seen > len(self.lengths)
+        row["human_length_rho"] = metrics.spearman(
+            [float(h) for _, h in self.human_lengths], [n for n, _ in self.human_lengths])
+        return row
+
+
+def _outcome(verdicts: list[dict[str, Any]]) -> tuple[str, float | None]:
+    if not verdicts:
+        return "missing", None
+    return aggregate(verdicts)
+
+
+class _Labels:
+    """The labels indexed by transcript id, with what could not be used counted."""
+
+    def __init__(self, labels: list[Label], names: list[str],
+                 selected: list[str] | None) -> None:
+        self.by_id: dict[str, dict[LabelKey, Label]] = {}
+        self.read = len(labels)
+        self.skipped: Counter[str] = Counter()
+        self.duplicates = 0
+        self.unknown_criterion: Counter[str] = Counter()
+        self.not_selected = 0
+        for label in labels:
+            if label.value == "skip":
+                self.skipped[label.raw] += 1
+                continue
+            if label.criterion is not None and label.criterion not in names:
+                self.unknown_criterion[label.criterion] += 1
+                continue
+            if selected and label.criterion is not None and label.criterion not in selected:
+                self.not_selected += 1
+                continue
+            own = self.by_id.setdefault(label.transcript_id, {})
+            key = (label.criterion, label.message_index)
+            if key in own:
+                self.duplicates += 1
+            own[key] = label  # the last one wins
+        self.used = sum(len(v) for v in self.by_id.values())
+
+
+def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] | None = None,
+              seed: int = 0, resamples: int = metrics.BOOTSTRAP,
+              labels_file: str | None = None, labels_format: str | None = None,
+              mapping: dict[str, str] | None = None) -> dict[str, Any]:
+    """The calibration of a run against labels, as written to ``calibration.json``."""
+    run_dir = Path(run_dir)
+    meta = check_complete(run_dir)
+    suite = meta.get("suite", {})
+    specs = {c["name"]: c for c in suite.get("criteria", [])}
+    for name in criteria or []:
+        if name not in specs:
+            raise UsageError(f"--criterion {name!r}: the suite has no such criterion "
+                             f"(it has: {', '.join(specs) or 'none'})")
+    names = list(criteria or specs)
+    index = _Labels(labels, list(specs), criteria)
+    rows = {name: _Row(name, specs[name]["kind"]) for name in names}
+    if not criteria:
+        rows[DECISION] = _Row(DECISION, DECISION)
+    length_rng = random.Random(f"{seed}:lengths")
+    matched: set[str] = set()
+    seen_ids: Counter[str] = Counter()
+    errored_transcripts = 0
+    for entry in iter_journal(run_dir, render=response_length):
+        d, length = entry["decision"], entry["transcript"]
+        tid = d["transcript_id"]
+        unreadable = d["errored"] == [INPUT_CRITERION]
+        by_criterion: dict[str, list[dict[str, Any]]] = {}
+        for v in d["verdicts"]:
+            by_criterion.setdefault(v["criterion"], []).append(v)
+        outcomes = {name: _outcome(by_criterion.get(name, [])) for name in names}
+        outcomes[DECISION] = (d["outcome"], d["score"])
+        if length is not None:
+            for name, row in rows.items():
+                outcome, score = outcomes[name]
+                if score is not None and outcome in ("pass", "fail"):
+                    row.offer_length(score, length, length_rng)
+        own = index.by_id.get(tid)
+        if own is None:
+            continue
+        matched.add(tid)
+        seen_ids[tid] += 1
+        errored_transcripts += d["outcome"] == "error"
+        for name, row in rows.items():
+            general = own.get((None, None))
+            if name == DECISION:
+                if general is not None:
+                    row.compare(general, "error" if unreadable else d["outcome"], d["score"],
+                                length)
+                continue
+            label = own.get((name, None)) or general
+            if label is not None:
+                outcome, score = ("error", None) if unreadable else outcomes[name]
+                row.compare(label, outcome, score, length)
+            for (criterion, message_index), label in own.items():
+                if criterion != name or message_index is None:
+                    continue
+                verdicts = [v for v in by_criterion.get(name, [])
+                            if v["message_index"] == message_index]
+                outcome, score = ("error", None) if unreadable else _outcome(verdicts)
+                row.compare(label, outcome, score, length)
+    unmatched = [tid for tid in index.by_id if tid not in matched]
+    unmatched_labels = sum(len(index.by_id[tid]) for tid in unmatched)
+    results = []
+    for name, row in rows.items():
+        results.append(row.result(random.Random(f"{seed}:{name}"), resamples))
+    return {
+        "version": 1,
+        "run": {"dir": str(run_dir), "suite": suite.get("name"),
+                "suite_version": suite.get("version"), "journal": journal_stamp(run_dir)},
+        "labels": {
+            "file": labels_file, "format": labels_format, "map": mapping or {},
+            "read": index.read, "used": index.used,
+            "skipped": dict(index.skipped), "duplicates": index.duplicates,
+            "unknown_criterion": dict(index.unknown_criterion),
+            "not_selected": index.not_selected,
+            "unmatched": {"labels": unmatched_labels, "transcripts": len(unmatched),
+                          "ids": unmatched[:LIST_LIMIT]},
+            "matched_transcripts": len(matched),
+            "errored_transcripts": errored_transcripts,
+            "ids_in_run_more_than_once": sum(1 for n in seen_ids.values() if n > 1),
+        },
+        "bootstrap": {"resamples": resamples, "seed": seed, "level": metrics.CI_LEVEL,
+                      "method": "percentile, resampling the compared pairs"},
+        "rows": results,
+        "judge_agreement": judge_agreement(run_dir, names),
+    }
+
+
+AGREEMENT_HINTS = ("agreement", "kappa", "alpha", "stability", "position_bias")
+
+
+def judge_agreement(run_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per criterion, what the summary records of its judges' own agreement (panels, repeats,
+    pairwise order swaps), when the run has any: keys naming agreement, kappa, alpha,
+    stability or position bias."""
+    path = run_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        row = (summary.get("criteria") or {}).get(name) or {}
+        found = {k: v for k, v in row.items() if any(h in k for h in AGREEMENT_HINTS)}
+        if found:
+            out[name] = found
+    return out
