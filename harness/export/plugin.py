@@ -36,10 +36,16 @@ def _parquet(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any
     return export_parquet(run_dir, out, options)
 
 
+def _distill(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from harness.export.distill import export_distill
+    return export_distill(run_dir, out, options)
+
+
 @hookimpl
 def register_exporters(register: Callable[..., None]) -> None:
     for name, fn in zip(FORMATS, (_openai, _prompt_completion, _pairs, _parquet), strict=True):
         register(name, fn)
+    register("distill", _distill)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +53,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run directory of `harness run` (`harness export pairs RUN_DIR` also "
                         "works)")
     p.add_argument("--format", "-f", dest="fmt", metavar="FORMAT",
-                   help="openai (default), prompt-completion, pairs, parquet, or any "
+                   help="openai (default), prompt-completion, pairs, parquet, distill, or any "
                         "registered exporter")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
                    help="output file (.jsonl, .jsonl.gz, or .parquet for prompt-completion "
@@ -117,6 +123,9 @@ def _summary(result: dict[str, Any]) -> str:
     else:
         parts.append(kept_phrase(result["kept"], result["kept_masked"],
                                  result["messages_masked"]))
+    if "turns_with_logprobs" in result:
+        parts.append(f"{result['turns_with_logprobs']} turns with token logprobs, "
+                     f"{result['turns_without_logprobs']} without")
     parts.append(duplicates_phrase(result["duplicates"]))
     dropped = {**result.get("dropped", {}), **result.get("unpaired", {})}
     if dropped:
