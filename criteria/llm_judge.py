@@ -65,6 +65,8 @@ from pydantic import Field, field_validator, model_validator
 from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeRequest, JudgeResponse
+from harness.judges.batch import BATCH_KEYS, BatchOptions
+from harness.judges.budget import cost_budget
 from harness.judges.cache import JudgeCache, canonical_json
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
 from harness.judges.override import apply_override
@@ -105,7 +107,7 @@ RUBRICS_DIR = Path(__file__).parent / "rubrics"
 """Built-in rubric templates, usable by name in ``rubric_file``."""
 RETRY_KEYS = set(RetryPolicy.model_fields)
 """Keys of a judge mapping that configure the runner's :class:`RetryPolicy`."""
-RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS
+RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS | BATCH_KEYS
 """Keys of a judge mapping that configure the runner rather than the backend."""
 RESERVED = {
     "conversation", "context", "last_assistant", "last_user", "text", "messages", "metadata",
@@ -356,10 +358,12 @@ class LLMJudge(Criterion):
         backend_opts = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
         policy = RetryPolicy(**{k: options[k] for k in RETRY_KEYS if k in options})
         max_concurrency = options.get("max_concurrency")
+        batch = BatchOptions(**{k: options[k] for k in BATCH_KEYS if k in options})
 
         def make() -> JudgeRunner:
             return JudgeRunner(factory(model, backend_opts), max_concurrency=max_concurrency,
-                               policy=policy)
+                               policy=policy, budget=cost_budget(self.context), batch=batch,
+                               journal_dir=self.context.cache_dir)
 
         return self.context.shared(f"judge-runner:{name}|{canonical_json(options)}", make)
 
@@ -536,6 +540,7 @@ class LLMJudge(Criterion):
             model=responses[0].model if responses else None,
             cached=bool(records) and all(rec.cached for rec in records),
             attempts=sum(rec.attempts for rec in records),
+            batch=next((rec.batch for rec in records if rec.batch), None),
         )
         common: dict[str, Any] = {
             # the calls' own time, not the time spent queueing behind the concurrency limit

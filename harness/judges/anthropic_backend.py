@@ -47,6 +47,9 @@ class AnthropicBackend(JudgeBackend):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "base_url": self.base_url or "anthropic"}
 
+    def has_prices(self) -> bool:
+        return self.options.priced
+
     async def release(self) -> None:
         """Close the running event loop's client (before that loop ends)."""
         await self._clients.release()

@@ -11,9 +11,12 @@ breaker opens and calls raise :class:`JudgeUnavailable` at once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from harness.judges.batch import BatchClient
 
 
 class JudgeRequest(BaseModel):
@@ -89,6 +92,11 @@ class JudgeUnavailable(JudgeError):
     run, which is resumable once the endpoint is back.
     """
 
+    @property
+    def stop_reason(self) -> str:
+        """What a stopped run's summary says."""
+        return f"judge unavailable: {self}"
+
 
 class JudgeBackend(ABC):
     """One model behind one endpoint."""
@@ -116,6 +124,14 @@ class JudgeBackend(ABC):
     def identity(self) -> dict[str, Any]:
         """What identifies this backend's answers in the cache (model, endpoint, ...)."""
         return {"name": self.name}
+
+    def has_prices(self) -> bool:
+        """Whether answers carry their cost (hosted judges need prices; local ones are free)."""
+        return True
+
+    def batch_client(self) -> BatchClient | None:
+        """The endpoint's batch API (``batch: true``), or ``None`` when it has none."""
+        return None
 
     async def release(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
         """Close what is bound to the running event loop (connections), before it ends."""

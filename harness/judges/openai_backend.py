@@ -14,6 +14,9 @@ by the ``llm_judge`` criterion):
 - ``logprobs`` (default true) and ``top_logprobs``: ask for token log-probabilities;
 - ``price_in_per_mtok`` / ``price_out_per_mtok``: USD per million tokens, to record cost.
 
+With ``batch: true`` (see :mod:`harness.judges.batch`) the calls go through the endpoint's files
+and batches API instead (:mod:`harness.judges.openai_batch`).
+
 The backend never retries by itself: the runner does, with backoff. Errors map to
 :class:`~harness.judges.base.JudgeError`: 408/409/429/5xx and connection errors are retryable
 (with the server's ``Retry-After`` / ``retry-after-ms``), connection errors also count towards the
@@ -25,7 +28,7 @@ failure: it is never returned, so never cached. ``HTTP(S)_PROXY`` is honoured wh
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -38,6 +41,9 @@ from harness.judges.sdk import (
     short,
     status_error,
 )
+
+if TYPE_CHECKING:
+    from harness.judges.openai_batch import OpenAIBatchClient
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
 OPENAI_URL = "https://api.openai.com/v1"
@@ -103,8 +109,21 @@ class OpenAIBackend(JudgeBackend):
         """Close every session this backend opened."""
         await self._sessions.aclose()
 
+    def has_prices(self) -> bool:
+        return self.options.priced
+
+    def batch_client(self) -> OpenAIBatchClient:
+        """The endpoint's files and batches API (``batch: true``)."""
+        from harness.judges.openai_batch import OpenAIBatchClient
+
+        return OpenAIBatchClient(self)
+
     def body(self, request: JudgeRequest) -> bytes:
         """The JSON body of a request."""
+        return orjson.dumps(self.payload(request))
+
+    def payload(self, request: JudgeRequest) -> dict[str, Any]:
+        """A request as the chat-completions body (a dict)."""
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
@@ -117,7 +136,7 @@ class OpenAIBackend(JudgeBackend):
             top = self.options.top_logprobs
             payload["logprobs"] = True
             payload["top_logprobs"] = request.top_logprobs if top is None else top
-        return orjson.dumps(payload)
+        return payload
 
     async def complete(self, request: JudgeRequest) -> JudgeResponse:
         session = await self._sessions.get()
@@ -145,6 +164,10 @@ class OpenAIBackend(JudgeBackend):
         except orjson.JSONDecodeError as exc:
             head = short(raw.decode(errors="replace"), 80)
             raise JudgeError(f"bad response from {self.name}: not JSON ({head!r})") from exc
+        return self._to_response(data)
+
+    def to_response(self, data: Any) -> JudgeResponse:
+        """A chat-completion body (decoded) as a response; ``JudgeError`` if unusable."""
         return self._to_response(data)
 
     def _to_response(self, data: Any) -> JudgeResponse:

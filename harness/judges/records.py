@@ -44,6 +44,8 @@ class CallRecord(BaseModel):
     """Cost of the call, when the backend knows it (0 for a cache hit)."""
     errors: list[str] = Field(default_factory=list)
     """Messages of the failed attempts, oldest first."""
+    batch: str | None = None
+    """The batch that answered (``batch: true`` judges), at the batch price."""
 
 
 class JudgeOutcome(BaseModel):
@@ -101,8 +103,12 @@ class JudgeDetails(BaseModel):
     """Where the probabilities come from: exact, approx or label."""
     repeats: list[RepeatDetails] | None = None
     """Each repeat's result, with ``repeats`` > 1."""
+    stability: float | None = None
+    """With ``repeats`` > 1: the share of the repeats whose label agrees with the verdict."""
     errors: list[str] | None = None
     """The failed attempts' messages, when the call failed."""
+    batch: str | None = None
+    """The batch id that answered, for a ``batch: true`` judge (cost at the batch price)."""
 
     def dump(self) -> dict[str, Any]:
         """As stored in ``Verdict.details``."""

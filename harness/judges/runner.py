@@ -24,6 +24,15 @@ spending its attempts. After ``breaker_cooldown_s`` one call may probe the endpo
 closes the breaker, a failure keeps it open for another cooldown. Any answer from the endpoint
 (even an HTTP error) ends a streak of connection failures.
 
+**Batches.** With ``batch`` options whose ``batch`` is true, a call that misses the cache goes to
+the running loop's :class:`~harness.judges.batch.Batcher` instead (no concurrency slot, no
+per-attempt timeout: a batch takes minutes to hours), keyed by a ``custom_id`` derived from the
+cache key; a request the batch did not answer usably is then sent as a normal call, as above.
+
+**Cost.** Every runner of a run shares one :class:`~harness.judges.budget.CostBudget`: each
+answer's cost is added to it, and once it reaches ``--max-cost`` no new attempt starts (checked
+after the concurrency slot is granted, so queued calls do not slip through).
+
 The runner works on whichever event loop awaits it (one semaphore per loop); :meth:`release` closes
 the connections bound to the running loop and :meth:`aclose` everything, when the run ends.
 """
@@ -36,6 +45,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,8 +58,11 @@ from harness.judges.base import (
     JudgeResponse,
     JudgeUnavailable,
 )
-from harness.judges.cache import JudgeCache
+from harness.judges.batch import Batcher, BatchJournal, BatchMiss, BatchOptions
+from harness.judges.budget import CostBudget
+from harness.judges.cache import JudgeCache, cache_key
 from harness.judges.records import CallRecord
+from harness.judges.sdk import PerLoopClients
 
 __all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RetryPolicy"]
 
@@ -102,11 +115,30 @@ class JudgeRunner:
         cache: JudgeCache | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        budget: CostBudget | None = None,
+        batch: BatchOptions | None = None,
+        journal_dir: str | Path | None = None,
     ):
         self.backend = backend
         self.max_concurrency = max_concurrency or backend.max_concurrency
         self.policy = policy or RetryPolicy()
         self.cache = cache
+        self.budget = budget if budget is not None else CostBudget()
+        """The run's spending limit, shared by its runners."""
+        self.batch = batch if batch is not None and batch.batch else None
+        """Batch options, when calls go through the endpoint's batch API."""
+        self.journal: BatchJournal | None = None
+        self._batchers: PerLoopClients | None = None
+        if self.batch is not None:
+            client = backend.batch_client()
+            if client is None:
+                raise ValueError(f"judge {backend.name} has no batch API: remove `batch: true`")
+            self.journal = BatchJournal(journal_dir)
+            self._batchers = PerLoopClients(
+                lambda: Batcher(backend.name, client, self.batch, self.journal,
+                                backoff=self.backoff, max_attempts=self.policy.max_attempts,
+                                breaker_after=self.policy.breaker_after, sleep=self._sleep),
+                lambda batcher: batcher.aclose())
         self._rng = rng or random.Random()
         self._sleep = sleep
         # A semaphore belongs to one event loop: keep one per loop that uses this runner.
@@ -219,12 +251,29 @@ class JudgeRunner:
             if hit is not None:
                 return hit, CallRecord(cached=True, cost_usd=0.0)
         record = CallRecord()
-        response = await self._with_retries(lambda: self.backend.complete(request), record, started)
+        custom_id = None
+        response = None
+        if self._batchers is not None:
+            self.budget.check()
+            custom_id = key or cache_key(self.backend.identity(), request, repeat=repeat)
+            batcher: Batcher = await self._batchers.get()
+            try:
+                response, record.batch = await batcher.submit(custom_id, request)
+                record.attempts = 1
+                record.latency_s = record.total_s = time.monotonic() - started
+            except BatchMiss as miss:  # failed, expired, unusable: asked as a normal call
+                record.errors.append(str(miss))
+        if response is None:
+            response = await self._with_retries(lambda: self.backend.complete(request), record,
+                                                started)
         record.tokens_in = response.tokens_in
         record.tokens_out = response.tokens_out
         record.cost_usd = response.cost_usd
+        self.budget.add(response.cost_usd)
         if cache is not None and key is not None and (accept is None or accept(response)):
             cache.put(key, response)
+        if custom_id is not None:
+            batcher.delivered(custom_id)
         return response, record
 
     async def continuation_logprobs(
@@ -272,6 +321,7 @@ class JudgeRunner:
     ) -> T:
         self._check_breaker(claim=False)  # fail at once rather than queue for a slot
         async with sem:
+            self.budget.check()  # after the wait for a slot: queued calls do not slip through
             probe = self._check_breaker()
             try:
                 wait = self._pause_until - time.monotonic()
@@ -336,8 +386,14 @@ class JudgeRunner:
         """Close the backend's connections bound to the running event loop (before it ends)."""
         with self._lock:
             self._semaphores.pop(asyncio.get_running_loop(), None)
+        if self._batchers is not None:
+            await self._batchers.release()
         await self.backend.release()
 
     async def aclose(self) -> None:
         """Close everything the backend holds (called by the engine when the run ends)."""
+        if self._batchers is not None:
+            await self._batchers.aclose()
         await self.backend.aclose()
+        if self.journal is not None:
+            self.journal.close()

@@ -28,6 +28,11 @@ class SDKJudgeOptions(BaseModel):
     price_out_per_mtok: float | None = Field(default=None, ge=0)
     """USD per million completion tokens."""
 
+    @property
+    def priced(self) -> bool:
+        """Whether a price is set (else ``cost_usd`` stays empty)."""
+        return self.price_in_per_mtok is not None or self.price_out_per_mtok is not None
+
     def cost(self, tokens_in: int, tokens_out: int) -> float | None:
         """The call's cost, when prices are given."""
         if self.price_in_per_mtok is None and self.price_out_per_mtok is None:

@@ -1,0 +1,581 @@
+"""Judges at batch price: calls collected into OpenAI-compatible batches, answers dispatched back.
+
+A judge with ``batch: true`` does not send its calls one by one. Its runner hands each call
+(after a cache miss) to the :class:`Batcher` of the running event loop, which
+
+1. collects requests until ``batch_max_requests`` are waiting, or until no new request arrived
+   for ``batch_idle_s`` (the streaming engine stops handing out requests once ``--max-in-flight``
+   transcripts wait, so a batch holds at most that many);
+2. writes them as a JSONL of requests, each with a stable ``custom_id`` (the judge cache key of
+   the call: the same transcript, rubric and model give the same id), uploads it
+   (``POST /files``, purpose ``batch``) and creates the batch (``POST /batches``);
+3. polls it every ``batch_poll_s`` (``GET /batches/{id}``), downloads the output and error files
+   (``GET /files/{id}/content``) and dispatches each answer to the call waiting for it.
+
+**The journal.** Each step is recorded in ``judge-batches.sqlite`` next to the judge cache (the
+run directory, or ``--cache-dir``) *before* the next one starts: the custom ids of a batch, then
+its input file, then its batch id, then the downloaded answers (kept until the call that waits
+for each has used it). A killed run that resumes finds its calls' custom ids there and polls the
+same batch again instead of sending anything twice; a kill between the upload and the creation
+of a batch is recovered by looking the uploaded file up among the endpoint's batches. Without a
+cache directory (``harness.review()`` without ``cache_dir``) the journal lives in memory.
+
+**Fail-closed.** A request the batch failed, or did not answer before it expired or was
+cancelled, and an answer that is not a usable completion, raise :class:`BatchMiss`: the runner
+asks it again as a normal call (with retries), whose failure is an ``error`` verdict, never a
+pass. A batch that cannot be polled (the endpoint down) or whose answers cannot be downloaded
+stops the run with :class:`~harness.judges.base.JudgeUnavailable` (the batch is paid for:
+``--resume`` goes on polling it, nothing is asked twice).
+
+**Cost.** An answer's ``cost_usd`` is the judge's per-token prices times ``1 - batch_discount``
+(default 0.5: half price).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.judges.base import JudgeError, JudgeRequest, JudgeResponse, JudgeUnavailable
+
+__all__ = [
+    "BATCH_KEYS", "BatchClient", "BatchJournal", "BatchMiss", "BatchOptions", "Batcher",
+    "JOURNAL_FILE",
+]
+
+JOURNAL_FILE = "judge-batches.sqlite"
+"""The batch journal's file name, next to the judge cache."""
+TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
+"""Batch statuses after which nothing more will be answered."""
+T = TypeVar("T")
+
+
+class BatchOptions(BaseModel):
+    """Keys of a judge mapping that send its calls as batches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch: bool = False
+    """Send calls through the endpoint's batch API (hours of latency, a lower price)."""
+    batch_max_requests: int = Field(default=10_000, ge=1, le=50_000)
+    """A batch is sent as soon as this many requests wait (OpenAI accepts up to 50,000)."""
+    batch_idle_s: float = Field(default=5.0, gt=0)
+    """...or once no new request arrived for this long."""
+    batch_poll_s: float = Field(default=30.0, gt=0)
+    """Seconds between two polls of a batch's status."""
+    batch_discount: float = Field(default=0.5, ge=0, le=1)
+    """Fraction taken off the per-token prices for batched calls (0.5: half price)."""
+    batch_completion_window: str = "24h"
+    """The batch's ``completion_window`` (past it, unanswered requests expire)."""
+
+
+BATCH_KEYS = frozenset(BatchOptions.model_fields)
+"""Keys of a judge mapping that configure batching (taken out before the backend sees them)."""
+
+
+class BatchMiss(Exception):
+    """The batch gave no usable answer to a request: ask it as a normal call."""
+
+
+class BatchClient(ABC):
+    """An endpoint's batch API, as a backend provides it (:meth:`JudgeBackend.batch_client`).
+
+    HTTP failures raise :class:`~harness.judges.base.JudgeError` (``retryable``, ``connection``)
+    as :meth:`JudgeBackend.complete` does.
+    """
+
+    @abstractmethod
+    def line(self, custom_id: str, request: JudgeRequest) -> dict[str, Any]:
+        """One line of the batch's input file."""
+
+    @abstractmethod
+    def parse(self, body: Any) -> JudgeResponse:
+        """An answer's body as a response (full price); raises ``JudgeError`` if unusable."""
+
+    @abstractmethod
+    async def upload(self, data: bytes) -> str:
+        """Upload the JSONL input file; its file id."""
+
+    @abstractmethod
+    async def create(self, file_id: str, completion_window: str) -> dict[str, Any]:
+        """Create a batch from an uploaded file; the batch object."""
+
+    @abstractmethod
+    async def retrieve(self, batch_id: str) -> dict[str, Any]:
+        """The batch object (``status``, ``output_file_id``, ``error_file_id``...)."""
+
+    @abstractmethod
+    async def find(self, file_id: str) -> dict[str, Any] | None:
+        """The batch created from ``file_id``, if any (recovers a kill during creation)."""
+
+    @abstractmethod
+    async def download(self, file_id: str) -> bytes:
+        """A file's content."""
+
+
+class JournalRow(NamedTuple):
+    """What the journal knows of one custom id."""
+
+    state: str
+    """``waiting`` (sent, not answered yet), ``ok`` or ``failed`` (answer downloaded)."""
+    result: str | None
+    """The answer's body (JSON text) or why there is none."""
+    ref: int
+    file_id: str | None
+    batch_id: str | None
+
+
+class BatchJournal:
+    """The batches a judge's calls went into, in SQLite (see the module docstring)."""
+
+    def __init__(self, directory: str | Path | None) -> None:
+        target = ":memory:"
+        if directory is not None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            target = str(Path(directory) / JOURNAL_FILE)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(target, timeout=30.0, isolation_level=None,
+                                     check_same_thread=False)
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS batches (ref INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " judge TEXT NOT NULL, file_id TEXT, batch_id TEXT, status TEXT NOT NULL,"
+                " created REAL NOT NULL)")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS requests (custom_id TEXT PRIMARY KEY,"
+                " ref INTEGER NOT NULL, state TEXT NOT NULL, result TEXT)")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS requests_ref ON requests (ref)")
+
+    def _write(self, *statements: tuple[str, Any]) -> sqlite3.Cursor:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = None
+                for sql, params in statements:
+                    if isinstance(params, list):
+                        cursor = self._conn.executemany(sql, params)
+                    else:
+                        cursor = self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        assert cursor is not None
+        return cursor
+
+    def open_batch(self, judge: str, custom_ids: list[str]) -> int:
+        """Record a batch about to be uploaded with these custom ids; its reference."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                ref = self._conn.execute(
+                    "INSERT INTO batches (judge, status, created) VALUES (?, 'uploading', ?)",
+                    (judge, time.time())).lastrowid
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO requests (custom_id, ref, state, result)"
+                    " VALUES (?, ?, 'waiting', NULL)", [(cid, ref) for cid in custom_ids])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        assert ref is not None
+        return ref
+
+    def set_file(self, ref: int, file_id: str) -> None:
+        """The batch's input file is uploaded."""
+        self._write(("UPDATE batches SET file_id = ?, status = 'uploaded' WHERE ref = ?",
+                     (file_id, ref)))
+
+    def set_batch(self, ref: int, batch_id: str) -> None:
+        """The batch is created."""
+        self._write(("UPDATE batches SET batch_id = ?, status = 'submitted' WHERE ref = ?",
+                     (batch_id, ref)))
+
+    def abandon(self, ref: int) -> None:
+        """The batch never started: its requests are no longer waiting for it."""
+        self._write(("DELETE FROM requests WHERE ref = ? AND state = 'waiting'", (ref,)),
+                    ("UPDATE batches SET status = 'abandoned' WHERE ref = ?", (ref,)))
+
+    def store(self, ref: int, results: dict[str, tuple[str, str]]) -> None:
+        """The batch ended: every request's answer (``ok``, body) or failure (``failed``, why)."""
+        self._write(
+            ("UPDATE requests SET state = ?, result = ? WHERE custom_id = ? AND ref = ?",
+             [(state, text, cid, ref) for cid, (state, text) in results.items()]),
+            ("UPDATE batches SET status = 'done' WHERE ref = ?", (ref,)))
+
+    def lookup(self, custom_id: str) -> JournalRow | None:
+        """What is known of a custom id, if anything."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT r.state, r.result, r.ref, b.file_id, b.batch_id FROM requests r"
+                " JOIN batches b ON b.ref = r.ref WHERE r.custom_id = ?", (custom_id,)).fetchone()
+        return None if row is None else JournalRow(*row)
+
+    def members(self, ref: int) -> list[str]:
+        """The custom ids still waiting for a batch."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT custom_id FROM requests WHERE ref = ? AND state = 'waiting'",
+                (ref,)).fetchall()
+        return [r[0] for r in rows]
+
+    def forget(self, custom_id: str) -> None:
+        """Drop a custom id whose batch was never sent."""
+        self._write(("DELETE FROM requests WHERE custom_id = ?", (custom_id,)))
+
+    def delivered(self, custom_id: str) -> None:
+        """The call waiting for this answer has used it (cached it if usable): drop it."""
+        self._write(("DELETE FROM requests WHERE custom_id = ? AND state != 'waiting'",
+                     (custom_id,)))
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch recorded, oldest first (for tests and reports)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ref, judge, file_id, batch_id, status FROM batches ORDER BY ref"
+            ).fetchall()
+        return [dict(zip(("ref", "judge", "file_id", "batch_id", "status"), r, strict=True))
+                for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+Answer = tuple[str, Any, str | None]
+"""What a waiting call receives: (``ok``, body, batch id) or (``failed``, reason, batch id)."""
+
+
+class _Flight:
+    """One batch this process follows: the futures of the calls waiting for it."""
+
+    def __init__(self) -> None:
+        self.futures: dict[str, asyncio.Future[Answer]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def future(self, custom_id: str) -> asyncio.Future[Answer]:
+        fut = self.futures.get(custom_id)
+        if fut is None:
+            fut = self.futures[custom_id] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def deliver(self, results: dict[str, tuple[str, str]], batch_id: str | None) -> None:
+        for cid, fut in self.futures.items():
+            if fut.done():
+                continue
+            state, text = results.get(cid, ("failed", f"batch {batch_id} has no answer for it"))
+            fut.set_result((state, orjson.loads(text) if state == "ok" else text, batch_id))
+
+    def fail(self, reason: str, batch_id: str | None = None) -> None:
+        for fut in self.futures.values():
+            if not fut.done():
+                fut.set_result(("failed", reason, batch_id))
+
+    def raise_(self, exc: BaseException) -> None:
+        for fut in self.futures.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: no "never retrieved" warning for unclaimed ones
+
+
+class Batcher:
+    """Collects one judge's requests on one event loop, runs the batches, dispatches answers.
+
+    ``backoff(attempt, retry_after)`` gives the sleep before a retry of an upload, a creation,
+    a poll or a download; ``max_attempts`` bounds the retries of each, ``breaker_after``
+    consecutive failed polls stop the run.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        client: BatchClient,
+        options: BatchOptions,
+        journal: BatchJournal,
+        *,
+        backoff: Callable[[int, float | None], float],
+        max_attempts: int = 5,
+        breaker_after: int = 10,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.options = options
+        self.journal = journal
+        self._backoff = backoff
+        self._max_attempts = max(1, max_attempts)
+        self._breaker_after = max(1, breaker_after)
+        self._sleep = sleep
+        self._pending: dict[str, tuple[JudgeRequest, asyncio.Future[Answer]]] = {}
+        self._flights: dict[str, _Flight] = {}  # custom id -> the flight it waits for
+        self._resumed: dict[int, _Flight] = {}  # journal ref -> flight of an earlier run
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._last_arrival = 0.0
+        self.created = 0
+        """Batches this object created (for tests and reports)."""
+
+    # --- the calls' side ------------------------------------------------------------------------
+    async def submit(self, custom_id: str, request: JudgeRequest) -> tuple[JudgeResponse, str]:
+        """The batch's answer to ``request`` (at the batch price) and the batch id.
+
+        Raises :class:`BatchMiss` when the batch gave no usable answer, or
+        :class:`~harness.judges.base.JudgeUnavailable` when its batch cannot be followed.
+        """
+        state, payload, batch_id = await asyncio.shield(self._attach(custom_id, request))
+        if state != "ok":
+            raise BatchMiss(f"batch {batch_id}: {payload}" if batch_id else str(payload))
+        try:
+            response = self.client.parse(payload)
+        except JudgeError as exc:
+            raise BatchMiss(f"batch {batch_id}: unusable answer: {exc}") from None
+        if response.cost_usd is not None:
+            cost = response.cost_usd * (1.0 - self.options.batch_discount)
+            response = response.model_copy(update={"cost_usd": cost})
+        return response, batch_id or ""
+
+    def delivered(self, custom_id: str) -> None:
+        """The answer to ``custom_id`` is used (and cached when usable): forget it."""
+        self.journal.delivered(custom_id)
+
+    def _attach(self, custom_id: str, request: JudgeRequest) -> asyncio.Future[Answer]:
+        loop = asyncio.get_running_loop()
+        if custom_id in self._pending:
+            return self._pending[custom_id][1]
+        flight = self._flights.get(custom_id)
+        if flight is not None:
+            return flight.future(custom_id)
+        row = self.journal.lookup(custom_id)
+        if row is not None and row.state != "waiting":  # downloaded before a kill
+            fut: asyncio.Future[Answer] = loop.create_future()
+            payload = orjson.loads(row.result or "null") if row.state == "ok" else row.result
+            fut.set_result((row.state, payload, row.batch_id))
+            return fut
+        if row is not None and row.file_id is not None:  # sent by an earlier run: follow it
+            flight = self._resumed.get(row.ref)
+            if flight is None:
+                flight = self._resumed[row.ref] = _Flight()
+                flight.task = self._spawn(self._follow_earlier(flight, row))
+            self._flights[custom_id] = flight
+            return flight.future(custom_id)
+        if row is not None:  # its upload never finished: nothing was sent
+            self.journal.forget(custom_id)
+        fut = loop.create_future()
+        self._pending[custom_id] = (request, fut)
+        if len(self._pending) >= self.options.batch_max_requests:
+            self._flush()
+        else:
+            self._last_arrival = time.monotonic()
+            if self._timer is None or self._timer.done():
+                self._timer = loop.create_task(self._flush_when_idle())
+        return fut
+
+    async def _flush_when_idle(self) -> None:
+        while self._pending:
+            wait = self._last_arrival + self.options.batch_idle_s - time.monotonic()
+            if wait <= 0:
+                self._flush()
+                return
+            await asyncio.sleep(wait)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        flight = _Flight()
+        for cid, (_, fut) in pending.items():
+            flight.futures[cid] = fut
+            self._flights[cid] = flight
+        requests = {cid: req for cid, (req, _) in pending.items()}
+        flight.task = self._spawn(self._send(flight, requests))
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- the batch's side ------------------------------------------------------------------------
+    async def _send(self, flight: _Flight, requests: dict[str, JudgeRequest]) -> None:
+        """Upload, create, follow a new batch."""
+        ref = self.journal.open_batch(self.name, list(requests))
+        try:
+            try:
+                data = b"".join(orjson.dumps(self.client.line(cid, req),
+                                             option=orjson.OPT_APPEND_NEWLINE)
+                                for cid, req in requests.items())
+                file_id = await self._retry("upload the batch file",
+                                            lambda: self.client.upload(data))
+                self.journal.set_file(ref, file_id)
+                batch = await self._create(ref, file_id)
+            except JudgeError as exc:  # nothing was created: the calls go one by one
+                self.journal.abandon(ref)
+                flight.fail(f"batch not created: {exc}")
+                return
+            await self._follow(flight, ref, batch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting calls
+            flight.raise_(exc)
+        finally:
+            self._forget(flight)
+
+    async def _follow_earlier(self, flight: _Flight, row: JournalRow) -> None:
+        """Follow a batch an earlier run sent (creating it if that run was killed first)."""
+        try:
+            batch: dict[str, Any] | None = None
+            if row.batch_id is not None:
+                batch = {"id": row.batch_id, "status": "in_progress"}
+            else:
+                assert row.file_id is not None
+                try:
+                    batch = await self._create(row.ref, row.file_id, recover=True)
+                except JudgeError as exc:
+                    self.journal.abandon(row.ref)
+                    flight.fail(f"batch not created: {exc}")
+                    return
+            await self._follow(flight, row.ref, batch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting calls
+            flight.raise_(exc)
+        finally:
+            self._resumed.pop(row.ref, None)
+            self._forget(flight)
+
+    def _forget(self, flight: _Flight) -> None:
+        for cid in flight.futures:
+            if self._flights.get(cid) is flight:
+                del self._flights[cid]
+
+    async def _create(self, ref: int, file_id: str, *, recover: bool = False) -> dict[str, Any]:
+        """The batch of an uploaded file, created now and journaled; with ``recover`` (an
+        earlier run was killed after the upload), first looked for among existing batches."""
+        batch = None
+        if recover:
+            batch = await self._retry("look for the batch", lambda: self.client.find(file_id))
+        if batch is None:
+            try:
+                batch = await self._retry("create the batch", lambda: self.client.create(
+                    file_id, self.options.batch_completion_window))
+            except JudgeError:
+                # the creation may have gone through without its answer reaching us
+                batch = await self._retry("look for the batch",
+                                          lambda: self.client.find(file_id))
+                if batch is None:
+                    raise
+            self.created += 1
+        self.journal.set_batch(ref, str(batch["id"]))
+        return batch
+
+    async def _follow(self, flight: _Flight, ref: int, batch: dict[str, Any]) -> None:
+        """Poll until the batch ends, then download, journal and dispatch its answers."""
+        batch_id = str(batch["id"])
+        failures = 0
+        while batch.get("status") not in TERMINAL:
+            await self._sleep(self.options.batch_poll_s if not failures
+                              else self._backoff(failures, None))
+            try:
+                batch = await self.client.retrieve(batch_id)
+                failures = 0
+            except JudgeError as exc:
+                if not exc.retryable:  # the endpoint does not know it: nothing to wait for
+                    self.journal.abandon(ref)
+                    flight.fail(f"batch {batch_id} cannot be followed: {exc}", batch_id)
+                    return
+                failures += 1
+                if failures >= self._breaker_after:
+                    raise JudgeUnavailable(
+                        f"judge {self.name}: batch {batch_id} could not be polled "
+                        f"({failures} failures in a row: {exc}); --resume polls it again",
+                        connection=True) from exc
+        try:
+            results = await self._results(batch)
+        except JudgeError as exc:
+            raise JudgeUnavailable(
+                f"judge {self.name}: the answers of batch {batch_id} could not be downloaded "
+                f"({exc}); --resume downloads them again", connection=True) from exc
+        status = batch.get("status")
+        why = _batch_errors(batch) or f"the batch ended {status} before answering it"
+        for cid in self.journal.members(ref):
+            results.setdefault(cid, ("failed", why))
+        self.journal.store(ref, results)
+        flight.deliver(results, batch_id)
+
+    async def _results(self, batch: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        """Every answer and failure in the batch's output and error files."""
+        results: dict[str, tuple[str, str]] = {}
+        for key in ("error_file_id", "output_file_id"):  # an answer wins over an error
+            file_id = batch.get(key)
+            if not file_id:
+                continue
+            data = await self._retry(f"download {key}",
+                                     lambda f=file_id: self.client.download(f))
+            for line in data.splitlines():
+                parsed = _result_line(line)
+                if parsed is not None:
+                    results[parsed[0]] = parsed[1]
+        return results
+
+    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return await call()
+            except JudgeError as exc:
+                if not exc.retryable or attempt >= self._max_attempts:
+                    raise JudgeError(f"could not {what}: {exc}", retryable=exc.retryable,
+                                     connection=exc.connection) from exc
+                await self._sleep(self._backoff(attempt, exc.retry_after))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        """Stop following batches (they stay journaled) and drop unsent requests."""
+        tasks = [t for t in (self._timer, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+
+
+def _result_line(line: bytes) -> tuple[str, tuple[str, str]] | None:
+    """``(custom_id, (state, text))`` from one line of an output or error file."""
+    try:
+        item = orjson.loads(line)
+        cid = item.get("custom_id") if isinstance(item, dict) else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(cid, str):
+        return None
+    response = item.get("response") if isinstance(item.get("response"), dict) else {}
+    body, status, error = response.get("body"), response.get("status_code"), item.get("error")
+    if status == 200 and isinstance(body, dict) and not error:
+        return cid, ("ok", orjson.dumps(body).decode())
+    reason = None
+    if isinstance(error, dict):
+        reason = f"{error.get('code') or 'error'}: {error.get('message') or ''}".strip(": ")
+    elif isinstance(body, dict) and isinstance(body.get("error"), dict):
+        reason = f"HTTP {status}: {body['error'].get('message')}"
+    return cid, ("failed", reason or f"HTTP {status}")
+
+
+def _batch_errors(batch: dict[str, Any]) -> str | None:
+    """The reasons a batch gives for failing as a whole (validation errors)."""
+    errors = batch.get("errors")
+    data = errors.get("data") if isinstance(errors, dict) else None
+    if not data:
+        return None
+    return "; ".join(str(e.get("message") or e.get("code")) for e in data
+                     if isinstance(e, dict))[:500] or None

@@ -1,0 +1,68 @@
+"""A run's spending limit on judge calls (``harness run --max-cost USD``).
+
+Every :class:`~harness.judges.runner.JudgeRunner` of a run shares one :class:`CostBudget` (from
+the run's ``context.shared``). A runner checks it right before it sends a call (after waiting
+for its concurrency slot, so calls queued behind the limit never start) and adds each answer's
+``cost_usd`` to it. Once the cost recorded in this process reaches the limit, calls raise
+:class:`BudgetSpent`: like an endpoint that is down, it stops the run (state ``stopped``, what
+was decided is kept) rather than recording an error verdict, and ``--resume`` goes on with a new
+budget. Calls already sent finish and are recorded, so the total may pass the limit by what was
+in flight: at most ``max_concurrency`` calls per judge, or one batch for a ``batch: true`` judge.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from harness.judges.base import JudgeUnavailable
+
+BUDGET_KEY = "judge-cost-budget"
+"""Where the run's budget lives in ``context.resources``."""
+
+
+class BudgetSpent(JudgeUnavailable):
+    """The run's ``--max-cost`` is reached: no new judge call starts."""
+
+    @property
+    def stop_reason(self) -> str:
+        """What a stopped run's summary says."""
+        return str(self)
+
+
+class CostBudget:
+    """The cost of the judge calls made so far, and the limit that stops new ones."""
+
+    def __init__(self, limit: float | None = None) -> None:
+        self.limit = limit
+        """USD; ``None``: no limit."""
+        self.spent = 0.0
+        """USD recorded by this process's calls (cache hits cost nothing)."""
+        self._lock = threading.Lock()
+
+    def add(self, cost: float | None) -> None:
+        """Record one answer's cost."""
+        if cost:
+            with self._lock:
+                self.spent += cost
+
+    def check(self) -> None:
+        """Raise :class:`BudgetSpent` once the limit is reached."""
+        if self.limit is not None and self.spent >= self.limit:
+            raise BudgetSpent(
+                f"--max-cost ${self.limit:g} reached: judge calls recorded ${self.spent:.4f}; "
+                "no new judge call was started", connection=False,
+            )
+
+
+def cost_budget(context: Any) -> CostBudget:
+    """The run's budget (a :class:`~harness.criterion.SuiteContext`'s shared object)."""
+    return context.shared(BUDGET_KEY, CostBudget)
+
+
+def unpriced_judges(context: Any) -> list[str]:
+    """Names of the run's judges whose calls carry no cost (no prices set), sorted."""
+    from harness.judges.runner import JudgeRunner
+
+    return sorted({r.backend.name for r in context.resources.values()
+                   if isinstance(r, JudgeRunner) and not r.backend.has_prices()})
