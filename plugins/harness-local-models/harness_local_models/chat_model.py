@@ -291,12 +291,16 @@ class LocalChatModel:
     ) -> Generation:
         """Answer the chat ``messages``. Greedy (deterministic) at ``temperature`` 0; otherwise
         sampled, reproducibly when ``seed`` is given. Log-probabilities are those of the model's
-        own distribution, whatever the temperature."""
+        own distribution, whatever the temperature. When the last message is the assistant's,
+        the model continues it (the text generated follows that message's content)."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         if temperature < 0:
             raise ValueError("temperature must be >= 0")
-        prompt = self.prompt_ids(messages)
+        if messages and messages[-1].get("role") == "assistant":  # continue that turn
+            prompt = self.prompt_ids(messages[:-1]) + self._text_ids(messages[-1]["content"])
+        else:
+            prompt = self.prompt_ids(messages)
         self._check_length(len(prompt))
         budget = min(max_new_tokens, self.max_positions - len(prompt))
         generator = None
