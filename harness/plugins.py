@@ -19,6 +19,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness_criteria.python",
     "harness_criteria.classifier",
     "harness_criteria.llm_judge",
+    "harness_criteria.panel",
+    "harness_criteria.pairwise",
     "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",

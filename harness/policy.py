@@ -1,6 +1,11 @@
 """The decision policy: what a criterion's result means, and how verdicts decide a transcript.
 
 One place for each rule. The engine, its worker processes and the pytest plugin all call these.
+
+An abstention (a panel whose members disagree with ``on_disagreement: abstain``, a pairwise
+comparison that depends on the order) is a ``skipped`` verdict with ``details.abstained`` true
+(:func:`abstained`): for the decision it counts exactly like any skipped verdict (it neither
+passes nor fails a gate and adds no score to the mean), and the summary counts it apart.
 """
 
 from __future__ import annotations
@@ -15,6 +20,17 @@ from harness.suite import CriterionSpec
 
 INPUT_CRITERION = "input"
 """Criterion name of the verdict that records an unreadable input record."""
+ABSTAINED = "abstained"
+"""Key of ``Verdict.details`` that marks a skipped verdict as an abstention."""
+
+
+def abstained(verdict: Verdict | Mapping[str, Any]) -> bool:
+    """Whether a verdict (object, or dict as read from a journal) is an abstention."""
+    if isinstance(verdict, Verdict):
+        outcome, details = verdict.outcome, verdict.details
+    else:
+        outcome, details = verdict.get("outcome"), verdict.get("details") or {}
+    return outcome == "skipped" and details.get(ABSTAINED) is True
 
 
 def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
@@ -76,8 +92,10 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     """The decision policy: every gate passes and, if set, the non-gate mean reaches threshold.
 
     Fail-closed: an error on a gate decides ``error``; so does an error on a non-gate criterion
-    when a threshold needs its score. ``ident`` is the transcript's ``(id, source)`` as read
-    before any criterion saw it (default: the transcript's own).
+    when a threshold needs its score. A skipped verdict, an abstention included, decides
+    nothing: a gate that abstained does not fail, and its score is not in the mean. ``ident``
+    is the transcript's ``(id, source)`` as read before any criterion saw it (default: the
+    transcript's own).
     """
     by_name: dict[str, list[Verdict]] = {}
     for v in verdicts:

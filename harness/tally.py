@@ -3,6 +3,12 @@
 A criterion's pass rate is over its decided verdicts (pass, fail, error: errors count against
 it); its mean score is over the verdicts that were not skipped and carry a score. A
 message-scoped criterion has a verdict per assistant message, so its counts are of verdicts.
+
+From the verdicts' details, when a criterion has them: ``abstained`` (skipped verdicts that are
+abstentions, counted in ``skipped`` too), ``agreement`` (a panel's members: Fleiss' kappa and
+Krippendorff's alpha, :mod:`harness.agreement`), ``mean_stability`` (judges with ``repeats``)
+and ``position_bias`` (pairwise criteria: the share of pairs whose verdict flipped with the
+order of the candidates).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.agreement import Agreement, member_ratings
 from harness.models import Verdict
 
 OUTCOMES = ("pass", "fail", "error", "skipped")
@@ -18,18 +25,45 @@ OUTCOMES = ("pass", "fail", "error", "skipped")
 class CriterionTally:
     """Verdict counts, pass rate and mean score of one criterion."""
 
-    __slots__ = ("counts", "score_n", "score_sum")
+    __slots__ = ("abstained", "agreement", "counts", "pairs", "pairs_flipped", "score_n",
+                 "score_sum", "stability_n", "stability_sum")
 
     def __init__(self) -> None:
         self.counts = dict.fromkeys(OUTCOMES, 0)
         self.score_sum = 0.0
         self.score_n = 0
+        self.abstained = 0
+        self.agreement: Agreement | None = None
+        self.stability_sum = 0.0
+        self.stability_n = 0
+        self.pairs = 0
+        self.pairs_flipped = 0
 
-    def add(self, outcome: str, score: float | None) -> None:
+    def add(self, outcome: str, score: float | None,
+            details: Mapping[str, Any] | None = None) -> None:
         self.counts[outcome] += 1
         if score is not None and outcome != "skipped":
             self.score_sum += score
             self.score_n += 1
+        if details:
+            self._details(outcome, details)
+
+    def _details(self, outcome: str, details: Mapping[str, Any]) -> None:
+        if outcome == "skipped" and details.get("abstained") is True:
+            self.abstained += 1
+        ratings = member_ratings(details)
+        if ratings is not None:
+            if self.agreement is None:
+                self.agreement = Agreement()
+            self.agreement.add(ratings)
+        stability = details.get("stability")
+        if isinstance(stability, int | float):
+            self.stability_sum += stability
+            self.stability_n += 1
+        if details.get("pair_first") is True and isinstance(details.get("order_dependent"),
+                                                            bool):
+            self.pairs += 1
+            self.pairs_flipped += details["order_dependent"]
 
     @property
     def decided(self) -> int:
@@ -45,8 +79,21 @@ class CriterionTally:
         return self.score_sum / self.score_n if self.score_n else None
 
     def as_dict(self) -> dict[str, Any]:
-        """``pass, fail, error, skipped, pass_rate, mean_score``, as ``summary.json`` has them."""
-        return {**self.counts, "pass_rate": self.pass_rate, "mean_score": self.mean_score}
+        """``pass, fail, error, skipped, pass_rate, mean_score`` (and ``abstained``,
+        ``agreement``, ``mean_stability``, ``position_bias`` when seen), as ``summary.json``
+        has them."""
+        out: dict[str, Any] = {**self.counts, "pass_rate": self.pass_rate,
+                               "mean_score": self.mean_score}
+        if self.abstained:
+            out["abstained"] = self.abstained
+        if self.agreement is not None:
+            out["agreement"] = self.agreement.as_dict()
+        if self.stability_n:
+            out["mean_stability"] = self.stability_sum / self.stability_n
+        if self.pairs:
+            out["position_bias"] = {"pairs": self.pairs, "order_dependent": self.pairs_flipped,
+                                    "rate": self.pairs_flipped / self.pairs}
+        return out
 
 
 class Tallies(dict[str, CriterionTally]):
@@ -59,9 +106,9 @@ class Tallies(dict[str, CriterionTally]):
     def add(self, verdicts: Iterable[Verdict | Mapping[str, Any]]) -> None:
         for v in verdicts:
             if isinstance(v, Verdict):
-                self[v.criterion].add(v.outcome, v.score)
+                self[v.criterion].add(v.outcome, v.score, v.details)
             else:
-                self[v["criterion"]].add(v["outcome"], v["score"])
+                self[v["criterion"]].add(v["outcome"], v["score"], v.get("details"))
 
     def row(self, name: str) -> dict[str, Any]:
         """The tally of ``name`` as a dict (all zero when it has no verdict)."""

@@ -21,7 +21,14 @@ class ExportOptions(BaseModel):
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     """Drop examples whose score (over the trained messages) is below this."""
     margin: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_stability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Drop transcripts with a verdict less stable than this (``details.stability``: the share
+    of a judge's ``repeats`` that agree; a panel's least stable member). Verdicts without a
+    stability (one judgement) are not affected."""
     """Pairs only: also pair two passing candidates whose scores differ by at least this."""
+    prefer: str | None = None
+    """Pairs only: a ``pairwise`` criterion whose preference picks the chosen and rejected side
+    (its confidence is written as ``preference_confidence``); a tie makes no pair."""
     messages_only: bool = False
     """OpenAI only: lines hold just ``messages``; provenance goes to ``OUT.provenance.jsonl``."""
     dedup: bool = True

@@ -10,7 +10,9 @@ data). :func:`iter_examples` applies the policy:
   the verdicts on those messages. The masked messages get weight 0 (context the model sees, not
   trained on), the others weight 1. A transcript with errored or skipped verdicts is never
   masked (skipped means a judge never saw it: run the review with ``--all-criteria``);
-- ``min_score`` drops examples scoring below it; ``weight_by`` adds a per-example ``weight``.
+- ``min_score`` drops examples scoring below it; ``weight_by`` adds a per-example ``weight``;
+- ``min_stability`` drops transcripts with a verdict whose ``details.stability`` (judge
+  repeats that agree) is below it.
 
 Scores of a masked example are computed over its trained messages only.
 """
@@ -190,6 +192,21 @@ def mask_plan(run: RunInfo, reviewed: Reviewed) -> tuple[list[int] | None, str, 
     return masked, "", kept
 
 
+def least_stability(verdicts: list[Verdict]) -> float | None:
+    """The lowest ``details.stability`` of these verdicts (None when none records one)."""
+    found = [v.details["stability"] for v in verdicts
+             if isinstance(v.details.get("stability"), int | float)]
+    return min(found) if found else None
+
+
+def unstable(verdicts: list[Verdict], options: ExportOptions) -> bool:
+    """Whether a verdict is less stable than ``--min-stability`` asks."""
+    if options.min_stability is None:
+        return False
+    low = least_stability(verdicts)
+    return low is not None and low < options.min_stability
+
+
 def score_of(run: RunInfo, verdicts: list[Verdict]) -> float | None:
     """The decision score (weighted mean of criterion scores) over these verdicts."""
     scores = criterion_scores(run, verdicts)
@@ -209,6 +226,9 @@ def to_example(run: RunInfo, reviewed: Reviewed, options: ExportOptions,
         masked = plan
     else:
         stats.dropped["errored" if reviewed.outcome == "error" else "failed"] += 1
+        return None
+    if unstable(reviewed.verdicts, options):
+        stats.dropped[f"stability below {options.min_stability}"] += 1
         return None
     scores = criterion_scores(run, verdicts)
     score = weighted_mean((scores[s.name], s.weight) for s in run.specs)
