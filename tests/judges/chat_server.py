@@ -166,6 +166,9 @@ class ChatServer:
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
                 server._handle(self)
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server naming
+                server._handle_get(self)
+
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             request_queue_size = 256
@@ -192,6 +195,10 @@ class ChatServer:
         self.stop()
 
     # --- handling --------------------------------------------------------------------------
+    def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
+        """GET routes (none here; see ``batch_server.BatchServer``)."""
+        self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)

@@ -1,0 +1,213 @@
+"""A real OpenAI-compatible Batch API server for tests: files and batches beside chat completions.
+
+:class:`BatchServer` is a :class:`~chat_server.ChatServer` (chat completions keep working, with
+their faults) that also serves
+
+- ``POST /v1/files`` (multipart, ``purpose=batch``) and ``GET /v1/files/{id}/content``;
+- ``POST /v1/batches``, ``GET /v1/batches/{id}`` and ``GET /v1/batches`` (newest first, with
+  ``limit`` and ``after``).
+
+A batch answers ``in_progress`` to its first ``polls_to_finish`` polls, then ends: each request
+line is answered the way the chat route answers (``reply``, token usage), into the output file.
+Scripting:
+
+- ``hold``: batches stay ``in_progress`` until :meth:`release` (a run killed while it waits);
+- ``expire_after``: a batch ``expired`` after answering only its first ``n`` requests (the rest
+  in the error file, code ``batch_expired``);
+- ``fail_line(line) -> bool``: those requests fail (HTTP 500 in the error file);
+- ``fail_validation``: batches end ``failed`` with this message, answering nothing;
+- ``fail_polls(n)``: the next ``n`` polls answer 503.
+
+Counters: ``uploads``, ``batches`` (by id, the batch objects), ``created`` (batches created),
+``polls``, ``lists``, ``batch_bodies`` (request bodies answered inside batches); ``requests``
+(from ChatServer) holds only the normal chat calls. A batch whose ``custom_id`` values are not
+unique, or whose lines do not ``POST`` to ``/v1/chat/completions``, fails validation, as the
+real API does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from chat_server import ChatServer
+
+TERMINAL = {"completed", "expired", "cancelled", "failed"}
+
+
+@dataclass
+class BatchServer(ChatServer):
+    """See the module docstring."""
+
+    polls_to_finish: int = 1
+    hold: bool = False
+    expire_after: int | None = None
+    fail_line: Callable[[dict[str, Any]], bool] | None = None
+    fail_validation: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_bodies: list[dict[str, Any]] = field(default_factory=list)
+    uploads: int = 0
+    polls: int = 0
+    lists: int = 0
+    _poll_faults: int = 0
+    _seen_polls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def created(self) -> int:
+        """Batches created."""
+        return len(self.batches)
+
+    def release(self) -> None:
+        """Let held batches end at their next poll."""
+        self.hold = False
+
+    def fail_polls(self, n: int) -> None:
+        """The next ``n`` polls answer 503."""
+        with self._lock:
+            self._poll_faults += n
+
+    # --- routes ----------------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(h.path).path.rstrip("/")
+        if path.endswith("/v1/files"):
+            self._upload(h)
+        elif path.endswith("/v1/batches"):
+            self._create(h)
+        else:
+            super()._handle(h)
+
+    def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(h.path)
+        parts = url.path.rstrip("/").split("/")
+        if parts[-1] == "batches":
+            self._list(h, parse_qs(url.query))
+        elif len(parts) >= 2 and parts[-2] == "batches":
+            self._retrieve(h, parts[-1])
+        elif len(parts) >= 3 and parts[-1] == "content" and parts[-3] == "files":
+            data = self.files.get(parts[-2])
+            if data is None:
+                self._send(h, 404, {"error": {"message": f"no file {parts[-2]}"}})
+            else:
+                self._send_raw(h, 200, data, "application/octet-stream")
+        else:
+            super()._handle_get(h)
+
+    def _upload(self, h: BaseHTTPRequestHandler) -> None:
+        raw = h.rfile.read(int(h.headers.get("content-length") or 0))
+        head = f"Content-Type: {h.headers.get('content-type')}\r\n\r\n".encode()
+        form = BytesParser(policy=HTTP).parsebytes(head + raw)
+        fields = {part.get_param("name", header="content-disposition"):
+                  part.get_payload(decode=True) for part in form.iter_parts()}
+        if fields.get("purpose") != b"batch" or not fields.get("file"):
+            self._send(h, 400, {"error": {"message": "expected purpose=batch and a file"}})
+            return
+        with self._lock:
+            self.uploads += 1
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = fields["file"]
+        self._send(h, 200, {"id": file_id, "object": "file", "purpose": "batch",
+                            "bytes": len(fields["file"]), "created_at": int(time.time())})
+
+    def _create(self, h: BaseHTTPRequestHandler) -> None:
+        body = json.loads(h.rfile.read(int(h.headers.get("content-length") or 0)) or b"{}")
+        if body.get("input_file_id") not in self.files:
+            self._send(h, 400, {"error": {"message": "unknown input_file_id"}})
+            return
+        with self._lock:
+            batch_id = f"batch_{len(self.batches) + 1}"
+            batch = {
+                "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"),
+                "input_file_id": body["input_file_id"],
+                "completion_window": body.get("completion_window"), "status": "in_progress",
+                "output_file_id": None, "error_file_id": None, "errors": None,
+                "created_at": int(time.time()), "metadata": body.get("metadata"),
+                "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            }
+            self.batches[batch_id] = batch
+            self._seen_polls[batch_id] = 0
+        self._send(h, 200, batch)
+
+    def _list(self, h: BaseHTTPRequestHandler, query: dict[str, list[str]]) -> None:
+        limit = int((query.get("limit") or ["20"])[0])
+        after = (query.get("after") or [None])[0]
+        with self._lock:
+            self.lists += 1
+            newest_first = list(reversed(self.batches.values()))
+        if after is not None:
+            ids = [b["id"] for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1:] if after in ids else []
+        page = newest_first[:limit]
+        self._send(h, 200, {"object": "list", "data": page,
+                            "has_more": len(newest_first) > limit})
+
+    def _retrieve(self, h: BaseHTTPRequestHandler, batch_id: str) -> None:
+        with self._lock:
+            self.polls += 1
+            if self._poll_faults:
+                self._poll_faults -= 1
+                fault = True
+            else:
+                fault = False
+            batch = self.batches.get(batch_id)
+        if fault:
+            self._send(h, 503, {"error": {"message": "scripted 503"}})
+            return
+        if batch is None:
+            self._send(h, 404, {"error": {"message": f"no batch {batch_id}"}})
+            return
+        with self._lock:
+            if batch["status"] not in TERMINAL:
+                self._seen_polls[batch_id] += 1
+                if not self.hold and self._seen_polls[batch_id] > self.polls_to_finish:
+                    self._finish(batch)
+            answer = dict(batch)
+        self._send(h, 200, answer)
+
+    # --- running a batch -------------------------------------------------------------------
+    def _finish(self, batch: dict[str, Any]) -> None:
+        """End a batch: answer its lines (called with the lock held)."""
+        lines = [json.loads(x) for x in self.files[batch["input_file_id"]].splitlines() if x]
+        ids = [line.get("custom_id") for line in lines]
+        problem = self.fail_validation
+        if len(set(ids)) != len(ids):
+            problem = "duplicate custom_id values in the input file"
+        elif any(line.get("method") != "POST" or line.get("url") != "/v1/chat/completions"
+                 for line in lines):
+            problem = "every line must POST to /v1/chat/completions"
+        if problem:
+            batch.update(status="failed", errors={"object": "list", "data": [
+                {"code": "invalid_input", "message": problem}]})
+            return
+        output, errors = [], []
+        for n, line in enumerate(lines):
+            cid = line["custom_id"]
+            if self.expire_after is not None and n >= self.expire_after:
+                errors.append({"id": f"req_{n}", "custom_id": cid, "response": None, "error": {
+                    "code": "batch_expired",
+                    "message": "This request could not be executed before the completion "
+                               "window expired."}})
+            elif self.fail_line is not None and self.fail_line(line):
+                errors.append({"id": f"req_{n}", "custom_id": cid, "error": None, "response": {
+                    "status_code": 500, "request_id": f"r{n}",
+                    "body": {"error": {"message": "scripted batch failure", "type": "server"}}}})
+            else:
+                self.batch_bodies.append(line["body"])
+                output.append({"id": f"req_{n}", "custom_id": cid, "error": None, "response": {
+                    "status_code": 200, "request_id": f"r{n}",
+                    "body": self._completion(line["body"])}})
+        for key, rows in (("output_file_id", output), ("error_file_id", errors)):
+            if rows:
+                file_id = f"file-{len(self.files) + 1}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                batch[key] = file_id
+        batch["status"] = "expired" if self.expire_after is not None else "completed"
+        batch["request_counts"] = {"total": len(lines), "completed": len(output),
+                                   "failed": len(errors)}
