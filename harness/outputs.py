@@ -92,6 +92,15 @@ def train_view(item: Any) -> tuple[int, bytes, bytes] | None:
             messages_key(messages))
 
 
+def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
+    """Add a verdict's tokens and cost to ``usage`` (the summary's totals; the cost stays
+    ``None`` while no verdict has one: judges without prices)."""
+    usage["tokens_in"] += verdict["tokens_in"] or 0
+    usage["tokens_out"] += verdict["tokens_out"] or 0
+    if verdict["cost_usd"] is not None:
+        usage["cost_usd"] = (usage["cost_usd"] or 0.0) + verdict["cost_usd"]
+
+
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
              state: str = "complete", stop_reason: str | None = None,
              workers: int = 1) -> dict[str, Any]:
@@ -111,6 +120,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
               "criterion_errors": 0, "transcripts_with_errors": 0}
     tallies = Tallies()
+    usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
     train_dedup = Deduper()  # train.jsonl holds each training example once, as exports do
     stats: dict[str, int] = {}
     tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
@@ -135,6 +145,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                     bad.append(v)
                 if name in specs:
                     tallies[name].add(v["outcome"], v["score"], v["details"])
+                add_usage(usage, v)
                 results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
                             specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
                             v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
@@ -176,6 +187,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,
         **({"stop_reason": stop_reason} if stop_reason else {}),
+        "usage": usage,
         "criteria": criteria,
         "timings": timings or {},
     }
