@@ -319,7 +319,7 @@ def correct_run(run_dir: str | Path, out_dir: str | Path, options: CorrectOption
         progress.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     corrector = Corrector(run_dir, out_dir, options, registry or get_registry())
-    stopped = None
+    stopped, finished = None, False
     try:
         done = _journaled(progress)
         with progress.open("a", encoding="utf-8") as log:
@@ -334,13 +334,14 @@ def correct_run(run_dir: str | Path, out_dir: str | Path, options: CorrectOption
             if chunk:
                 _finish_chunk(corrector, chunk, log)
         counts, rounds = _write_inputs(progress, out_dir / INPUTS)
+        finished = True
     except JudgeUnavailable as exc:
-        stopped = f"generator or supervisor unavailable: {exc}"
+        stopped = f"a model is unavailable: {exc}"
     finally:
         usage = {"generator": corrector.generator.usage.as_dict()}
         if corrector.supervisor is not None:
             usage["supervisor"] = corrector.supervisor.usage.as_dict()
-        if stopped:
+        if not finished:
             corrector.close()
     if stopped:
         return {"state": "stopped", "stop_reason": stopped, "corrections": {"usage": usage}}
