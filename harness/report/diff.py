@@ -1,4 +1,7 @@
-"""Comparing two runs: decisions that flipped and per-criterion deltas.
+"""Comparing two runs: decisions that flipped and why, per-criterion deltas, suite changes.
+
+What changed in the suite (threshold, gates, weights, criterion settings, judges, rubrics) and
+the cause of each flip come from :mod:`harness.report.suite_diff`.
 
 Transcripts are matched by id (the n-th occurrence of an id with the n-th, should a run hold
 duplicates). Run A is held as one small tuple per transcript; run B is streamed.
@@ -16,6 +19,7 @@ from typing import Any
 
 from harness.policy import aggregate
 from harness.report.stats import wilson
+from harness.report.suite_diff import Attribution, SuiteSide, suite_changes
 from harness.rundir import JOURNAL, iter_journal, read_meta
 from harness.tally import CriterionTally, Tallies
 from harness.text import escape_controls
@@ -78,11 +82,15 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
     run_a, run_b = Path(run_a), Path(run_b)
     info_a, info_b = _run_info(run_a), _run_info(run_b)
     a, b = _Side(), _Side()
+    suite_a, suite_b = SuiteSide(read_meta(run_a)), SuiteSide(read_meta(run_b))
+    attribution = Attribution(suite_a, suite_b, suite_changes(suite_a, suite_b))
+    causes: Counter[str] = Counter()
     held: dict[tuple[str, int], tuple[str, str, dict[str, tuple[str, float | None]]]] = {}
     seen: Counter[str] = Counter()
     for entry in iter_journal(run_a):
         d = entry["decision"]
         outcomes = a.add(d)
+        suite_a.see(d["verdicts"])
         tid = d["transcript_id"]
         held[(tid, seen[tid])] = (d["outcome"], d["source"], outcomes)
         seen[tid] += 1
@@ -94,6 +102,7 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
     for entry in iter_journal(run_b):
         d = entry["decision"]
         outcomes = b.add(d)
+        suite_b.see(d["verdicts"])
         tid = d["transcript_id"]
         key = (tid, seen[tid])
         seen[tid] += 1
@@ -111,13 +120,15 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
                 changed.append({"criterion": name, "a": before, "b": after})
         if a_outcome != d["outcome"]:
             flip_counts[(a_outcome, d["outcome"])] += 1
+            cause = attribution.cause((tid, d["source"]), a_outcomes, outcomes, d["outcome"])
+            causes[cause] += 1
             if len(flips) < max_flips:
                 explanations = {_shown(v["criterion"]): _shown(v["explanation"], keep="\n")
                                 for v in d["verdicts"]
                                 if any(c["criterion"] == v["criterion"] for c in changed)}
                 shown = [{**c, "criterion": _shown(c["criterion"])} for c in changed]
                 flips.append({"id": _shown(tid), "source": _shown(d["source"]), "a": a_outcome,
-                              "b": d["outcome"], "changed": shown,
+                              "b": d["outcome"], "changed": shown, "cause": cause,
                               "explanations": explanations})
     names = list(dict.fromkeys(info_a["criteria"] + info_b["criteria"]))
     criteria = []
@@ -143,4 +154,6 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
         "flipped": sum(flip_counts.values()),
         "flip_counts": {f"{x}->{y}": n for (x, y), n in sorted(flip_counts.items())},
         "flips": flips, "flips_listed": len(flips), "criteria": criteria,
+        "suite_changes": suite_changes(suite_a, suite_b),
+        "flip_causes": [{"cause": c, "flips": n} for c, n in causes.most_common()],
     }

@@ -94,13 +94,27 @@ def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
                      style=style)
     flips = Table(title=f"flipped decisions (first {min(limit, len(d['flips']))} of "
                         f"{d['flipped']})")
-    for col in ("transcript", "A", "B", "criteria changed"):
+    for col in ("transcript", "A", "B", "cause"):
         flips.add_column(col, overflow="fold")
     for f in d["flips"][:limit]:
-        flips.add_row(Text(f["id"]), f["a"], f["b"],
-                      Text(", ".join(f"{c['criterion']} {c['a']}→{c['b']}"
-                                     for c in f["changed"])))
-    return [crit, flips] if d["flipped"] else [crit]
+        flips.add_row(Text(f["id"]), f["a"], f["b"], Text(f["cause"]))
+    tables = [crit]
+    if d["suite_changes"]:
+        suite = Table(title="suite changes (A → B; * read by the decision policy)")
+        for col in ("setting", "A", "B"):
+            suite.add_column(col, overflow="fold")
+        for c in d["suite_changes"]:
+            suite.add_row(Text(c["what"] + (" *" if c["policy"] else "")), Text(c["a"]),
+                          Text(c["b"]))
+        tables.append(suite)
+    if d["flipped"]:
+        causes = Table(title="flips by cause")
+        causes.add_column("flips", justify="right")
+        causes.add_column("cause", overflow="fold")
+        for c in d["flip_causes"]:
+            causes.add_row(str(c["flips"]), Text(c["cause"]))
+        tables += [causes, flips]
+    return tables
 
 
 def write_diff_html(d: dict[str, Any], out: str | Path, templates: str | Path | None = None,

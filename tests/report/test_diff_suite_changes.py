@@ -1,0 +1,111 @@
+"""`harness diff` shows what changed in the suite and attributes each flip to its cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import chat
+
+from harness.report.diff import compare
+
+SUITE = """\
+name: policy
+version: "{version}"
+{threshold}
+criteria:
+  - name: no_script_tag
+    kind: regex
+    pattern: "<script>"
+    expect: absent
+  - name: no_sorry
+    kind: regex
+    version: "{sorry_version}"
+    pattern: "{pattern}"
+    flags: [IGNORECASE]
+    expect: absent
+    gate: {sorry_gate}
+  - name: polite
+    kind: regex
+    pattern: "please|thanks"
+    flags: [IGNORECASE]
+    expect: present
+    gate: false
+"""
+
+RECORDS = [
+    chat("half-1", "hi", "Sorry, thanks."),       # no_sorry 0, polite 1: mean 0.5
+    chat("half-2", "hi", "Sorry about that, thanks."),
+    chat("full", "hi", "Here you go, thanks."),   # mean 1
+    chat("apology", "hi", "I apologise; here, thanks."),
+]
+
+
+def _suite(tmp_path: Path, name: str, *, threshold: float | None = 0.5, version: str = "1",
+           pattern: str = "sorry", sorry_gate: bool = False, sorry_version: str = "1") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SUITE.format(
+        version=version, threshold=f"threshold: {threshold}" if threshold is not None else "",
+        pattern=pattern, sorry_gate="true" if sorry_gate else "false",
+        sorry_version=sorry_version))
+    return path
+
+
+def test_a_threshold_change_is_named_as_the_cause(make_run, tmp_path: Path, cli) -> None:
+    run_a = make_run(RECORDS, name="a", suite=_suite(tmp_path, "a", threshold=0.5))
+    run_b = make_run(RECORDS, name="b", suite=_suite(tmp_path, "b", threshold=0.75))
+    d = compare(run_a, run_b)
+    assert d["flipped"] == 2 and d["flip_counts"] == {"pass->fail": 2}
+    assert [(c["what"], c["a"], c["b"], c["policy"]) for c in d["suite_changes"]] == [
+        ("suite threshold", "0.5", "0.75", True)]
+    assert d["flip_causes"] == [{"cause": "suite threshold 0.5 -> 0.75", "flips": 2}]
+    assert all(f["changed"] == [] for f in d["flips"])   # no verdict moved: not brevity's fault
+
+    out = tmp_path / "diff.html"
+    code, stdout, err = cli("diff", run_a, run_b, "-o", out)
+    assert code == 0, err
+    flat = " ".join(stdout.split())
+    assert "suite threshold *" in flat and "suite threshold 0.5 -> 0.75" in flat
+    html = out.read_text()
+    assert "<b>2</b> flips: suite threshold 0.5 -&gt; 0.75" in html
+    assert '<tr class="suite-change"><td>suite threshold' in html
+
+
+def test_a_criterion_change_is_named_with_its_verdicts(make_run, tmp_path: Path) -> None:
+    run_a = make_run(RECORDS, name="a", suite=_suite(tmp_path, "a", threshold=None,
+                                                     sorry_gate=True))
+    run_b = make_run(RECORDS, name="b", suite=_suite(
+        tmp_path, "b", threshold=None, sorry_gate=True, pattern="sorry|apologi[sz]e",
+        sorry_version="2"))
+    d = compare(run_a, run_b)
+    changes = {c["what"]: (c["a"], c["b"], c["policy"]) for c in d["suite_changes"]}
+    assert changes == {"no_sorry version": ("1", "2", False),
+                       "no_sorry config pattern": ("sorry", "sorry|apologi[sz]e", False)}
+    (flip,) = d["flips"]
+    assert flip["id"] == "apology"
+    assert flip["cause"] == ("no_sorry pass -> fail (version 1 -> 2; config pattern sorry -> "
+                             "sorry|apologi[sz]e)")
+
+
+def test_a_gate_change_and_a_verdict_change_are_told_apart(make_run, tmp_path: Path) -> None:
+    run_a = make_run(RECORDS, name="a", suite=_suite(tmp_path, "a", threshold=None))
+    run_b = make_run(RECORDS, name="b", suite=_suite(
+        tmp_path, "b", threshold=None, sorry_gate=True, pattern="sorry|apologi[sz]e"))
+    d = compare(run_a, run_b)
+    assert ("no_sorry gate", "no", "yes", True) in [
+        (c["what"], c["a"], c["b"], c["policy"]) for c in d["suite_changes"]]
+    causes = {f["id"]: f["cause"] for f in d["flips"]}
+    # failed no_sorry in both runs: only the new gate makes it fail
+    assert causes["half-1"] == causes["half-2"] == "no_sorry gate no -> yes"
+    # the new pattern fails it, and the gate makes that count: both together
+    assert causes["apology"] == ("no_sorry gate no -> yes with no_sorry pass -> fail "
+                                 "(config pattern sorry -> sorry|apologi[sz]e)")
+    assert {c["cause"]: c["flips"] for c in d["flip_causes"]} == {
+        "no_sorry gate no -> yes": 2, causes["apology"]: 1}
+
+
+def test_same_suite_shows_no_changes(make_run, tmp_path: Path, cli) -> None:
+    run_a = make_run(RECORDS, name="a", suite=_suite(tmp_path, "a"))
+    d = compare(run_a, run_a)
+    assert d["suite_changes"] == [] and d["flip_causes"] == []
+    code, stdout, _ = cli("diff", run_a, run_a)
+    assert code == 0 and "suite changes" not in stdout
