@@ -12,6 +12,13 @@ preference trainers); ``chosen``/``rejected`` are the rest, from the first diffe
 turn. With ``--weight-by``, ``weight`` is ``P(chosen good) * (1 - P(rejected good))`` from the
 score (or criterion score) of each side.
 
+With ``prefer`` (``--prefer NAME``, a ``pairwise`` criterion), that criterion's verdicts pick
+the sides instead of the decisions: the candidate it preferred in both orders is ``chosen``,
+the other ``rejected``, and ``preference_confidence`` is the judge's probability that the
+chosen side is the better one; a tie (the preference flipped with the order) or a candidate
+it could not compare makes no pair. With ``min_stability``, candidates with a verdict less
+stable than that (judge repeats that agree) take no part.
+
 Two passes over the journal bound memory: the first keeps, per group, the journal positions and
 scores of at most three candidates; the second picks up the chosen transcripts' content.
 JSONL, or Parquet when OUT ends in ``.parquet``.
@@ -28,6 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from harness.errors import UsageError
 from harness.export import parquet
 from harness.export.common import counts, prepare
 from harness.export.dedup import Deduper
@@ -39,8 +47,10 @@ from harness.export.select import (
     criteria_evidence,
     criterion_scores,
     iter_reviewed,
+    unstable,
 )
 from harness.export.sinks import JsonlSink, ParquetSink, Sink, is_parquet
+from harness_criteria.pairwise import prompt_key
 
 
 @dataclass
@@ -70,15 +80,23 @@ def plain(message: Any) -> dict[str, Any]:
 
 
 def group_key(reviewed: Reviewed) -> str | None:
-    """``pair:<pair_id>``, else ``prompt:<hash of messages before the final assistant turn>``."""
-    messages = reviewed.transcript.messages
-    if not messages or messages[-1].role != "assistant":
-        return None
-    pair_id = reviewed.transcript.metadata.get("pair_id")
-    if isinstance(pair_id, str | int) and str(pair_id):
-        return f"pair:{pair_id}"
-    blob = json.dumps([plain(m) for m in messages[:-1]], sort_keys=True, ensure_ascii=False)
-    return "prompt:" + hashlib.sha256(blob.encode()).hexdigest()[:20]
+    """``pair:<pair_id>``, else ``prompt:<hash of messages before the final assistant turn>``
+    (the grouping the ``pairwise`` criterion uses too)."""
+    return prompt_key(reviewed.transcript)
+
+
+def preference(reviewed: Reviewed, criterion: str) -> tuple[str, float, str]:
+    """``(outcome, score, why not)`` of a pairwise criterion's verdict on this candidate."""
+    verdict = next((v for v in reviewed.verdicts if v.criterion == criterion), None)
+    if verdict is None:
+        return "none", 0.0, f"not compared by {criterion}"
+    if verdict.outcome == "skipped":
+        why = "tie (order-dependent preference)" if verdict.details.get("tie") else \
+            f"not compared by {criterion}"
+        return "skipped", 0.0, why
+    if verdict.outcome == "error":
+        return "error", 0.0, f"{criterion} errored"
+    return verdict.outcome, _score(verdict.score), ""
 
 
 def split(chosen: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> int:
@@ -103,6 +121,7 @@ class Pairing:
     """First pass: the groups and, at the end, the positions to pair."""
 
     margin: float | None
+    options: ExportOptions | None = None
     groups: dict[str, Group] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)
 
@@ -114,10 +133,20 @@ class Pairing:
         if key is None:
             self.skipped["no final assistant turn"] += 1
             return
+        opts = self.options
+        if opts is not None and unstable(reviewed.verdicts, opts):
+            self.skipped[f"stability below {opts.min_stability}"] += 1
+            return
+        outcome, score = reviewed.outcome, _score(reviewed.decision.get("score"))
+        if opts is not None and opts.prefer:
+            outcome, score, why = preference(reviewed, opts.prefer)
+            if why:
+                self.skipped[why] += 1
+                return
         group = self.groups.setdefault(key, Group())
         group.size += 1
-        cand = Candidate(position, _score(reviewed.decision.get("score")))
-        if reviewed.outcome == "pass":
+        cand = Candidate(position, score)
+        if outcome == "pass":
             if group.best_pass is None or cand.score > group.best_pass.score:
                 group.best_pass = cand
             if group.low_pass is None or cand.score < group.low_pass.score:
@@ -183,10 +212,12 @@ def pair_row(run: RunInfo, opts: ExportOptions, key: str, good: Reviewed,
     }
     if opts.weight_by is not None:
         row["weight"] = pair_weight(run, opts, good, bad)
+    if opts.prefer:
+        row["preference_confidence"] = preference(good, opts.prefer)[1]
     return row
 
 
-def pairs_schema(run: RunInfo, weighted: bool) -> pa.Schema:
+def pairs_schema(run: RunInfo, weighted: bool, preferred: bool = False) -> pa.Schema:
     scores = pa.struct([(n, pa.float64()) for n in run.names]) if run.names else pa.string()
     versions = pa.struct([(n, pa.string()) for n in run.names]) if run.names else pa.string()
     fields = [
@@ -205,6 +236,8 @@ def pairs_schema(run: RunInfo, weighted: bool) -> pa.Schema:
     ]
     if weighted:
         fields.append(("weight", pa.float64()))
+    if preferred:
+        fields.append(("preference_confidence", pa.float64()))
     return pa.schema(fields)
 
 
@@ -221,14 +254,18 @@ def export_pairs(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str,
     run, opts = prepare(run_dir, options)
     out = Path(out)
     stats, dedup = Stats(), Deduper(opts.dedup)
-    pairing = Pairing(opts.margin)
+    if opts.prefer and opts.prefer not in run.names:
+        raise UsageError(f"--prefer {opts.prefer!r}: expected a pairwise criterion of suite "
+                         f"{run.suite!r}: {', '.join(run.names) or '(none)'}")
+    pairing = Pairing(opts.margin, opts)
     for position, reviewed in enumerate(iter_reviewed(run, stats)):
         pairing.add(position, reviewed)
     chosen, why = pairing.choose()
     wanted = set(chosen) | set(chosen.values())
     rejected_of = {r: c for c, r in chosen.items()}
     held: dict[int, Reviewed] = {}
-    sink: Sink = (ParquetSink(out, pairs_schema(run, opts.weight_by is not None))
+    sink: Sink = (ParquetSink(out, pairs_schema(run, opts.weight_by is not None,
+                                                bool(opts.prefer)))
                   if is_parquet(out) else JsonlSink(out))
     made = 0
     with sink:
