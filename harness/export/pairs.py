@@ -26,8 +26,6 @@ JSONL, or Parquet when OUT ends in ``.parquet``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
