@@ -94,6 +94,14 @@ def test_inline_style_splits_the_message_after_the_failing_span(
     assert refusal["prompt"][-1]["content"] == "As an AI language model"
     assert refusal["completion"][0]["content"].startswith("No, ")
 
+    # distillation targets cover what the generator wrote, after the interruption
+    export_run(out, tmp_path / "distill.jsonl", "distill", {"on_fail": "mask"})
+    rows = [json.loads(line) for line in (tmp_path / "distill.jsonl").open()]
+    refusal = next(r for r in rows if r["transcript_id"] == "corrected-refusal")
+    start = refusal["tokens_start"]
+    assert refusal["completion"][start:] == "17 × 24 = 408."
+    assert "".join(t["token"] for t in refusal["tokens"]) == "17 × 24 = 408."
+
 
 def test_a_second_round_corrects_what_the_first_did_not(tmp_path: Path, models: Models) -> None:
     # wrong after the first objection, right after the second
