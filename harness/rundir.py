@@ -30,6 +30,14 @@ from typing import IO, Any
 
 import orjson
 
+from harness.inputs.sources import (
+    DEFAULT_MESSAGES_COLUMN,
+    Source,
+    describe_sources,
+    iter_entries,
+    resolve_inputs,
+    same_inputs,
+)
 from harness.models import Decision, InputError, Transcript, compact_json, with_defaults
 from harness.suite import Suite
 
@@ -59,22 +67,20 @@ def suite_fingerprint(suite: Suite, options: dict[str, Any] | None = None) -> st
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def describe_inputs(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Each input as it is now: as given, resolved, size and modification time."""
-    out = []
-    for p in paths:
-        st = Path(p).stat()
-        out.append({"path": str(p), "resolved": str(Path(p).resolve()), "size": st.st_size,
-                    "mtime_ns": st.st_mtime_ns})
-    return out
+def describe_inputs(paths: list[str | Path | Source]) -> list[dict[str, Any]]:
+    """Each input file as it is now (folders, globs and URLs resolved): as named, resolved,
+    kind, size and modification time (and ETag for URLs where the store gives one)."""
+    return describe_sources(resolve_inputs(paths))
 
 
 def _same_inputs(recorded: list[Any], now: list[dict[str, Any]]) -> bool:
-    keys = ("resolved", "size", "mtime_ns")
-    if not all(isinstance(r, dict) for r in recorded):
-        return False
-    return [tuple(r.get(k) for k in keys) for r in recorded] == \
-        [tuple(n[k] for k in keys) for n in now]
+    return same_inputs(recorded, now)
+
+
+def recorded_sources(meta: dict[str, Any]) -> list[Source]:
+    """The input files a run read, rebuilt from its ``run.json`` (to read them again)."""
+    column = meta.get("messages_column") or DEFAULT_MESSAGES_COLUMN
+    return [Source.from_description(i, column) for i in meta.get("inputs", [])]
 
 
 # --- reading the journal ------------------------------------------------------------------------
@@ -142,14 +148,9 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def _raw_entries(inputs: list[str]) -> Iterator[tuple[int, str, Any]]:
-    from harness.stages import iter_raw
-
-    seq = 0
-    for path in inputs:
-        for source, raw in iter_raw(path):
-            yield seq, source, raw
-            seq += 1
+def _raw_entries(inputs: list[Source], limit: int | None = None
+                 ) -> Iterator[tuple[int, str, Any]]:
+    return iter_entries(inputs, limit=limit)
 
 
 def _render(chunk: list[tuple[int, str, Any]], formats: Any, input_format: str,
@@ -175,18 +176,21 @@ def _render_init(plugins_dir: str | None, input_format: str,
     _RENDER = (get_registry(plugins_dir).formats, input_format, render)
 
 
-def iter_items(inputs: list[str], formats: Any, input_format: str = "auto", *,
+def iter_items(inputs: list[str | Path | Source], formats: Any, input_format: str = "auto", *,
                render: Callable[[Any], Any] | None = None, workers: int = 1,
-               plugins_dir: str | None = None) -> Iterator[tuple[int, int, Any]]:
-    """``(seq, sub, item)`` for every transcript of the inputs, as the engine numbered them.
+               plugins_dir: str | None = None,
+               limit: int | None = None) -> Iterator[tuple[int, int, Any]]:
+    """``(seq, sub, item)`` for every transcript of the inputs, as the engine numbered them
+    (the first ``limit`` records only, when given).
 
     ``render`` maps each item (a Transcript or InputError) to what the caller needs; with
     ``workers`` > 1 records are parsed and rendered in that many processes (``render`` must
     then be a module-level function), in input order.
     """
     render = render or _identity
+    inputs = resolve_inputs(inputs)
     if workers <= 1:
-        for entry in _raw_entries(inputs):
+        for entry in _raw_entries(inputs, limit):
             yield from _render([entry], formats, input_format, render)
         return
     import multiprocessing
@@ -197,7 +201,7 @@ def iter_items(inputs: list[str], formats: Any, input_format: str = "auto", *,
     window: deque[Future[list[tuple[int, int, Any]]]] = deque()
     try:
         chunk: list[tuple[int, str, Any]] = []
-        for entry in _raw_entries(inputs):
+        for entry in _raw_entries(inputs, limit):
             chunk.append(entry)
             if len(chunk) >= REREAD_CHUNK:
                 window.append(pool.submit(_render_chunk, chunk))
@@ -257,15 +261,15 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
     run_dir = Path(run_dir)
     meta = check_complete(run_dir, allow_incomplete=allow_incomplete)
     inputs = meta.get("inputs", [])
-    paths = [i["resolved"] if isinstance(i, dict) else i for i in inputs]
+    sources = recorded_sources(meta)
     if isinstance(inputs, list) and all(isinstance(i, dict) for i in inputs):
-        for recorded in inputs:
+        for recorded, source in zip(inputs, sources, strict=True):
             try:
-                now = describe_inputs([recorded["resolved"]])
+                now = source.describe()
             except OSError:
                 raise RunDirError(f"{run_dir}: input {recorded['path']} is gone; the run's "
                                   "transcripts are read from its inputs") from None
-            if not _same_inputs([recorded], now):
+            if not same_inputs([recorded], [now]):
                 raise RunDirError(f"{run_dir}: input {recorded['path']} changed since the run "
                                   "(size or modification time); its outputs cannot be rebuilt")
     index = index_journal(run_dir)
@@ -274,9 +278,9 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
     keys, offsets = index.keys, index.offsets
     if len(keys) < PARALLEL_FROM:
         workers = 1
-    items = iter_items(paths, formats, meta.get("input_format", "auto"),
+    items = iter_items(sources, formats, meta.get("input_format", "auto"),
                        render=render or transcript_dict, workers=workers,
-                       plugins_dir=meta.get("plugins_dir"))
+                       plugins_dir=meta.get("plugins_dir"), limit=meta.get("limit"))
     with (run_dir / JOURNAL).open("rb") as journal:
         for seq, sub, transcript in items:
             key = (seq, sub)
@@ -337,18 +341,25 @@ class RunWriter:
     whose decision errored out of :attr:`done`, so they are reviewed again.
     """
 
-    def __init__(self, run_dir: str | Path, suite: Suite, inputs: list[str], *,
+    def __init__(self, run_dir: str | Path, suite: Suite, inputs: list[str | Path | Source], *,
                  resume: bool = False, overwrite: bool = False,
-                 options: dict[str, Any] | None = None, retry_errors: bool = True) -> None:
+                 options: dict[str, Any] | None = None, retry_errors: bool = True,
+                 limit: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise RunDirError(f"{self.run_dir} is a file, not a run directory")
         self.suite = suite
         options = dict(options or {})
+        column = options.get("messages_column") or DEFAULT_MESSAGES_COLUMN
+        self.sources = resolve_inputs(inputs, messages_column=column)
+        """The input files, in reading order (folders, globs and URLs resolved)."""
+        self.limit = limit
         journal = self.run_dir / JOURNAL
         verdict_options = {"judge": options.get("judge"),
                            "all_criteria": bool(options.get("all_criteria")),
                            "input_format": options.get("input_format") or "auto"}
+        if column != DEFAULT_MESSAGES_COLUMN:  # only then: older runs keep their fingerprint
+            verdict_options["messages_column"] = column
         fingerprint = suite_fingerprint(suite, verdict_options)
         self.done: set[tuple[int, int]] = set()
         self.index = JournalIndex()
@@ -358,12 +369,13 @@ class RunWriter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.run_dir)
         try:
-            described = describe_inputs(inputs)
+            described = describe_sources(self.sources)
             if resume and journal.exists():
                 meta = read_meta(self.run_dir)
                 if meta.get("suite_fingerprint") not in (None, fingerprint):
                     raise RunDirError(f"{self.run_dir}: the suite or its options changed (--judge, "
-                                      "--all-criteria, --input-format) since this run "
+                                      "--all-criteria, --input-format, --messages-column) since "
+                                      "this run "
                                       "started; start a new run directory (or --overwrite)")
                 if "inputs" in meta and not _same_inputs(meta["inputs"], described):
                     raise RunDirError(f"{self.run_dir}: the inputs differ from the run's "
@@ -382,7 +394,10 @@ class RunWriter:
                 meta = {"started": _now()}
             meta.update(suite_fingerprint=fingerprint, suite=_suite_info(suite), inputs=described,
                         options=options, input_format=options.get("input_format", "auto"),
-                        plugins_dir=options.get("plugins_dir"), state="running")
+                        plugins_dir=options.get("plugins_dir"), state="running",
+                        input_specs=[s.name if isinstance(s, Source) else os.fspath(s)
+                                     for s in inputs],
+                        messages_column=column, limit=limit)
             self.meta = meta
             write_meta(self.run_dir, meta)
             self._journal: IO[bytes] = journal.open("ab")

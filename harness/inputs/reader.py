@@ -16,6 +16,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from harness.inputs.formats import InputFormat
+from harness.inputs.sources import Source, is_url, kind_of, url_fs
 from harness.models import InputError, Transcript
 
 PARQUET_BATCH_ROWS = 1024
@@ -45,62 +47,108 @@ class RecordError(ValueError):
 # -- step 1: raw records ---------------------------------------------------------------------
 
 
-def iter_raw(path: str | Path) -> Iterator[tuple[str, bytes | dict[str, Any] | Exception]]:
+def iter_raw(path: str | Path | Source) -> Iterator[tuple[str, bytes | dict[str, Any] | Exception]]:
     """``(source, raw)`` per non-blank record of one file, in order; never raises.
 
-    ``raw`` is the line's bytes (JSONL, JSONL.gz by content), the row as a dict (``.parquet``,
-    JSON-text ``messages``/``metadata`` decoded) or an exception for what could not be read.
-    Blank lines (ASCII whitespace only) are skipped but counted.
+    ``path`` is one file (a local path or a URL) or a :class:`Source`; folders and globs are
+    :func:`~harness.inputs.sources.resolve_inputs`' business. ``raw`` is the line's bytes
+    (JSONL, JSONL.gz by content), one record's bytes (``.json``), the row as a dict
+    (``.parquet``, ``.arrow``; JSON-text ``messages``/``metadata`` decoded) or an exception for
+    what could not be read. Blank lines (ASCII whitespace only) are skipped but counted.
     """
-    name = os.fspath(Path(path))
-    if name.endswith(".parquet"):
-        return _iter_parquet(Path(path), name)
-    return _iter_jsonl(Path(path), name)
+    if not isinstance(path, Source):
+        name = os.fspath(path) if is_url(os.fspath(path)) else os.fspath(Path(path))
+        path = Source(name, name, kind_of(name))
+    return iter_source(path)
 
 
-def _iter_jsonl(path: Path, name: str) -> Iterator[tuple[str, bytes | Exception]]:
-    line_no = 0
+def iter_source(source: Source) -> Iterator[tuple[str, bytes | dict[str, Any] | Exception]]:
+    """:func:`iter_raw` of one :class:`Source`."""
+    if source.kind in ("parquet", "arrow"):
+        return _iter_table(source)
+    return _iter_text(source)
+
+
+def count_source(source: Source) -> int:
+    """How many entries :func:`iter_source` yields, without parsing a record (tables: from
+    their batches, not their rows)."""
+    if source.kind in ("parquet", "arrow"):
+        return sum(1 if isinstance(b, Exception) else b.num_rows
+                   for _, b in _table_batches(source))
+    return sum(1 for _ in _iter_text(source))
+
+
+def _open(source: Source) -> IO[bytes]:
+    if source.is_url:
+        fs, path = url_fs(source.location)
+        return fs.open(path, "rb")
+    return open(source.location, "rb")  # noqa: SIM115 - closed by the caller
+
+
+def _iter_text(source: Source) -> Iterator[tuple[str, bytes | Exception]]:
+    """JSONL (one record a line) or ``.json`` (an array, or objects), gzip by content."""
+    name = source.name
     try:
-        with path.open("rb") as fh:
-            head = fh.read(2)
-            fh.seek(0)
-            chunks = _gunzip(fh) if head == b"\x1f\x8b" else _plain(fh)
-            for line in _lines(chunks):
-                line_no += 1
+        fh = _open(source)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file costs only itself
+        yield name, RecordError(f"cannot read the file: {_reason(exc)}")
+        return
+    position = "1"
+    try:
+        with fh:
+            first = fh.read(READ_CHUNK)
+            if first[:2] == b"\x1f\x8b":
+                chunks = _gunzip(chain((first,), iter(partial(fh.read, GZIP_CHUNK), b"")))
+            else:
+                chunks = _plain(chain((first,), iter(partial(fh.read, READ_CHUNK), b"")))
+            if source.kind == "json":
+                for number, raw in _json_records(chunks):
+                    position = str(number)
+                    yield (name if number == 0 else f"{name}:{number}"), raw
+                return
+            for line_no, line in enumerate(_lines(chunks), 1):
+                position = str(line_no + 1)
                 if line and not line.isspace():
                     yield f"{name}:{line_no}", line
-    except Exception as exc:  # noqa: BLE001 - an unreadable file or stream costs only itself
-        if line_no == 0 and isinstance(exc, OSError):
-            yield name, RecordError(f"cannot read the file: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - a broken stream costs only what is left of it
+        if position == "1" and isinstance(exc, OSError):
+            yield name, RecordError(f"cannot read the file: {_reason(exc)}")
         else:
-            yield f"{name}:{line_no + 1}", RecordError(f"unreadable: {_what(exc)}")
+            yield f"{name}:{position}", RecordError(f"unreadable: {_what(exc)}")
 
 
-def _plain(fh: IO[bytes]) -> Iterator[bytes]:
-    chunks = iter(partial(fh.read, READ_CHUNK), b"")
+def _reason(exc: BaseException) -> str:
+    return str(exc.strerror) if isinstance(exc, OSError) and exc.strerror \
+        else f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else str(exc)
+
+
+def _plain(chunks: Iterator[bytes]) -> Iterator[bytes]:
     first = next(chunks, b"")
     yield first[3:] if first.startswith(b"\xef\xbb\xbf") else first
     yield from chunks
 
 
-def _gunzip(fh: IO[bytes]) -> Iterator[bytes]:
-    """The decompressed bytes of a gzip file (several members allowed, zero padding too)."""
+def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip stream (several members allowed, zero padding too),
+    fed ``GZIP_CHUNK`` compressed bytes at a time."""
     inflater, fresh, first = zlib.decompressobj(31), True, True
-    while data := fh.read(GZIP_CHUNK):
-        while data:
-            if fresh:
-                data = data.lstrip(b"\0")
-                if not data:
+    for chunk in chunks:
+        for at in range(0, len(chunk), GZIP_CHUNK):
+            data = chunk[at:at + GZIP_CHUNK]
+            while data:
+                if fresh:
+                    data = data.lstrip(b"\0")
+                    if not data:
+                        break
+                    fresh = False
+                out = inflater.decompress(data)
+                if first and out:
+                    out, first = out[3:] if out.startswith(b"\xef\xbb\xbf") else out, False
+                yield out
+                if not inflater.eof:
                     break
-                fresh = False
-            out = inflater.decompress(data)
-            if first and out:
-                out, first = out[3:] if out.startswith(b"\xef\xbb\xbf") else out, False
-            yield out
-            if not inflater.eof:
-                break
-            data = inflater.unused_data
-            inflater, fresh = zlib.decompressobj(31), True
+                data = inflater.unused_data
+                inflater, fresh = zlib.decompressobj(31), True
     if not fresh:
         raise EOFError("the gzip stream ends early (truncated file?)")
 
@@ -134,57 +182,121 @@ def _what(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _iter_parquet(path: Path, name: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
-    """Rows in bounded batches; a row group that cannot be read is one error at its first
-    unread row, and reading goes on with the next row group."""
+def _iter_table(source: Source) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
+    """Rows of a Parquet or Arrow file in bounded batches, ``name:row``."""
+    name = source.name
+    for start, batch in _table_batches(source):
+        if isinstance(batch, Exception):
+            yield (name if start == 0 else f"{name}:{start}"), batch
+            continue
+        for row_no, row in enumerate(_batch_rows(batch, source.messages_column), start):
+            yield f"{name}:{row_no}", row
+
+
+def _table_batches(source: Source) -> Iterator[tuple[int, Any]]:
+    """``(first row number, batch)``, or ``(row number, error)`` for what cannot be read
+    (``0``: the whole file). Parquet: a row group that cannot be read is one error at its first
+    unread row, and reading goes on with the next row group. Arrow (IPC stream, as
+    ``datasets.save_to_disk`` writes, or IPC file): reading stops at a broken batch."""
+    what = "Parquet" if source.kind == "parquet" else "Arrow"
     try:
+        fh = _open(source) if source.is_url else None
+        opened = _open_table(source, fh)
+    except Exception as exc:  # noqa: BLE001 - a broken file costs only itself
+        yield 0, RecordError(f"unreadable {what} file: {_reason(exc)}")
+        return
+    try:
+        if isinstance(opened, str):
+            yield 0, RecordError(opened)
+            return
+        yield from opened
+    finally:
+        if fh is not None:
+            fh.close()
+
+
+def _open_table(source: Source, fh: IO[bytes] | None) -> Iterator[tuple[int, Any]] | str:
+    """The batches of a table file, or why the file cannot be read as asked (a missing
+    messages column)."""
+    import pyarrow as pa
+
+    if source.kind == "parquet":
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(path)
-        sizes = [table.metadata.row_group(i).num_rows for i in range(table.num_row_groups)]
-    except Exception as exc:  # noqa: BLE001 - a broken file costs only itself
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        yield name, RecordError(f"unreadable Parquet file: {reason}")
-        return
+        table = pq.ParquetFile(fh if fh is not None else source.location)
+        names = table.schema_arrow.names
+        batches: Iterator[tuple[int, Any]] = _parquet_groups(table)
+    else:
+        data = fh if fh is not None else pa.memory_map(source.location)
+        try:
+            reader = pa.ipc.open_stream(data)
+            names, batches = reader.schema.names, _arrow_stream(reader)
+        except pa.ArrowInvalid:
+            data.seek(0)
+            file_reader = pa.ipc.open_file(data)
+            names = file_reader.schema.names
+            batches = _arrow_stream(file_reader.get_batch(i)
+                                    for i in range(file_reader.num_record_batches))
+    column = source.messages_column
+    if column != "messages" and column not in names:
+        return (f"no column {column!r} (--messages-column) in this file; its columns: "
+                f"{', '.join(names[:20]) or 'none'}")
+    return batches
+
+
+def _parquet_groups(table: Any) -> Iterator[tuple[int, Any]]:
+    sizes = [table.metadata.row_group(i).num_rows for i in range(table.num_row_groups)]
     start = 0
     for group, size in enumerate(sizes):
         row_no = start
         try:
             for batch in table.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
-                for row in _batch_rows(batch):
-                    row_no += 1
-                    yield f"{name}:{row_no}", row
+                yield row_no + 1, batch
+                row_no += batch.num_rows
         except Exception as exc:  # noqa: BLE001
-            yield f"{name}:{row_no + 1}", RecordError(
+            yield row_no + 1, RecordError(
                 f"unreadable Parquet data (row group {group}, rows {row_no + 1}-{start + size}):"
                 f" {type(exc).__name__}: {exc}")
         start += size
 
 
-def _batch_rows(batch: Any) -> Iterator[dict[str, Any] | Exception]:
+def _arrow_stream(batches: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+    row_no = 0
+    try:
+        for batch in batches:
+            yield row_no + 1, batch
+            row_no += batch.num_rows
+    except Exception as exc:  # noqa: BLE001 - a stream cannot go on past a broken batch
+        yield row_no + 1, RecordError(f"unreadable Arrow data from row {row_no + 1}: "
+                                      f"{type(exc).__name__}: {exc}")
+
+
+def _batch_rows(batch: Any, column: str = "messages") -> Iterator[dict[str, Any] | Exception]:
     try:
         rows = batch.to_pylist()
     except Exception:  # noqa: BLE001 - find the bad rows one by one
         rows = None
     if rows is not None:
         for row in rows:
-            yield _parquet_row(row)
+            yield _parquet_row(row, column)
         return
     for i in range(batch.num_rows):
         try:
             [row] = batch.slice(i, 1).to_pylist()
         except Exception as exc:  # noqa: BLE001
-            yield RecordError(f"unreadable Parquet row: {type(exc).__name__}: {exc}")
+            yield RecordError(f"unreadable row: {type(exc).__name__}: {exc}")
         else:
-            yield _parquet_row(row)
+            yield _parquet_row(row, column)
 
 
-def _parquet_row(row: dict[str, Any]) -> dict[str, Any] | Exception:
+def _parquet_row(row: dict[str, Any], column: str = "messages") -> dict[str, Any] | Exception:
+    if column != "messages":
+        row["messages"] = row.pop(column, None)
     messages = row.get("messages")
     if isinstance(messages, str | bytes):
         value = decode(messages)
         if isinstance(value, Exception):
-            return RecordError(f"`messages` is not JSON: {value}")
+            return RecordError(f"`{column}` is not JSON: {value}")
         row["messages"] = value
     meta = row.get("metadata")
     if isinstance(meta, str | bytes):
@@ -192,6 +304,110 @@ def _parquet_row(row: dict[str, Any]) -> dict[str, Any] | Exception:
         if not isinstance(value, Exception):
             row["metadata"] = value
     return {k: v for k, v in row.items() if v is not None}
+
+
+# -- .json files: records split out of an array (or a sequence of objects), streamed -----------
+
+_JSON_STRUCT = re.compile(rb'["\[\]{},]')
+_JSON_STRING_END = re.compile(rb'["\\]')
+_WHITESPACE = b" \t\r\n"
+
+
+def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Exception]]:
+    """``(number, bytes)`` per record of a ``.json`` file, without holding more than one record
+    (and one chunk) in memory: the elements of a top-level array (numbered 1, 2, ...), or
+    top-level objects one after another (numbered by the line each starts on). The bytes are
+    decoded later like a JSONL line; ``(0, error)`` when the file is no such thing."""
+    buf, pos, start, depth = b"", 0, 0, 0
+    mode: str | None = None
+    in_string, count = False, 0
+    mark, mark_line = 0, 1  # the line number at buf[mark], counted forward only
+
+    def line_at(at: int) -> int:
+        nonlocal mark, mark_line
+        mark_line += buf.count(b"\n", mark, at)
+        mark = at
+        return mark_line
+
+    def cut() -> None:  # drop what is consumed, once per chunk (not per record)
+        nonlocal buf, pos, start, mark
+        keep = min(start, pos)
+        line_at(keep)
+        buf, pos, start, mark = buf[keep:], pos - keep, start - keep, 0
+
+    for chunk in chunks:
+        cut()
+        buf += chunk
+        while True:
+            if mode is None or (mode == "objects" and depth == 0) or mode == "done":
+                while pos < len(buf) and buf[pos] in _WHITESPACE:
+                    pos += 1
+                if pos == len(buf):
+                    break
+                byte = buf[pos:pos + 1]
+                if mode is None and byte == b"[":
+                    mode, depth, pos, start = "array", 1, pos + 1, pos + 1
+                    continue
+                if mode != "done" and byte == b"{":
+                    mode, start = "objects", pos
+                elif mode is None:
+                    yield 0, RecordError(f"not a JSON array or object (starts with {byte!r}); "
+                                         "a .json file holds an array of records or an object")
+                    return
+                else:
+                    line = line_at(pos)
+                    yield (count + 1 if mode == "done" else line), RecordError(
+                        f"invalid JSON: unexpected {byte!r} after the "
+                        f"{'array' if mode == 'done' else 'object'} at line {line}")
+                    return
+            if in_string:
+                match = _JSON_STRING_END.search(buf, pos)
+                if match is None:
+                    pos = len(buf)
+                    break
+                if match[0] == b"\\":
+                    if match.end() >= len(buf):
+                        pos = match.start()
+                        break
+                    pos = match.end() + 1
+                    continue
+                in_string, pos = False, match.end()
+                continue
+            match = _JSON_STRUCT.search(buf, pos)
+            if match is None:
+                pos = len(buf)
+                break
+            byte, pos = match[0], match.end()
+            if byte == b'"':
+                in_string = True
+            elif byte in b"[{":
+                depth += 1
+            elif byte in b"]}":
+                depth -= 1
+                if mode == "array" and depth == 0:
+                    element = buf[start:match.start()].strip(_WHITESPACE)
+                    if element or count:
+                        count += 1
+                        yield count, element or RecordError(
+                            "invalid JSON: an empty array element (a comma too many)")
+                    mode, start = "done", pos
+                elif mode == "objects" and depth == 0:
+                    count += 1
+                    yield line_at(start), buf[start:pos]
+                    start = pos
+            elif byte == b"," and mode == "array" and depth == 1:
+                count += 1
+                element = buf[start:match.start()].strip(_WHITESPACE)
+                yield count, element or RecordError(
+                    "invalid JSON: an empty array element (a comma too many)")
+                start = pos
+    if mode is None:
+        yield 0, RecordError("the file is empty (a .json file holds an array of records or an "
+                             "object)")
+    elif mode == "array" or (mode == "objects" and depth > 0):
+        where = count + 1 if mode == "array" else line_at(start)
+        yield where, RecordError(f"invalid JSON: the file ends inside the "
+                                 f"{'array' if mode == 'array' else 'object'} (truncated file?)")
 
 
 # -- step 2: decode ---------------------------------------------------------------------------
@@ -399,12 +615,12 @@ def parse_record(
 
 
 def read_transcripts(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path | Source],
     formats: Mapping[str, InputFormat],
     input_format: str = "auto",
 ) -> Iterator[Transcript | InputError]:
-    """Every transcript of every file in order; a bad record, line or file yields an
-    :class:`InputError` and reading goes on."""
+    """Every transcript of every file (a path, a URL or a :class:`Source`) in order; a bad
+    record, line or file yields an :class:`InputError` and reading goes on."""
     if input_format != "auto" and input_format not in formats:
         raise ValueError(f"unknown input format {input_format!r}; known: {sorted(formats)}")
     for path in paths:
@@ -416,19 +632,26 @@ def read_transcripts(
                 yield from parsed
 
 
-def count_records(paths: Iterable[str | Path]) -> int | None:
-    """How many records the files hold, for a progress bar; ``None`` when that would cost a
-    decompression pass (gzip). Counts lines, so blank lines make it a slight overestimate; a
-    file that cannot be read counts as its one error."""
+def count_records(paths: Iterable[str | Path | Source]) -> int | None:
+    """How many records the inputs hold, for a progress bar; ``None`` when that would cost a
+    pass over the data (gzip, ``.json``, a URL). Counts lines, so blank lines make it a slight
+    overestimate; a file that cannot be read counts as its one error."""
     total = 0
-    for path in map(Path, paths):
+    for item in paths:
+        source = item if isinstance(item, Source) else Source(str(item), str(item),
+                                                               kind_of(str(item)))
+        if source.is_url or source.kind == "json":
+            return None
         try:
-            if path.suffix == ".parquet":
+            if source.kind == "parquet":
                 import pyarrow.parquet as pq
 
-                total += pq.ParquetFile(path).metadata.num_rows
+                total += pq.ParquetFile(source.location).metadata.num_rows
                 continue
-            with path.open("rb") as fh:
+            if source.kind == "arrow":
+                total += count_source(source)
+                continue
+            with open(source.location, "rb") as fh:
                 if fh.read(2) == b"\x1f\x8b":
                     return None
                 fh.seek(0)
