@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from harness import api
@@ -24,6 +16,8 @@ from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.inputs.reader import count_records
 from harness.plugins import get_registry
+from harness.progress import RunProgress, progress_mode
+from harness.tables import PROSE_WIDTH, name_column, table_console
 
 EXIT_FAIL_UNDER = 1
 """The pass rate is below ``--fail-under``."""
@@ -45,7 +39,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="go on with a killed run in RUN_DIR, skipping what is decided")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
-    p.add_argument("--judge", metavar="NAME", help="use this judge for every llm_judge criterion")
+    p.add_argument("--judge", metavar="JUDGE",
+                   help="use this judge for every llm_judge criterion: PREFIX/MODEL (keeps the "
+                        "suite judge's base_url, api_key_env...) or a YAML/JSON mapping "
+                        "'{name: openai/gpt-4o, base_url: URL}'")
     p.add_argument("--all-criteria", action="store_true",
                    help="run expensive criteria even after a gate failed")
     p.add_argument("--workers", type=_positive, default=None, metavar="N",
@@ -63,7 +60,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="judge cache folder (default: RUN_DIR)")
     p.add_argument("--fail-under", type=_rate, metavar="RATE",
                    help="exit 1 when the pass rate is below RATE (0..1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (terminal) nor progress lines (logs)")
+    p.add_argument("--progress-every", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="outside a terminal (CI logs, nohup): a progress line on stderr every "
+                        "SECONDS (default 10)")
     p.add_argument("--junit", metavar="FILE",
                    help="also write JUnit XML for CI (one testcase per transcript)")
     p.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report.html")
@@ -77,6 +78,16 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
     return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
+    return seconds
 
 
 def _rate(value: str) -> float:
@@ -94,9 +105,10 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"{summary['suite']['name']} v{summary['suite']['version']}: "
                         f"{summary['read']} read, {summary['passed']} passed, "
                         f"{summary['failed']} failed, {summary['errored']} errored")
-    for col in ("criterion", "kind", "gate", "pass", "fail", "error", "skipped", "pass rate",
-                "mean score"):
-        table.add_column(col, justify="left" if col in ("criterion", "kind") else "right")
+    name_column(table, "criterion")  # names are never cut (harness.tables)
+    name_column(table, "kind")
+    for col in ("gate", "pass", "fail", "error", "skipped", "pass rate", "mean score"):
+        table.add_column(col, justify="right")
     for name, c in summary["criteria"].items():
         rate = "-" if c["pass_rate"] is None else f"{c['pass_rate']:.1%}"
         mean = "-" if c["mean_score"] is None else f"{c['mean_score']:.3f}"
@@ -126,36 +138,17 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, engine: Engine) -> int:
     console = Console(stderr=True)
-    show = not args.no_progress and console.is_terminal
     total = count_records(args.inputs)
-    with Progress(TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("records"), TimeRemainingColumn(elapsed_when_finished=True),
-                  TextColumn("{task.fields[rate]}"), console=console,
-                  disable=not show) as progress:
-        task = progress.add_task("review", total=total, rate="")
-        counts = {"pass": 0, "fail": 0, "error": 0}
-
-        shown = {"records": 0, "at": 0.0}
-
-        def tick(decision: Any) -> None:
-            counts[decision.outcome] += 1
-            # the progress counts input records: an HH-RLHF pair is one record, two decisions
-            shown["records"] += not decision.source.endswith(":chosen")
-            now = time.monotonic()
-            if show and now - shown["at"] > 0.2:  # redrawn 5 times a second, not per decision
-                progress.update(task, advance=shown["records"],
-                                rate=f"pass {counts['pass']} fail {counts['fail']} "
-                                     f"error {counts['error']}")
-                shown["records"], shown["at"] = 0, now
-
+    mode = progress_mode(console, enabled=not args.no_progress)
+    with RunProgress(console, total, mode, every_s=args.progress_every) as progress:
         summary = api.run(engine, args.inputs, args.out, resume=args.resume,
-                          overwrite=args.overwrite, on_decision=tick, report=not args.no_report,
-                          retry_errors=args.retry_errors, max_error_rate=args.max_error_rate,
-                          total=total)
-        done = summary["read"] if total is None else total
-        progress.update(task, total=done, completed=done)
-    out = Console() if console.is_terminal else Console(width=120)
-    out.print(_summary_table(summary))
+                          overwrite=args.overwrite, on_decision=progress.tick,
+                          report=not args.no_report, retry_errors=args.retry_errors,
+                          max_error_rate=args.max_error_rate, total=total)
+        progress.finish(summary["read"])
+    table = _summary_table(summary)
+    out = table_console(table)
+    out.print(table)
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
               f"results: {run_dir / 'results.parquet'})")
@@ -200,19 +193,21 @@ def criteria_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     table = Table(title="criterion kinds")
     for col in ("kind", "plugin", "config keys", "description"):  # names are never cut
-        table.add_column(col, overflow="fold", no_wrap=col in ("kind", "plugin"))
+        table.add_column(col, overflow="fold",
+                         max_width=PROSE_WIDTH if col in ("config keys", "description") else None)
     for kind in sorted(registry.kinds):
         cls = registry.kinds[kind]
         doc = (cls.__doc__ or "").strip()
         table.add_row(kind, registry.provider("kinds", kind), _config_keys(cls), doc)
-    console = Console()
-    console.print(table)
     judges = Table(title="judge backends (judge: PREFIX/MODEL)")
     for col in ("prefix", "plugin", "description"):
-        judges.add_column(col, overflow="fold")
+        judges.add_column(col, overflow="fold",
+                          max_width=PROSE_WIDTH if col == "description" else None)
     for prefix in sorted(registry.judges):
         doc = " ".join((registry.judges[prefix].__doc__ or "").split())
         judges.add_row(prefix, registry.provider("judges", prefix), doc)
+    console = table_console(table, judges)
+    console.print(table)
     console.print(judges)
     classifiers = ", ".join(f"{name} ({registry.provider('classifiers', name)})"
                             for name in sorted(registry.classifiers)) or "none"
@@ -224,10 +219,10 @@ def plugins_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     table = Table(title="plugins")
     for col in ("plugin", "hooks", "from"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", max_width=PROSE_WIDTH if col == "hooks" else None)
     for row in registry.plugins():
         table.add_row(row["name"], ", ".join(row["hooks"]), row["origin"])
-    Console().print(table)
+    table_console(table).print(table)
     return 0
 
 
