@@ -13,6 +13,10 @@ Generators:
 - ``--base-url URL --model NAME``: any OpenAI-compatible chat-completions endpoint (vLLM,
   llama.cpp, Ollama, OpenAI) through the ``openai`` SDK; the key comes from ``--api-key-env``.
 
+The generator is asked for its top-k token log-probabilities (``--top-logprobs``, default 5; 0
+turns it off): they are kept on the assistant message as ``logprobs`` (OpenAI layout), so the
+kept set, reviewed as a run, exports as ``--format distill``.
+
 Candidates are generated lazily, round-robin over the prompts (``--per-prompt`` rounds, each with
 its own seed), so generation stops as soon as the target is reached. ``--candidates-out`` keeps
 every candidate (as an input file for ``harness run``, then ``harness export pairs``).
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import harness
+from harness.correct.agents import openai_logprobs
 from harness.engine import aggregate
 from harness.models import Decision, Message, Transcript, Verdict
 from harness.plugins import PluginError
@@ -50,8 +55,9 @@ class Generator(Protocol):
     name: str
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float,
-                 seed: int) -> tuple[str, dict[str, Any]]:
-        """The assistant's reply and usage details."""
+                 seed: int, top_logprobs: int = 0) -> tuple[str, dict[str, Any]]:
+        """The assistant's reply and usage details (``logprobs`` among them when asked for
+        and given)."""
 
 
 class LocalGenerator:
@@ -68,11 +74,12 @@ class LocalGenerator:
         self.model = get_model()
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float,
-                 seed: int) -> tuple[str, dict[str, Any]]:
+                 seed: int, top_logprobs: int = 0) -> tuple[str, dict[str, Any]]:
         out = self.model.generate(messages, max_new_tokens=max_new_tokens,
-                                  temperature=temperature, seed=seed)
+                                  temperature=temperature, seed=seed, top_logprobs=top_logprobs)
         return out.text, {"tokens_in": out.tokens_in, "tokens_out": out.tokens_out,
-                          "finish_reason": out.finish_reason}
+                          "finish_reason": out.finish_reason,
+                          "logprobs": openai_logprobs(out.tokens) if top_logprobs else None}
 
 
 class OpenAIGenerator:
@@ -90,16 +97,19 @@ class OpenAIGenerator:
                                     api_key=os.environ.get(api_key_env) or "sk-no-key-needed")
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float,
-                 seed: int) -> tuple[str, dict[str, Any]]:
+                 seed: int, top_logprobs: int = 0) -> tuple[str, dict[str, Any]]:
+        asked = {"logprobs": True, "top_logprobs": top_logprobs} if top_logprobs else {}
         reply = self.client.chat.completions.create(
             model=self.model, messages=messages, max_tokens=max_new_tokens,
-            temperature=temperature, seed=seed)
+            temperature=temperature, seed=seed, **asked)
         choice = reply.choices[0]
         usage = reply.usage
+        given = choice.logprobs.model_dump(include={"content"}) if choice.logprobs else None
         return choice.message.content or "", {
             "tokens_in": usage.prompt_tokens if usage else None,
             "tokens_out": usage.completion_tokens if usage else None,
-            "finish_reason": choice.finish_reason}
+            "finish_reason": choice.finish_reason,
+            "logprobs": given if given and given.get("content") else None}
 
 
 def read_prompts(path: Path) -> list[tuple[str, list[dict[str, str]]]]:
@@ -135,11 +145,12 @@ def candidates(generator: Generator, prompts: list[tuple[str, list[dict[str, str
                 return
             seed = args.seed + r
             text, usage = generator.generate(messages, args.max_new_tokens, args.temperature,
-                                             seed)
+                                             seed, args.top_logprobs)
+            logprobs = usage.pop("logprobs", None)
             transcript = Transcript(
                 id=f"{prompt_id}:{r}", source=f"{generator.name}:{prompt_id}:{r}",
                 messages=[*(Message(**m) for m in messages),
-                          Message(role="assistant", content=text)],
+                          Message(role="assistant", content=text, logprobs=logprobs)],
                 metadata={"prompt_id": prompt_id, "generator": generator.name, "seed": seed,
                           "temperature": args.temperature, **usage})
             pending[transcript.id] = transcript
@@ -165,6 +176,8 @@ def kept_record(transcript: Transcript, decision: Decision, suite: harness.Suite
         msg = m.model_dump(include={"role", "content"})
         if m.role == "assistant":
             msg["weight"] = 1
+            if m.logprobs:
+                msg["logprobs"] = m.logprobs
         messages.append(msg)
     return {"messages": messages, "metadata": {
         "transcript_id": transcript.id, **transcript.metadata, "suite": suite.name,
@@ -199,6 +212,8 @@ def loop(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-logprobs", type=int, default=5, metavar="K",
+                   help="alternatives per token asked of the generator and kept (0: none)")
     p.add_argument("--batch-size", type=int, default=2, help="candidates reviewed together")
     p.add_argument("--candidates-out", type=Path, help="also write every candidate here")
     p.add_argument("--report", type=Path, help="write the acceptance report as JSON here")
