@@ -18,6 +18,7 @@ from harness.engine import (
     unavailable_errors,
 )
 from harness.inputs import parse_record, read_transcripts
+from harness.judges.budget import limit_cost
 from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
 from harness.plugins import Registry, get_registry
@@ -127,6 +128,7 @@ def run(
     retry_errors: bool = True,
     max_error_rate: float | None = None,
     total: int | None = None,
+    max_cost: float | None = None,
 ) -> dict[str, Any]:
     """Review every input file into ``run_dir`` (journaled, resumable); return the summary.
 
@@ -139,6 +141,9 @@ def run(
     ``total`` transcripts); ``stop_reason`` says why, and ``resume=True`` goes on from there.
     With ``report`` (the default), ``run_dir/report.html`` is written after the run files; a
     report that cannot be built is logged and leaves the run's results intact.
+    ``max_cost`` (USD) stops the run once its judge calls cost that much (``--max-cost``:
+    the state is ``stopped``, ``resume=True`` goes on with a new budget); ``ValueError`` when
+    a judge has no prices.
     """
     paths = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     if isinstance(suite, Engine):
@@ -149,11 +154,13 @@ def run(
         if given:
             raise TypeError(f"run(): {', '.join(sorted(given))} belong to the Engine given; "
                             "pass a suite instead, or set them on the Engine")
+        limit_cost(suite.context, max_cost)
         return _run_with(suite, paths, run_dir, resume, overwrite, input_format, on_decision,
                          report, retry_errors, max_error_rate, total)
     with run_engine(suite, run_dir, registry=registry, plugins_dir=plugins_dir, judge=judge,
                     all_criteria=all_criteria, cache_dir=cache_dir, workers=workers,
                     max_in_flight=max_in_flight, input_format=input_format or "auto") as engine:
+        limit_cost(engine.context, max_cost)
         return _run_with(engine, paths, run_dir, resume, overwrite, None, on_decision, report,
                          retry_errors, max_error_rate, total)
 
@@ -215,7 +222,7 @@ def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: 
                 writer.flush()
                 last_flush = time.monotonic()
     except unavailable_errors() as exc:
-        stop_reason = f"judge unavailable: {exc}"
+        stop_reason = getattr(exc, "stop_reason", None) or f"judge unavailable: {exc}"
     except BrokenProcessPool:
         stop_reason = ("a worker process died (killed, or out of memory) while reviewing; "
                        "what was decided is kept")

@@ -15,6 +15,7 @@ from harness.engine import Engine, default_workers
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.inputs.reader import count_records
+from harness.judges.budget import limit_cost
 from harness.plugins import get_registry
 from harness.progress import RunProgress, progress_mode
 from harness.tables import PROSE_WIDTH, name_column, table_console
@@ -26,7 +27,8 @@ EXIT_USAGE = 2
 EXIT_ERRORS = 3
 """More transcripts with criterion errors than ``--max-error-rate`` allows."""
 EXIT_STOPPED = 4
-"""The run stopped early (a judge endpoint down, or the error budget spent): ``--resume``."""
+"""The run stopped early (a judge endpoint down, the error budget spent, ``--max-cost``
+reached): ``--resume``."""
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +55,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-error-rate", type=_rate, default=None, metavar="RATE",
                    help="exit 3 when more than RATE (0..1) of the transcripts have a criterion "
                         "error; the run stops as soon as that is certain")
+    p.add_argument("--max-cost", type=_usd, default=None, metavar="USD",
+                   help="start no new judge call once the calls of this invocation cost USD "
+                        "(needs the judges' prices); exit 4, --resume goes on with a new budget")
     p.add_argument("--no-retry-errors", dest="retry_errors", action="store_false",
                    help="with --resume: keep errored verdicts instead of reviewing their "
                         "transcripts again")
@@ -88,6 +93,28 @@ def _seconds(value: str) -> float:
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
     return seconds
+
+
+def _usd(value: str) -> float:
+    try:
+        usd = float(value)
+    except ValueError:
+        usd = -1.0
+    if not usd >= 0:
+        raise argparse.ArgumentTypeError(f"expected an amount of USD >= 0, got {value!r}")
+    return usd
+
+
+def _usage_line(summary: dict[str, Any]) -> str | None:
+    """Total judge tokens and cost, for the terminal (``None`` when no judge ran)."""
+    usage = summary.get("usage") or {}
+    tokens_in, tokens_out = usage.get("tokens_in") or 0, usage.get("tokens_out") or 0
+    cost = usage.get("cost_usd")
+    if not tokens_in and not tokens_out and cost is None:
+        return None
+    priced = (f"cost ${cost:.4f}" if cost is not None else
+              "cost unknown (set the judge's price_in_per_mtok / price_out_per_mtok)")
+    return f"judge tokens: {tokens_in:,} in, {tokens_out:,} out; {priced}"
 
 
 def _rate(value: str) -> float:
@@ -133,6 +160,10 @@ def run_command(args: argparse.Namespace) -> int:
                             workers=args.workers, max_in_flight=args.max_in_flight,
                             input_format=args.input_format)
     with engine:
+        try:
+            limit_cost(engine.context, args.max_cost)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         return _run(args, engine)
 
 
@@ -149,6 +180,8 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     table = _summary_table(summary)
     out = table_console(table)
     out.print(table)
+    if (usage := _usage_line(summary)) is not None:
+        out.print(usage)
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
               f"results: {run_dir / 'results.parquet'})")

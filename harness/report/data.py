@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,15 @@ class _CriterionStats:
         }
 
 
+def _usage(stats: Iterable[_CriterionStats]) -> dict[str, Any]:
+    """Tokens and cost over every criterion (cost ``None`` when no verdict has one)."""
+    stats = list(stats)
+    costs = [s.cost for s in stats if s.cost is not None]
+    return {"tokens_in": sum(s.tokens_in for s in stats),
+            "tokens_out": sum(s.tokens_out for s in stats),
+            "cost_usd": sum(costs) if costs else None}
+
+
 def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
             max_chars: int = MAX_CHARS) -> dict[str, Any]:
     """Everything the report shows, from one pass over the run directory's journal."""
@@ -185,7 +195,8 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "totals": {**totals,
                    "pass_rate": totals["passed"] / totals["read"] if totals["read"] else None,
-                   "ci": wilson(totals["passed"], totals["read"])},
+                   "ci": wilson(totals["passed"], totals["read"]),
+                   **_usage(stats.values())},
         "criteria": rows,
         "cofail": {"names": names, "matrix": cofail.matrix(names)},
         "sample": {
