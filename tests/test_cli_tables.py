@@ -75,3 +75,19 @@ def test_print_tables_widens_only_as_far_as_needed(capsys) -> None:
     wide.add_row(LONG * 2)
     print_tables(wide)
     assert _lines_with(capsys.readouterr().out, LONG * 2)
+
+
+def test_diff_keeps_long_criterion_names(tmp_path: Path, cli) -> None:
+    corpus = write_jsonl(tmp_path / "in.jsonl", [chat("q", "fine", id="t1"),
+                                                 chat("q", "as an AI language model", id="t2")])
+    for run, pattern in (("a", "as an AI"), ("b", "fine")):
+        suite = write_suite(tmp_path / f"{run}.yaml", f"name: s\ncriteria:\n"
+                            f"  - {{name: {LONG}, kind: regex, pattern: '{pattern}', "
+                            "expect: absent}\n")
+        code, _, err = cli("run", suite, corpus, "-o", tmp_path / run, "--no-report",
+                           "--workers", "1")
+        assert code == 0, err
+    code, out, err = cli("diff", tmp_path / "a", tmp_path / "b")
+    assert code == 0, err
+    assert _lines_with(out, LONG + " ")
+    assert "…" not in out

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +16,7 @@ from harness.report.data import DEFAULT_SAMPLE
 from harness.report.diff import MAX_FLIPS, compare
 from harness.report.junit import write_junit
 from harness.report.render import render, write_report
+from harness.tables import PROSE_WIDTH, table_console
 
 
 def _sample(value: str) -> int:
@@ -85,7 +85,7 @@ def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
                        f"{tb['failed']}, errored {ta['errored']} → {tb['errored']})"))
     for col in ("criterion", "pass rate A", "pass rate B", "Δ", "pass→fail", "fail→pass",
                 "other"):
-        crit.add_column(col, justify="left" if col == "criterion" else "right")
+        crit.add_column(col, justify="left" if col == "criterion" else "right", overflow="fold")
     for c in d["criteria"]:
         delta = "-" if c["delta"] is None else f"{c['delta'] * 100:+.1f} pts"
         style = "red" if (c["delta"] or 0) < 0 else "green" if (c["delta"] or 0) > 0 else ""
@@ -95,7 +95,7 @@ def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
     flips = Table(title=f"flipped decisions (first {min(limit, len(d['flips']))} of "
                         f"{d['flipped']})")
     for col in ("transcript", "A", "B", "cause"):
-        flips.add_column(col, overflow="fold")
+        flips.add_column(col, overflow="fold", max_width=PROSE_WIDTH if col == "cause" else None)
     for f in d["flips"][:limit]:
         flips.add_row(Text(f["id"]), f["a"], f["b"], Text(f["cause"]))
     tables = [crit]
@@ -110,7 +110,7 @@ def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
     if d["flipped"]:
         causes = Table(title="flips by cause")
         causes.add_column("flips", justify="right")
-        causes.add_column("cause", overflow="fold")
+        causes.add_column("cause", overflow="fold", max_width=PROSE_WIDTH)
         for c in d["flip_causes"]:
             causes.add_row(str(c["flips"]), Text(c["cause"]))
         tables += [causes, flips]
@@ -130,8 +130,9 @@ def diff_command(args: argparse.Namespace) -> int:
 
     registry = get_registry(args.plugins_dir)
     d = compare(args.run_a, args.run_b, max_flips=max(args.max_flips, args.limit))
-    console = Console()
-    for table in diff_tables(d, args.limit):
+    tables = diff_tables(d, args.limit)
+    console = table_console(*tables)  # as wide as the names need outside a terminal
+    for table in tables:
         console.print(table)
     if d["only_a"] or d["only_b"]:
         console.print(f"{d['only_a']} transcripts only in A, {d['only_b']} only in B")
