@@ -69,6 +69,7 @@ from harness.judges.batch import BATCH_KEYS, BatchOptions
 from harness.judges.budget import cost_budget
 from harness.judges.cache import JudgeCache, canonical_json
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
+from harness.judges.format_warning import warn_if_format_unfollowed
 from harness.judges.override import apply_override
 from harness.judges.prompting import (
     Fenced,
@@ -307,6 +308,7 @@ class LLMJudge(Criterion):
         self.secret = self.cache.nonce_key() if self.cache is not None else None
         self._check_rubric()
         self.runner = self._runner(self.judge_name, options)
+        warn_if_format_unfollowed(self.runner.backend, config.mode, spec.name, context)
 
     # --- set-up -------------------------------------------------------------------------------
     def _member(self, index: int, judge: str | dict[str, Any]) -> tuple[str, LLMJudge]:

@@ -105,6 +105,9 @@ class JudgeBackend(ABC):
     """The judge's full name, ``PREFIX/MODEL``."""
     max_concurrency: int = 8
     """Calls in flight at once (a suite's ``max_concurrency`` overrides it)."""
+    follows_verdict_format: bool = True
+    """Whether the model ends its answers with ``VERDICT: <label>`` as asked; when not, a
+    criterion using it without ``mode: choice`` warns at start."""
 
     @abstractmethod
     async def complete(self, request: JudgeRequest) -> JudgeResponse:

@@ -22,6 +22,7 @@ class LocalJudgeBackend(JudgeBackend):
 
     name = f"{PREFIX}/smollm2"
     max_concurrency = 1  # one CPU model; calls are serialised anyway
+    follows_verdict_format = False  # 135M parameters: it rambles on; `mode: choice` works
 
     def __init__(self, model: LocalChatModel | None = None):
         self._model = model
