@@ -166,15 +166,13 @@ def _outcome_under(outcomes: Outcomes, side: SuiteSide, ident: tuple[str, str]) 
 
 
 def _describe(name: str, before: tuple[str, float | None], after: tuple[str, float | None],
-              settings: dict[str, list[str]]) -> str:
+              notes: list[str]) -> str:
     if before[0] != after[0]:
         text = f"{name} {before[0]} -> {after[0]}"
     else:
         text = f"{name} score {_text(before[1])} -> {_text(after[1])}"
     text = escape_controls(text)
-    if settings.get(escape_controls(name)):  # settings are keyed by the escaped name
-        text += f" ({'; '.join(settings[escape_controls(name)])})"
-    return text
+    return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 class Attribution:
@@ -190,6 +188,17 @@ class Attribution:
                 self.settings.setdefault(c["criterion"], []).append(
                     f"{c['setting']} {c['a']} -> {c['b']}")
 
+    def notes(self, name: str) -> list[str]:
+        """What changed in a criterion's settings (run.json), and in the judge model or rubric
+        hash its verdicts recorded (A's, against B's seen so far: this transcript's included)."""
+        notes = list(self.settings.get(escape_controls(name), []))
+        for label, seen_a, seen_b in (("judge model", self.a.judges, self.b.judges),
+                                      ("rubric sha256", self.a.rubrics, self.b.rubrics)):
+            va, vb = sorted(seen_a.get(name, ())), sorted(seen_b.get(name, ()))
+            if va and vb and va != vb and not any(n.startswith(label) for n in notes):
+                notes.append(escape_controls(f"{label} {', '.join(va)} -> {', '.join(vb)}"))
+        return notes
+
     def cause(self, ident: tuple[str, str], before: Outcomes, after: Outcomes,
               outcome_b: str) -> str:
         """Why A's decision became ``outcome_b``, in a few words."""
@@ -199,7 +208,7 @@ class Attribution:
         absent = ("absent", None)
         differ = [n for n in names if before.get(n, absent)[0] != after.get(n, absent)[0]] or \
             [n for n in names if before.get(n) != after.get(n)]  # else: scores that moved
-        changed = [_describe(n, before.get(n, absent), after.get(n, absent), self.settings)
+        changed = [_describe(n, before.get(n, absent), after.get(n, absent), self.notes(n))
                    for n in differ]
         verdicts = ", ".join(changed) or "the same verdicts"
         if not self.policy:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from conftest import chat
 
 from harness.report.diff import compare
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
+
+from chat_server import ChatServer  # noqa: E402
 
 SUITE = """\
 name: policy
@@ -109,3 +115,40 @@ def test_same_suite_shows_no_changes(make_run, tmp_path: Path, cli) -> None:
     assert d["suite_changes"] == [] and d["flip_causes"] == []
     code, stdout, _ = cli("diff", run_a, run_a)
     assert code == 0 and "suite changes" not in stdout
+
+
+def _judge_suite(tmp_path: Path, name: str, url: str, rubric_text: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "helpful.j2").write_text(rubric_text)
+    path = folder / "suite.yaml"
+    path.write_text(json.dumps({
+        "name": "judged",
+        "judge": {"name": "openai/judge-model", "base_url": url, "max_attempts": 1},
+        "criteria": [{"name": "helpful", "kind": "llm_judge", "rubric_file": "helpful.j2"}],
+    }))
+    return path
+
+
+def test_an_edited_rubric_file_is_named_with_the_flips_it_caused(make_run, tmp_path: Path,
+                                                                cli) -> None:
+    """Same suite text, the rubric file edited: only the rubric hash the verdicts recorded
+    tells the runs apart."""
+    def reply(request: dict) -> str:
+        strict = "strictly" in json.dumps(request)
+        return "Not enough.\nVERDICT: FAIL" if strict else "Fine.\nVERDICT: PASS"
+
+    records = [chat(f"t{i}", "hi", f"answer {i}") for i in range(3)]
+    with ChatServer(reply=reply) as server:
+        run_a = make_run(records, name="a", suite=_judge_suite(
+            tmp_path, "sa", server.base_url, "Is this helpful? {{ last_assistant }}"))
+        run_b = make_run(records, name="b", suite=_judge_suite(
+            tmp_path, "sb", server.base_url, "Judge strictly: helpful? {{ last_assistant }}"))
+    d = compare(run_a, run_b)
+    [rubric] = [c for c in d["suite_changes"] if c["what"] == "helpful rubric sha256 (used)"]
+    assert rubric["a"] != rubric["b"]
+    assert d["flip_causes"] == [{"cause": f"helpful pass -> fail (rubric sha256 {rubric['a']} "
+                                          f"-> {rubric['b']})", "flips": 3}]
+    code, stdout, err = cli("diff", run_a, run_b)
+    assert code == 0, err
+    assert "helpful rubric sha256 (used)" in " ".join(stdout.split())
