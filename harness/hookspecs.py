@@ -99,3 +99,22 @@ def register_report_templates(register: Callable[[Any], None]) -> None:
         ``{% extends "default:report.html" %}``.
     """
 
+
+
+@hookspec
+def register_engines(register: Callable[..., None]) -> None:
+    """Register execution engines for ``harness run --engine NAME`` (``local`` is built in).
+
+    :param register: call ``register(name, add_arguments, start, help=...)`` where
+        ``add_arguments(group)`` declares the engine's own ``harness run`` options (an argparse
+        argument group; prefix them with the engine's name, e.g. ``--ray-address``) and
+        ``start(engine, inputs, args)`` prepares a run (connects to a cluster; raise
+        :class:`harness.errors.UsageError` for a one-line error, before the run directory is
+        touched) and returns ``batches(done) -> Iterator[list[harness.stages.Finished]]``.
+        ``batches`` decides every record of ``inputs`` with the compiled suite ``engine``
+        (:class:`harness.engine.Engine`; build the same one where the work runs) and yields
+        what is decided, in batches, numbered as the local engine numbers records (``seq``
+        across the inputs, ``sub`` within a record), leaving out ``done`` (``seq -> subs``
+        decided before a ``--resume``). ``args`` is the parsed command line. The run directory,
+        resume, error budget, outputs and report stay the core's (:func:`harness.api.run`).
+    """

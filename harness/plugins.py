@@ -49,6 +49,16 @@ class Command:
 
 
 @dataclass
+class ExecutionEngine:
+    """An engine for ``harness run --engine NAME`` (see the ``register_engines`` hook)."""
+
+    name: str
+    add_arguments: Callable[..., None]
+    start: Callable[..., Any]
+    help: str = ""
+
+
+@dataclass
 class Registry:
     """Everything the plugins registered. The first registration of a name wins."""
 
@@ -60,6 +70,7 @@ class Registry:
     classifiers: dict[str, Callable[..., Any]] = field(default_factory=dict)
     commands: dict[str, Command] = field(default_factory=dict)
     report_templates: list[Path] = field(default_factory=list)
+    engines: dict[str, ExecutionEngine] = field(default_factory=dict)
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
     """``(registry, name) -> plugin name`` for everything registered."""
     plugins_dir: str | None = None
@@ -164,6 +175,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     def command(name: str, add_arguments: Callable, run: Callable, help: str = "") -> str:
         return first(registry.commands, name, Command(name, add_arguments, run, help))
 
+    def engine(name: str, add_arguments: Callable, start: Callable, help: str = "") -> str:
+        return first(registry.engines, name, ExecutionEngine(name, add_arguments, start, help))
+
     def template_dir(path: str | Path) -> str:
         registry.report_templates.append(Path(path))
         return str(path)
@@ -181,6 +195,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
              lambda name, factory: first(registry.classifiers, name, factory))
     _collect(registry, "register_commands", "commands", command)
     _collect(registry, "register_report_templates", "report_templates", template_dir)
+    _collect(registry, "register_engines", "engines", engine)
     return registry
 
 

@@ -1,0 +1,50 @@
+"""The Ray execution engine: ``harness run SUITE INPUT... -o RUN_DIR --engine ray``.
+
+Ray Data reads the inputs (one read task per file, with the core's reader) and ``map_batches``
+runs the core (:class:`harness.engine.Engine`, built once per actor) on an actor pool; the
+decisions come back to the driver, which journals them in the run directory like a local run.
+Ray is imported only when the engine starts, so ``harness`` works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from harness.hookspecs import hookimpl
+
+__all__ = ["register_engines"]
+
+
+def add_arguments(group: Any) -> None:
+    group.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to run on (host:port, ray://host:port or auto); "
+                            "default: start a local Ray instance on this machine's cores")
+    group.add_argument("--ray-actors", type=_positive, metavar="N",
+                       help="actors running the suite (default: the cluster's CPUs)")
+    group.add_argument("--ray-batch-size", type=_positive, default=1024, metavar="N",
+                       help="records per block an actor reviews at once (default 1024)")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
+def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
+    from harness_ray.driver import start_ray
+
+    return start_ray(engine, inputs, address=getattr(args, "ray_address", None),
+                     actors=getattr(args, "ray_actors", None),
+                     batch_size=getattr(args, "ray_batch_size", 1024))
+
+
+@hookimpl
+def register_engines(register: Any) -> None:
+    register("ray", add_arguments, start,
+             help="a Ray cluster (or a local Ray instance): Ray Data and an actor pool")

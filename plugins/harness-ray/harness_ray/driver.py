@@ -1,0 +1,193 @@
+"""The driver: connect to Ray, read the inputs with Ray Data, review them on an actor pool.
+
+The run directory stays the driver's: decisions come back through Ray's object store and
+:func:`harness.api.run` journals them, so resume, outputs and report are the local run's own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from harness.engine import Engine, unavailable_errors
+from harness.errors import UsageError
+from harness.stages import Finished
+from harness.suite import SuiteError
+from harness_ray.actor import ActorSpec, ReviewBlocks
+from harness_ray.blocks import count_records, read_records, to_decisions
+
+NO_RAY = "--engine ray needs Ray: pip install 'review-harness[ray]'"
+PASSED_ENV = ("HARNESS_", "OPENAI_", "ANTHROPIC_")
+"""Environment variables handed to a remote cluster's actors (judge keys and endpoints)."""
+CONNECT_TIMEOUT_S = 5.0
+BLOCK_BYTES_MIN = 16 * 1024
+BLOCK_ROW_OVERHEAD = 32
+"""Bytes a record costs in a block beyond its payload (seq, source, skip)."""
+
+Batches = Callable[[dict[int, set[int]]], Iterator[list[Finished]]]
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line :class:`UsageError` saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray Data is part of the engine
+    except ImportError as exc:
+        raise UsageError(f"{NO_RAY} ({exc})") from None
+    return ray
+
+
+def check_reachable(address: str) -> None:
+    """A one-line error now, rather than Ray's long retries, when nothing listens at ADDR."""
+    host_port = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT "
+                         "or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: "
+                         f"{exc.strerror or exc}") from None
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Connect to ``address`` (or start a local instance); ``True`` if this call started Ray
+    (an already connected process, a notebook or a test, keeps its connection)."""
+    if ray.is_initialized():
+        return False
+    if address and address != "auto":
+        check_reachable(address)
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
+                               "configure_logging": True}
+    if address:
+        env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV)}
+        options["runtime_env"] = {"env_vars": env}
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        message = " ".join(str(exc).split())[:300]
+        raise UsageError(f"cannot connect to {where}: {message}") from None
+    return True
+
+
+def start_ray(engine: Engine, inputs: list[str], *, address: str | None = None,
+              actors: int | None = None, batch_size: int = 1024) -> Batches:
+    """Connect to Ray and return ``batches(done)`` for :func:`harness.api.run`."""
+    ray = import_ray()
+    started = connect(ray, address)
+    files = [(str(Path(p).resolve()), os.fspath(p)) for p in inputs]
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    size = actors or max(1, cpus)
+    spec = ActorSpec(suite=engine.suite, plugins_dir=engine.registry.plugins_dir,
+                     judge=engine.judge, all_criteria=engine.all_criteria,
+                     cache_dir=str(engine.cache_dir.resolve()) if engine.cache_dir else None,
+                     input_format=engine.input_format, max_in_flight=engine.max_in_flight,
+                     actors=size, cwd=os.getcwd())
+
+    def batches(done: dict[int, set[int]]) -> Iterator[list[Finished]]:
+        try:
+            yield from _review(ray, spec, files, done, size, batch_size)
+        finally:
+            if started:
+                ray.shutdown()
+
+    return batches
+
+
+def _review(ray: Any, spec: ActorSpec, files: list[tuple[str, str]], done: dict[int, set[int]],
+            actors: int, batch_size: int) -> Iterator[list[Finished]]:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # harness draws its own bar, from the decisions
+    context.print_on_execution_start = False
+    context.execution_options.preserve_order = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    firsts, record_bytes = _first_seqs(ray, files)
+    # Ray Data merges what a read task yields into blocks of this size: about batch_size
+    # records each, so that every actor gets blocks to review
+    context.target_max_block_size = max(BLOCK_BYTES_MIN, int(record_bytes * batch_size))
+    dataset = ray.data.read_datasource(
+        InputFiles(files, firsts, done, batch_size), override_num_blocks=len(files),
+        num_cpus=0)  # reading is light: the CPUs go to the actors
+    dataset = dataset.map_batches(
+        ReviewBlocks, fn_constructor_kwargs={"spec": spec},
+        compute=ray.data.ActorPoolStrategy(size=actors), batch_size=None,
+        batch_format="pyarrow", num_cpus=1)
+    try:
+        for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            yield to_decisions(block)
+    except Exception as exc:  # noqa: BLE001 - re-raised as what the core knows
+        raise _as_core_error(ray, exc) from exc
+
+
+def _first_seqs(ray: Any, files: list[tuple[str, str]]) -> tuple[list[int], float]:
+    """Where each file's records start in the run's numbering, and the mean size of a record
+    (counted by Ray tasks, one per file, with the core's reader)."""
+    counter = ray.remote(num_cpus=0)(count_records)
+    counts = ray.get([counter.remote(path) for path, _ in files])
+    firsts = [0]
+    for records, _ in counts[:-1]:
+        firsts.append(firsts[-1] + records)
+    records = sum(c for c, _ in counts)
+    return firsts, sum(b for _, b in counts) / max(1, records) + BLOCK_ROW_OVERHEAD
+
+
+def _as_core_error(ray: Any, exc: BaseException) -> BaseException:
+    """What stops a local run stops a Ray run the same way: a judge down, a suite error."""
+    seen: BaseException | None = exc
+    stop = unavailable_errors()
+    while seen is not None:
+        if stop and isinstance(seen, stop) or isinstance(seen, SuiteError):
+            return seen
+        if isinstance(seen, ray.exceptions.ActorDiedError | ray.exceptions.RaySystemError):
+            return BrokenProcessPool(f"a Ray actor died: {seen}")
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return exc
+
+
+class InputFiles:
+    """A Ray Data datasource: one read task per input file, blocks of records numbered as the
+    local engine numbers them (built lazily below, so that Ray Data is imported only here)."""
+
+    def __new__(cls, files: list[tuple[str, str]], firsts: list[int], done: dict[int, set[int]],
+                rows: int) -> Any:
+        from ray.data.block import BlockMetadata
+        from ray.data.datasource import Datasource, ReadTask
+
+        class _InputFiles(Datasource):
+            def estimate_inmemory_data_size(self) -> int | None:
+                return sum(os.path.getsize(f) for f, _ in files if os.path.exists(f)) or None
+
+            def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                               data_context: Any = None) -> list[ReadTask]:
+                tasks = []
+                for n, ((path, given), first) in enumerate(zip(files, firsts, strict=True)):
+                    end = firsts[n + 1] if n + 1 < len(firsts) else None
+                    mine = _slice(done, first, end)
+                    meta = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
+                                         input_files=(path,))
+                    tasks.append(ReadTask(_reader(path, given, first, mine, rows), meta))
+                return tasks
+
+        return _InputFiles()
+
+
+def _slice(done: dict[int, set[int]], first: int, end: int | None) -> dict[int, set[int]]:
+    keys = sorted(done)
+    lo = bisect.bisect_left(keys, first)
+    hi = len(keys) if end is None else bisect.bisect_left(keys, end)
+    return {k: done[k] for k in keys[lo:hi]}
+
+
+def _reader(path: str, given: str, first: int, done: dict[int, set[int]],
+            rows: int) -> Callable[..., Any]:
+    return lambda: read_records(path, given, first, done, rows)
