@@ -113,3 +113,24 @@ class Tallies(dict[str, CriterionTally]):
     def row(self, name: str) -> dict[str, Any]:
         """The tally of ``name`` as a dict (all zero when it has no verdict)."""
         return (self[name] if name in self else CriterionTally()).as_dict()
+
+
+def reliability(tally: CriterionTally) -> str | None:
+    """A one-line note of what the verdicts' details say about their reliability (panel
+    agreement, abstentions, repeat stability, position bias), or None when they say nothing."""
+    row = tally.as_dict()
+    parts = []
+    agreement = row.get("agreement")
+    if agreement:
+        kappa, alpha = agreement["fleiss_kappa"], agreement["krippendorff_alpha"]
+        parts.append("agreement: Fleiss κ " + ("n/a" if kappa is None else f"{kappa:.2f}")
+                     + ", Krippendorff α " + ("n/a" if alpha is None else f"{alpha:.2f}"))
+    if row.get("abstained"):
+        parts.append(f"{row['abstained']} abstained")
+    if row.get("mean_stability") is not None:
+        parts.append(f"mean stability {row['mean_stability']:.2f}")
+    bias = row.get("position_bias")
+    if bias:
+        parts.append(f"position bias {bias['rate']:.0%} ({bias['order_dependent']} of "
+                     f"{bias['pairs']} pairs)")
+    return "; ".join(parts) or None

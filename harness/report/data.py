@@ -13,7 +13,7 @@ from typing import Any
 from harness.judges.records import judge_label
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
-from harness.tally import CriterionTally
+from harness.tally import CriterionTally, reliability
 
 DEFAULT_SAMPLE = 50
 """Transcripts kept per (criterion, outcome) and per decision outcome."""
@@ -100,7 +100,7 @@ class _CriterionStats:
         """The judges that ran (from the verdicts' details), in order of first appearance."""
 
     def add(self, v: dict[str, Any]) -> None:
-        self.tally.add(v["outcome"], v["score"])
+        self.tally.add(v["outcome"], v["score"], v.get("details"))
         if v["outcome"] == "skipped":
             return
         ran = judge_label(v.get("details") or {})
@@ -132,6 +132,7 @@ class _CriterionStats:
             "pass_rate": self.tally.pass_rate,
             "ci": wilson(c["pass"], decided),
             "mean_score": self.tally.mean_score,
+            "reliability": reliability(self.tally),
             "score_hist": self.scores,
             "latency_p50": self.latency.quantile(50), "latency_p95": self.latency.quantile(95),
             "latency_exact": self.latency.exact,

@@ -189,13 +189,15 @@ def test_summary_reports_agreement_and_abstentions(tmp_path: Path, server: ChatS
         {"role": "user", "content": "Help me."}, {"role": "assistant", "content": a}]}) + "\n"
         for i, a in enumerate(answers)))
     path = judges_suite(tmp_path, server, "unanimous", "abstain")
-    summary = harness.run(path, inputs, tmp_path / "run", workers=1, report=False)
+    summary = harness.run(path, inputs, tmp_path / "run", workers=1)
     row = summary["criteria"]["panel"]
     assert (row["pass"], row["fail"], row["skipped"], row["abstained"]) == (1, 1, 2, 2)
     assert row["agreement"]["fleiss_kappa"] == pytest.approx(1 / 3)
     assert row["agreement"]["krippendorff_alpha"] == pytest.approx(28 / 72)
     assert row["agreement"]["units"] == 4 and row["agreement"]["raters"] == 3
     assert summary["passed"] == 3  # the two abstentions decide nothing; the gate passes
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "agreement: Fleiss κ 0.33, Krippendorff α 0.39; 2 abstained" in report
 
 
 def test_agreement_with_missing_ratings():
