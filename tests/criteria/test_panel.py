@@ -17,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
 from chat_server import ChatServer  # noqa: E402
 
 import harness  # noqa: E402
-from harness import Engine, Message, SuiteError, Transcript  # noqa: E402
+from harness import Engine, Message, SuiteError, Transcript, Verdict  # noqa: E402
 from harness.agreement import Agreement  # noqa: E402
 from harness.export import export_run  # noqa: E402
 from harness.judges.cache import JudgeCache  # noqa: E402
 from harness.plugins import get_registry  # noqa: E402
+from harness_criteria.panel import Panel, combine  # noqa: E402
 
 
 def answer_of(request: dict[str, Any]) -> str:
@@ -245,7 +246,8 @@ def test_repeats_record_stability_in_distinct_cache_entries(tmp_path: Path, serv
         pytest.approx(2 / 3)
 
 
-def test_export_min_stability_keeps_unstable_verdicts_out(tmp_path: Path, server: ChatServer):
+def test_export_min_stability_keeps_unstable_verdicts_out(tmp_path: Path, server: ChatServer,
+                                                          cli: Any):
     def reply(request: dict[str, Any]) -> str:  # "wobbly" answers get one dissenting repeat
         wobbly = "wobbly" in answer_of(request) and request.get("seed") == 2
         return f"ok\nVERDICT: {'FAIL' if wobbly else 'PASS'}"
@@ -266,7 +268,27 @@ def test_export_min_stability_keeps_unstable_verdicts_out(tmp_path: Path, server
     assert summary["passed"] == 2
     assert summary["criteria"]["judged"]["mean_stability"] == pytest.approx((1 + 2 / 3) / 2)
     out = tmp_path / "train.jsonl"
-    result = export_run(tmp_path / "run", out, "openai", {"min_stability": 0.9})
+    code, stdout, err = cli("export", tmp_path / "run", "-o", out, "--min-stability", "0.9")
+    assert code == 0, err
     kept = [json.loads(line)["metadata"]["transcript_id"] for line in out.open()]
     assert kept == ["steady"]
-    assert result["dropped"] == {"stability below 0.9": 1}
+    assert "stability below 0.9 1" in stdout
+    everything = export_run(tmp_path / "run", tmp_path / "all.jsonl", "openai", {})
+    assert everything["kept"] == 2
+
+
+def test_combine_leaves_abstaining_members_out():
+    def v(outcome: str, **details: Any) -> Verdict:
+        return Verdict(outcome=outcome, score={"pass": 1.0, "fail": 0.0}.get(outcome),
+                       details=details)
+
+    abstain = v("skipped", abstained=True)
+    majority = Panel(aggregate="majority", on_disagreement="error")
+    assert combine(majority, [("a", v("pass")), ("b", abstain), ("c", v("fail"))]).outcome \
+        == "error"  # 1 against 1: a disagreement
+    assert combine(majority, [("a", v("pass")), ("b", abstain), ("c", v("pass"))]).outcome \
+        == "pass"
+    nobody = combine(majority, [("a", abstain), ("b", abstain)])
+    assert nobody.outcome == "skipped" and nobody.details["abstained"] is True
+    stable = combine(majority, [("a", v("pass", stability=0.6)), ("b", v("pass", stability=1))])
+    assert stable.details["stability"] == 0.6  # the least stable member's
