@@ -273,3 +273,22 @@ def judge_agreement(run_dir: Path, names: list[str]) -> dict[str, dict[str, Any]
         if found:
             out[name] = found
     return out
+
+
+def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
+    """``RUN_DIR/calibration.json`` as the report shows it: None when there is none;
+    ``stale`` is true when the run changed since (re-run or resumed)."""
+    run_dir = Path(run_dir)
+    try:
+        result = json.loads((run_dir / CALIBRATION_FILE).read_text(encoding="utf-8"))
+        stamp = result["run"]["journal"]
+        rows = result["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(rows, list):
+        return None
+    try:
+        result["stale"] = stamp != journal_stamp(run_dir)
+    except OSError:
+        result["stale"] = True
+    return result

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.calibrate.compare import read_calibration
 from harness.judges.records import judge_label
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
@@ -206,4 +207,5 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
                        for k, v in sorted(reservoirs.samples.items())},
         },
         "transcripts": [compacted[k] for k in sorted(compacted)],
+        "calibration": read_calibration(run_dir),
     }

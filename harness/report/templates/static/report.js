@@ -38,6 +38,109 @@
     return (x === null || x === undefined) ? "–" : Number(x).toFixed(digits);
   }
 
+  /* Reviewer marks: each verdict and decision can be marked right or wrong (an error or a
+     skipped verdict: should pass / should fail), with a note. Marks live in memory and, when
+     the browser allows it, in localStorage under this run's key; "export labels" downloads
+     them as the labels JSONL that `harness calibrate` reads (a label is the right outcome). */
+  var MARKS_KEY = "harness-marks:" + data.run.dir + "|" + (data.run.started || "");
+  var marks = loadMarks();
+  var markViews = [];
+
+  function loadMarks() {
+    try {
+      var stored = JSON.parse(window.localStorage.getItem(MARKS_KEY) || "{}");
+      return (stored && typeof stored === "object" && !Array.isArray(stored)) ? stored : {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function markKey(tid, criterion, index) {
+    return JSON.stringify([tid, criterion, index]);
+  }
+
+  function labelOf(m) {
+    if (m.mark === "right") { return m.harness; }
+    if (m.mark === "wrong") { return m.harness === "pass" ? "fail" : "pass"; }
+    return m.mark;  /* "pass" or "fail", said of an error or skipped outcome */
+  }
+
+  function marksChanged() {
+    try { window.localStorage.setItem(MARKS_KEY, JSON.stringify(marks)); } catch (e) { /* memory only */ }
+    var n = Object.keys(marks).length;
+    var count = byId("marks-count");
+    count.textContent = n ? n + (n === 1 ? " mark" : " marks") : "no marks yet";
+    count.setAttribute("data-count", String(n));
+    byId("marks-export").disabled = !n;
+    byId("marks-clear").disabled = !n;
+    markViews = markViews.filter(function (refresh) { return refresh(); });
+  }
+
+  /* The right/wrong buttons and note of one verdict (criterion) or decision (criterion null). */
+  function markControl(t, criterion, index, outcome) {
+    var node = clone("tpl-mark");
+    var key = markKey(t.id, criterion, index);
+    var judged = outcome === "pass" || outcome === "fail";
+    var choices = judged ? [["right", "✓ right"], ["wrong", "✗ wrong"]]
+      : [["pass", "should pass"], ["fail", "should fail"]];
+    var what = criterion === null ? "decision " + outcome : outcome;
+    setField(node, "question", judged ? "Is " + what + " right?" : what + ":");
+    var buttons = node.querySelectorAll(".mark-btn");
+    var note = node.querySelector(".mark-note");
+    Array.prototype.forEach.call(buttons, function (button, i) {
+      button.textContent = choices[i][1];
+      button.addEventListener("click", function () {
+        var current = marks[key];
+        if (current && current.mark === choices[i][0]) {
+          delete marks[key];
+        } else {
+          marks[key] = { transcript_id: t.id, criterion: criterion, message_index: index,
+                         harness: outcome, mark: choices[i][0], note: note.value };
+        }
+        marksChanged();
+      });
+    });
+    note.addEventListener("input", function () {
+      if (marks[key]) { marks[key].note = note.value; marksChanged(); }
+    });
+    function refresh() {
+      var m = marks[key];
+      Array.prototype.forEach.call(buttons, function (button, i) {
+        button.setAttribute("aria-pressed", m && m.mark === choices[i][0] ? "true" : "false");
+      });
+      if (m && document.activeElement !== note) { note.value = m.note || ""; }
+      return node.isConnected;  /* a view no longer on the page is dropped */
+    }
+    refresh();
+    markViews.push(refresh);
+    return node;
+  }
+
+  function marksOf(t) {
+    return Object.keys(marks).filter(function (k) { return marks[k].transcript_id === t.id; }).length;
+  }
+
+  function exportLabels() {
+    var lines = Object.keys(marks).sort().map(function (k) {
+      var m = marks[k];
+      var record = { transcript_id: m.transcript_id, label: labelOf(m) };
+      if (m.criterion !== null) { record.criterion = m.criterion; }
+      if (m.message_index !== null && m.message_index !== undefined) { record.message_index = m.message_index; }
+      record.mark = m.mark;
+      record.harness = m.harness;
+      if (m.note) { record.note = m.note; }
+      return JSON.stringify(record);
+    });
+    var blob = new Blob([lines.join("\n") + "\n"], { type: "application/x-ndjson" });
+    var link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = "labels.jsonl";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    window.setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
+  }
+
   function haystack(t) {
     if (t._haystack === undefined) {
       var parts = [t.id, t.source, t.metadata];
@@ -128,6 +231,12 @@
     if (v.cost_usd !== null && v.cost_usd !== undefined) { numbers.push("$" + fmt(v.cost_usd, 5)); }
     setField(node, "numbers", numbers.join(" · "));
     setField(node, "explanation", v.explanation);
+    if (v.kind === "input") {
+      slot(node, "mark").hidden = true;
+    } else {
+      slot(node, "mark").appendChild(markControl(t, v.criterion,
+        v.message_index === undefined ? null : v.message_index, v.outcome));
+    }
     var list = slot(node, "evidence");
     v.evidence.forEach(function (e) {
       var m = t.messages[e[0]];
@@ -153,10 +262,17 @@
       .concat(t.errored.map(function (n) { return "⚠ " + n; }));
     setField(node, "failed", problems.join("  "));
     setField(node, "score", t.score === null ? null : "score " + fmt(t.score, 3));
+    var marked = node.querySelector('[data-field="marks"]');
+    markViews.push(function () {
+      var n = marksOf(t);
+      marked.textContent = n ? "✎ " + n + (n === 1 ? " mark" : " marks") : "";
+      return node.isConnected;
+    });
     var filled = false;
     node.addEventListener("toggle", function () {
       if (!node.open || filled) { return; }
       filled = true;
+      slot(node, "decision-mark").appendChild(markControl(t, null, null, t.outcome));
       var messages = slot(node, "messages");
       if (!t.messages.length) { messages.appendChild(el("p", "muted", "The record could not be read: no messages.")); }
       t.messages.forEach(function (m, i) { messages.appendChild(renderMessage(t, m, i)); });
@@ -189,6 +305,7 @@
     byId("page-info").textContent = "page " + (state.page + 1) + " of " + pages;
     byId("page-prev").disabled = state.page === 0;
     byId("page-next").disabled = state.page >= pages - 1;
+    marksChanged();
   }
 
   function update() {
@@ -205,6 +322,13 @@
   byId("controls").addEventListener("submit", function (e) { e.preventDefault(); });
   byId("page-prev").addEventListener("click", function () { state.page -= 1; render(); });
   byId("page-next").addEventListener("click", function () { state.page += 1; render(); });
+  byId("marks-export").addEventListener("click", exportLabels);
+  byId("marks-clear").addEventListener("click", function () {
+    if (window.confirm("Remove every mark of this run from this browser?")) {
+      marks = {};
+      marksChanged();
+    }
+  });
   update();
   document.body.setAttribute("data-ready", "1");
 })();
