@@ -185,3 +185,17 @@ def test_the_command(tmp_path: Path, models: Models, capsys: pytest.CaptureFixtu
     assert "--resume" in capsys.readouterr().err
     assert main(["correct", str(run), "-o", str(tmp_path / "x"), "--generator", "nope"]) == 2
     assert "PREFIX/MODEL" in capsys.readouterr().err
+
+
+def test_a_failed_generator_call_is_an_error_retried_on_resume(
+        tmp_path: Path, models: Models) -> None:
+    run = reviewed(tmp_path, models, supervisor=False)
+    out = tmp_path / "corrected"
+    models.server.fail_first(4, status=400)  # not retryable: each call fails for good
+    summary = correct_run(run, out, CorrectOptions(report=False))
+    assert (summary["corrections"]["error"], summary["corrections"]["corrected"]) == (4, 0)
+    assert "HTTP 400" in progress(out)["corrected-product"]["reason"]
+    assert set(inputs(out)) == {"clean", "clean-again"}
+
+    again = correct_run(run, out, CorrectOptions(resume=True, report=False))
+    assert (again["corrections"]["error"], again["corrections"]["corrected"]) == (0, 4)
