@@ -3,7 +3,7 @@
 Two training examples are duplicates when their content is the same: for chat examples, the
 messages as trained on (role, content, name, tool calls, and each assistant turn's weight, 1
 when not set), compared as canonical JSON (key order does not matter). The first is kept. A set
-of 128-bit digests remembers what was written (16 bytes of digest per example).
+of 128-bit digests remembers what was written: about 80 MB per million distinct examples.
 """
 
 from __future__ import annotations
