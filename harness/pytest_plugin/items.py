@@ -10,6 +10,7 @@ import pytest
 from harness.engine import INPUT_CRITERION, aggregate
 from harness.models import InputError, Transcript, Verdict
 from harness.plugins import PluginError
+from harness.policy import decide, weighted_mean
 from harness.pytest_plugin.corpus import Record, param_id
 from harness.pytest_plugin.render import describe, safe
 from harness.suite import SuiteError
@@ -89,7 +90,13 @@ class ReviewItem(pytest.Item):
 
 
 class TranscriptItem(ReviewItem):
-    """One criterion of the suite on one transcript."""
+    """One criterion of the suite on one transcript.
+
+    A gate's item fails when the gate does. A non-gate criterion's item follows the decision
+    policy instead: it reports its score and fails only when the transcript fails the suite's
+    ``threshold`` and this criterion's score is below it (one that pulled the mean down); an
+    error fails it either way (fail-closed).
+    """
 
     def runtest(self) -> None:
         review = review_of(self)
@@ -98,13 +105,38 @@ class TranscriptItem(ReviewItem):
         assert isinstance(record, Transcript)
         verdicts = review.runner().verdicts(self.criterion, [record])[0]
         self.harness_verdicts = verdicts
-        outcome, _ = aggregate(verdicts)
-        if outcome == "pass":
-            return
+        outcome, score = aggregate(verdicts)
         if outcome == "skipped":
             pytest.skip(safe(verdicts[0].explanation if verdicts else "skipped", 300))
-        raise VerdictFailure(describe(self.criterion, spec["kind"], outcome, record.id,
-                                      record.source, verdicts))
+        if spec["gate"] or outcome == "error":
+            if outcome == "pass":
+                return
+            raise VerdictFailure(describe(self.criterion, spec["kind"], outcome, record.id,
+                                          record.source, verdicts))
+        why = self._policy_failure(review, record, score)
+        if why is not None:
+            raise VerdictFailure(describe(self.criterion, spec["kind"], outcome, record.id,
+                                          record.source, verdicts) + "\n" + why)
+
+    def _policy_failure(self, review: ReviewPlugin, record: Transcript,
+                        score: float | None) -> str | None:
+        """Why the decision policy fails ``record`` through this non-gate criterion, if it
+        does: the non-gate mean is below the suite's threshold, and so is this score."""
+        engine = review.engine()
+        threshold = engine.suite.threshold
+        if threshold is None or score is None or score >= threshold:
+            return None  # this criterion cannot be what fails the transcript
+        runner = review.runner()
+        verdicts = [v for c in engine.criteria for v in runner.verdicts(c.name, [record])[0]]
+        decision = decide(record, verdicts, [c.spec for c in engine.criteria], threshold)
+        if decision.failed != ["threshold"]:
+            return None  # passed, or failed by a gate (whose own item fails)
+        non_gates = [c.spec for c in engine.criteria if not c.spec.gate]
+        mean = weighted_mean((aggregate([v for v in verdicts if v.criterion == s.name])[1],
+                              s.weight) for s in non_gates)
+        shown = "none" if mean is None else f"{mean:.3f}"
+        return (f"  the transcript fails the suite threshold {threshold:g}: the non-gate mean "
+                f"is {shown}, and this score {score:.3f} is below it")
 
 
 class InputItem(ReviewItem):
