@@ -37,9 +37,13 @@ def _positive(value: str) -> int:
 
 
 def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
+    from harness.inputs import resolve_inputs
     from harness_ray.driver import start_ray
 
-    return start_ray(engine, inputs, address=getattr(args, "ray_address", None),
+    sources = getattr(args, "sources", None) or resolve_inputs(
+        inputs, messages_column=getattr(args, "messages_column", "messages"))
+    return start_ray(engine, sources, limit=getattr(args, "limit", None),
+                     address=getattr(args, "ray_address", None),
                      actors=getattr(args, "ray_actors", None),
                      batch_size=getattr(args, "ray_batch_size", 1024))
 

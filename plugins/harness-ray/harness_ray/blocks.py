@@ -8,13 +8,15 @@ errored, line)`` where ``line`` is the decision's journal JSON.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
 
-from harness.stages import Entry, Finished, iter_raw
+from harness.inputs import Source
+from harness.stages import Entry, Finished
 
 RECORDS = pa.schema([("seq", pa.int64()), ("source", pa.string()), ("payload", pa.binary()),
                      ("skip", pa.list_(pa.int64()))])
@@ -23,16 +25,17 @@ DECISIONS = pa.schema([("seq", pa.int64()), ("sub", pa.int64()), ("outcome", pa.
                        ("line", pa.binary())])
 
 
-def read_records(path: str, given: str, first_seq: int, done: Mapping[int, Iterable[int]],
-                 rows: int) -> Iterator[pa.Table]:
-    """Blocks of ``rows`` records of one input file (read at ``path``, named as ``given`` on
-    the command line, as a local run names it), numbered from ``first_seq`` (the record's
-    position in the run's inputs), each with the indexes of its transcripts already decided."""
+def read_records(source: Source, first_seq: int, done: Mapping[int, Iterable[int]], rows: int,
+                 limit: int | None = None) -> Iterator[pa.Table]:
+    """Blocks of ``rows`` records of one input, numbered from ``first_seq`` (the record's
+    position in the run's inputs, :func:`harness.inputs.iter_entries`' numbering) up to
+    ``limit``, each with the indexes of its transcripts already decided."""
     columns: dict[str, list[Any]] = {name: [] for name in RECORDS.names}
-    for seq, (source, raw) in enumerate(iter_raw(path), first_seq):
+    for seq, (position, raw) in enumerate(source.records(), first_seq):
+        if limit is not None and seq >= limit:
+            break
         columns["seq"].append(seq)
-        columns["source"].append(given + source[len(path):] if source.startswith(path)
-                                 else source)
+        columns["source"].append(position)
         columns["payload"].append(pickle.dumps(raw, protocol=5))
         columns["skip"].append(sorted(done.get(seq, ())))
         if len(columns["seq"]) >= rows:
@@ -67,11 +70,13 @@ def to_decisions(block: pa.Table) -> list[Finished]:
                    data["line"], strict=True)]
 
 
-def count_records(path: str) -> tuple[int, int]:
-    """Records of one input file, as the core's reader counts them (exactly), and their size
-    in bytes as they travel in a block."""
-    records = size = 0
-    for _, raw in iter_raw(path):
-        records += 1
-        size += len(raw) if isinstance(raw, bytes) else len(pickle.dumps(raw, protocol=5))
-    return records, size
+SAMPLE_RECORDS = 200
+
+
+def measure(source: Source) -> tuple[int, float]:
+    """How many records one input holds (exactly, as :meth:`Source.records` yields them) and
+    the mean size in bytes of its first ones as they travel in a block."""
+    sizes = []
+    for _, raw in itertools.islice(source.records(), SAMPLE_RECORDS):
+        sizes.append(len(raw) if isinstance(raw, bytes) else len(pickle.dumps(raw, protocol=5)))
+    return source.count(), sum(sizes) / max(1, len(sizes))

@@ -12,15 +12,15 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import Any
 
 from harness.engine import Engine, unavailable_errors
 from harness.errors import UsageError
+from harness.inputs import Source
 from harness.stages import Finished
 from harness.suite import SuiteError
 from harness_ray.actor import ActorSpec, ReviewBlocks
-from harness_ray.blocks import count_records, read_records, to_decisions
+from harness_ray.blocks import measure, read_records, to_decisions
 
 NO_RAY = "--engine ray needs Ray: pip install 'review-harness[ray]'"
 PASSED_ENV = ("HARNESS_", "OPENAI_", "ANTHROPIC_")
@@ -78,12 +78,12 @@ def connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def start_ray(engine: Engine, inputs: list[str], *, address: str | None = None,
-              actors: int | None = None, batch_size: int = 1024) -> Batches:
+def start_ray(engine: Engine, sources: list[Source], *, limit: int | None = None,
+              address: str | None = None, actors: int | None = None,
+              batch_size: int = 1024) -> Batches:
     """Connect to Ray and return ``batches(done)`` for :func:`harness.api.run`."""
     ray = import_ray()
     started = connect(ray, address)
-    files = [(str(Path(p).resolve()), os.fspath(p)) for p in inputs]
     cpus = int(ray.cluster_resources().get("CPU", 1))
     size = actors or max(1, cpus)
     spec = ActorSpec(suite=engine.suite, plugins_dir=engine.registry.plugins_dir,
@@ -94,7 +94,7 @@ def start_ray(engine: Engine, inputs: list[str], *, address: str | None = None,
 
     def batches(done: dict[int, set[int]]) -> Iterator[list[Finished]]:
         try:
-            yield from _review(ray, spec, files, done, size, batch_size)
+            yield from _review(ray, spec, sources, done, size, batch_size, limit)
         finally:
             if started:
                 ray.shutdown()
@@ -102,8 +102,8 @@ def start_ray(engine: Engine, inputs: list[str], *, address: str | None = None,
     return batches
 
 
-def _review(ray: Any, spec: ActorSpec, files: list[tuple[str, str]], done: dict[int, set[int]],
-            actors: int, batch_size: int) -> Iterator[list[Finished]]:
+def _review(ray: Any, spec: ActorSpec, sources: list[Source], done: dict[int, set[int]],
+            actors: int, batch_size: int, limit: int | None) -> Iterator[list[Finished]]:
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -111,13 +111,13 @@ def _review(ray: Any, spec: ActorSpec, files: list[tuple[str, str]], done: dict[
     context.print_on_execution_start = False
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    firsts, record_bytes = _first_seqs(ray, files)
+    firsts, record_bytes = _first_seqs(ray, sources)
     # Ray Data merges what a read task yields into blocks of this size: about batch_size
     # records each, so that every actor gets blocks to review
     context.target_max_block_size = max(BLOCK_BYTES_MIN, int(record_bytes * batch_size))
-    dataset = ray.data.read_datasource(
-        InputFiles(files, firsts, done, batch_size), override_num_blocks=len(files),
-        num_cpus=0)  # reading is light: the CPUs go to the actors
+    reads = InputFiles(sources, firsts, done, batch_size, limit)
+    dataset = ray.data.read_datasource(reads, override_num_blocks=len(sources),
+                                       num_cpus=0)  # reading is light: the CPUs go to actors
     dataset = dataset.map_batches(
         ReviewBlocks, fn_constructor_kwargs={"spec": spec},
         compute=ray.data.ActorPoolStrategy(size=actors), batch_size=None,
@@ -129,16 +129,16 @@ def _review(ray: Any, spec: ActorSpec, files: list[tuple[str, str]], done: dict[
         raise _as_core_error(ray, exc) from exc
 
 
-def _first_seqs(ray: Any, files: list[tuple[str, str]]) -> tuple[list[int], float]:
-    """Where each file's records start in the run's numbering, and the mean size of a record
-    (counted by Ray tasks, one per file, with the core's reader)."""
-    counter = ray.remote(num_cpus=0)(count_records)
-    counts = ray.get([counter.remote(path) for path, _ in files])
+def _first_seqs(ray: Any, sources: list[Source]) -> tuple[list[int], float]:
+    """Where each input's records start in the run's numbering, and the mean size of a record
+    in a block (measured by Ray tasks, one per input, with the core's reader)."""
+    measured = ray.get([ray.remote(num_cpus=0)(measure).remote(s) for s in sources])
     firsts = [0]
-    for records, _ in counts[:-1]:
+    for records, _ in measured[:-1]:
         firsts.append(firsts[-1] + records)
-    records = sum(c for c, _ in counts)
-    return firsts, sum(b for _, b in counts) / max(1, records) + BLOCK_ROW_OVERHEAD
+    total = sum(records for records, _ in measured)
+    size = sum(records * mean for records, mean in measured) / max(1, total)
+    return firsts, size + BLOCK_ROW_OVERHEAD
 
 
 def _as_core_error(ray: Any, exc: BaseException) -> BaseException:
@@ -155,27 +155,29 @@ def _as_core_error(ray: Any, exc: BaseException) -> BaseException:
 
 
 class InputFiles:
-    """A Ray Data datasource: one read task per input file, blocks of records numbered as the
-    local engine numbers them (built lazily below, so that Ray Data is imported only here)."""
+    """A Ray Data datasource: one read task per input, blocks of records numbered as the local
+    engine numbers them (the class is built on first use: Ray Data is imported only here)."""
 
-    def __new__(cls, files: list[tuple[str, str]], firsts: list[int], done: dict[int, set[int]],
-                rows: int) -> Any:
+    def __new__(cls, sources: list[Source], firsts: list[int], done: dict[int, set[int]],
+                rows: int, limit: int | None = None) -> Any:
         from ray.data.block import BlockMetadata
         from ray.data.datasource import Datasource, ReadTask
 
         class _InputFiles(Datasource):
             def estimate_inmemory_data_size(self) -> int | None:
-                return sum(os.path.getsize(f) for f, _ in files if os.path.exists(f)) or None
+                return None
 
             def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                                data_context: Any = None) -> list[ReadTask]:
                 tasks = []
-                for n, ((path, given), first) in enumerate(zip(files, firsts, strict=True)):
+                for n, (source, first) in enumerate(zip(sources, firsts, strict=True)):
+                    if limit is not None and first >= limit:
+                        break
                     end = firsts[n + 1] if n + 1 < len(firsts) else None
-                    mine = _slice(done, first, end)
                     meta = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
-                                         input_files=(path,))
-                    tasks.append(ReadTask(_reader(path, given, first, mine, rows), meta))
+                                         input_files=(source.name,))
+                    read = _reader(source, first, _slice(done, first, end), rows, limit)
+                    tasks.append(ReadTask(read, meta))
                 return tasks
 
         return _InputFiles()
@@ -188,6 +190,6 @@ def _slice(done: dict[int, set[int]], first: int, end: int | None) -> dict[int, 
     return {k: done[k] for k in keys[lo:hi]}
 
 
-def _reader(path: str, given: str, first: int, done: dict[int, set[int]],
-            rows: int) -> Callable[..., Any]:
-    return lambda: read_records(path, given, first, done, rows)
+def _reader(source: Source, first: int, done: dict[int, set[int]], rows: int,
+            limit: int | None) -> Callable[..., Any]:
+    return lambda: read_records(source, first, done, rows, limit)
