@@ -17,7 +17,7 @@ from harness.engine import (
     default_workers,
     unavailable_errors,
 )
-from harness.inputs import parse_record, read_transcripts
+from harness.inputs import Source, iter_entries, parse_record, read_transcripts, resolve_inputs
 from harness.judges.budget import limit_cost
 from harness.models import Decision, InputError, Transcript
 from harness.outputs import finalize
@@ -46,8 +46,8 @@ def iter_items(
                 yield parsed
             else:
                 yield from parsed
-        elif isinstance(item, str | Path):
-            yield from read_transcripts([item], registry.formats, input_format)
+        elif isinstance(item, str | Path | Source):  # a file, folder, glob or URL
+            yield from read_transcripts(resolve_inputs([item]), registry.formats, input_format)
         else:
             yield InputError(source=f"<record {n}>",
                              reason=f"expected a Transcript, a record or a path, got "
@@ -128,7 +128,10 @@ def run(
     retry_errors: bool = True,
     max_error_rate: float | None = None,
     total: int | None = None,
+    batches: Batches | None = None,
     max_cost: float | None = None,
+    limit: int | None = None,
+    messages_column: str = "messages",
 ) -> dict[str, Any]:
     """Review every input file into ``run_dir`` (journaled, resumable); return the summary.
 
@@ -141,11 +144,18 @@ def run(
     ``total`` transcripts); ``stop_reason`` says why, and ``resume=True`` goes on from there.
     With ``report`` (the default), ``run_dir/report.html`` is written after the run files; a
     report that cannot be built is logged and leaves the run's results intact.
+    ``batches(done)`` decides the records (default: :func:`local_batches`, in this process);
+    an execution engine plugin gives its own (the ``register_engines`` hook).
     ``max_cost`` (USD) stops the run once its judge calls cost that much (``--max-cost``:
     the state is ``stopped``, ``resume=True`` goes on with a new budget); ``ValueError`` when
     a judge has no prices.
+    ``inputs`` are files, folders, globs or URLs (:func:`harness.inputs.resolve_inputs`);
+    ``limit`` reviews only the first ``limit`` records of them (a resumed run goes on up to its
+    own ``limit``, or to the end without one); ``messages_column`` names the Parquet/Arrow
+    column holding the chat.
     """
-    paths = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    paths = [inputs] if isinstance(inputs, str | Path | Source) else list(inputs)
+    reading = {"limit": limit, "messages_column": messages_column}
     if isinstance(suite, Engine):
         given = {k for k, v in {"registry": registry, "plugins_dir": plugins_dir, "judge": judge,
                                 "all_criteria": all_criteria, "cache_dir": cache_dir,
@@ -156,55 +166,68 @@ def run(
                             "pass a suite instead, or set them on the Engine")
         limit_cost(suite.context, max_cost)
         return _run_with(suite, paths, run_dir, resume, overwrite, input_format, on_decision,
-                         report, retry_errors, max_error_rate, total)
+                         report, retry_errors, max_error_rate, total, batches, **reading)
     with run_engine(suite, run_dir, registry=registry, plugins_dir=plugins_dir, judge=judge,
                     all_criteria=all_criteria, cache_dir=cache_dir, workers=workers,
                     max_in_flight=max_in_flight, input_format=input_format or "auto") as engine:
         limit_cost(engine.context, max_cost)
         return _run_with(engine, paths, run_dir, resume, overwrite, None, on_decision, report,
-                         retry_errors, max_error_rate, total)
+                         retry_errors, max_error_rate, total, batches, **reading)
 
 
 def _run_with(engine: Engine, inputs: list[str | Path], run_dir: str | Path, resume: bool,
               overwrite: bool, input_format: str | None,
               on_decision: Callable[[Finished], None] | None, report: bool, retry_errors: bool,
-              max_error_rate: float | None, total: int | None) -> dict[str, Any]:
+              max_error_rate: float | None, total: int | None,
+              batches: Batches | None = None, *, limit: int | None = None,
+              messages_column: str = "messages") -> dict[str, Any]:
     if input_format is not None and input_format != engine.input_format:
         engine.input_format = engine.stage.input_format = input_format
     options = {"judge": engine.judge, "all_criteria": engine.all_criteria,
                "input_format": engine.input_format, "workers": engine.workers,
-               "plugins_dir": engine.registry.plugins_dir}
-    writer = RunWriter(run_dir, engine.suite, [str(p) for p in inputs], resume=resume,
-                       overwrite=overwrite, options=options, retry_errors=retry_errors)
+               "plugins_dir": engine.registry.plugins_dir, "messages_column": messages_column}
+    writer = RunWriter(run_dir, engine.suite, inputs, resume=resume, overwrite=overwrite,
+                       options=options, retry_errors=retry_errors, limit=limit)
     try:
-        return _run(engine, inputs, run_dir, writer, on_decision, report, max_error_rate, total)
+        return _run(engine, inputs, run_dir, writer, on_decision, report, max_error_rate, total,
+                    batches or (lambda done: local_batches(engine, writer.sources, done,
+                                                           limit=limit)))
     finally:
         writer.release()
 
 
+Batches = Callable[[dict[int, set[int]]], Iterator[list[Finished]]]
+"""``batches(done)``: decided transcripts in batches, leaving out ``done`` (``seq -> subs``)."""
+
+
+def local_batches(engine: Engine, inputs: list[str | Path | Source],
+                  done: dict[int, set[int]], *, limit: int | None = None
+                  ) -> Iterator[list[Finished]]:
+    """The local engine: every record of ``inputs`` (the first ``limit`` ones) through
+    ``engine`` in this process (and its worker processes), numbered ``seq`` across the inputs
+    (:func:`harness.inputs.iter_entries`), ``done`` transcripts left out."""
+    from harness.engine import drive
+
+    def entries() -> Iterator[tuple[int, str, Any, frozenset[int]]]:
+        for seq, source, raw in iter_entries(resolve_inputs(inputs), limit=limit):
+            yield seq, source, raw, frozenset(done.get(seq, ()))
+
+    return drive(engine.astream(entries()))
+
+
 def _run(engine: Engine, inputs: list[str | Path], run_dir: str | Path, writer: RunWriter,
          on_decision: Callable[[Finished], None] | None, report: bool,
-         max_error_rate: float | None, total: int | None) -> dict[str, Any]:
-    from harness.engine import drive
-    from harness.stages import iter_raw
-
+         max_error_rate: float | None, total: int | None, batches: Batches) -> dict[str, Any]:
     started, t0 = datetime.now(UTC), time.perf_counter()
     done: dict[int, set[int]] = {}
     for seq, sub in writer.done:
         done.setdefault(seq, set()).add(sub)
 
-    def entries() -> Iterator[tuple[int, str, Any, frozenset[int]]]:
-        seq = 0
-        for path in inputs:
-            for source, raw in iter_raw(path):
-                yield seq, source, raw, frozenset(done.get(seq, ()))
-                seq += 1
-
     decided = errored = 0
     budget = None if max_error_rate is None or total is None else max_error_rate * total
     stop_reason = None
     last_flush = time.monotonic()
-    stream = drive(engine.astream(entries()))
+    stream = batches(done)
     try:
         for batch in stream:
             for finished in batch:

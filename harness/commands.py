@@ -14,6 +14,7 @@ from harness import api
 from harness.engine import Engine, default_workers
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
+from harness.inputs import resolve_inputs
 from harness.inputs.reader import count_records
 from harness.judges.budget import limit_cost
 from harness.plugins import get_registry
@@ -34,10 +35,17 @@ reached): ``--resume``."""
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="transcript files: .jsonl, .jsonl.gz or .parquet")
+                   help="transcript files (.jsonl, .jsonl.gz, .json, .parquet), folders of them, "
+                        "quoted globs ('data/*.jsonl'), saved datasets, or URLs (s3://, gs://, "
+                        "hf://...)")
     p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--input-format", default="auto",
                    help="record format: auto (default, per record), openai, sharegpt, hh-rlhf")
+    p.add_argument("--messages-column", default="messages", metavar="NAME",
+                   help="Parquet/Arrow column holding the chat (default: messages)")
+    p.add_argument("--limit", type=_positive, default=None, metavar="N",
+                   help="review only the first N records of the inputs (a trial run); with "
+                        "--resume, go on up to the first N")
     p.add_argument("--resume", action="store_true",
                    help="go on with a killed run in RUN_DIR, skipping what is decided")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
@@ -73,6 +81,13 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", metavar="FILE",
                    help="also write JUnit XML for CI (one testcase per transcript)")
     p.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report.html")
+    engines = get_registry().engines  # (an engine plugin of --plugins-dir adds no options here)
+    p.add_argument("--engine", default="local", metavar="NAME",
+                   help=f"execution engine: {', '.join(sorted(engines))} (default: local; "
+                        "`ray` comes with the plugin plugins/harness-ray)")
+    for name in sorted(engines):
+        if name != "local":
+            engines[name].add_arguments(p.add_argument_group(f"--engine {name}"))
 
 
 def _positive(value: str) -> int:
@@ -146,12 +161,11 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 
 def run_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
+    _execution_engine(registry, args)
     if args.input_format != "auto" and args.input_format not in registry.formats:
         raise UsageError(f"unknown input format {args.input_format!r}; "
                          f"known: auto, {', '.join(registry.formats)}")
-    for path in args.inputs:
-        if not Path(path).is_file():
-            raise UsageError(f"input file not found: {path}")
+    args.sources = resolve_inputs(args.inputs, messages_column=args.messages_column)
     out_path = Path(args.out)
     if out_path.exists() and not out_path.is_dir():
         raise UsageError(f"-o {args.out}: a file is there; a run directory is a folder")
@@ -167,15 +181,30 @@ def run_command(args: argparse.Namespace) -> int:
         return _run(args, engine)
 
 
+def _execution_engine(registry: Any, args: argparse.Namespace) -> Any:
+    """The ``--engine`` asked for (a one-line error names the known ones)."""
+    name = getattr(args, "engine", "local")
+    if name not in registry.engines:
+        hint = " (the Ray engine is a plugin: pip install -e plugins/harness-ray)" \
+            if name == "ray" else ""
+        raise UsageError(f"unknown engine {name!r}{hint}; known: "
+                         f"{', '.join(sorted(registry.engines))}")
+    return registry.engines[name]
+
+
 def _run(args: argparse.Namespace, engine: Engine) -> int:
     console = Console(stderr=True)
-    total = count_records(args.inputs)
+    batches = _execution_engine(engine.registry, args).start(engine, args.inputs, args)
+    total = count_records(args.sources)
+    if args.limit is not None:
+        total = args.limit if total is None else min(total, args.limit)
     mode = progress_mode(console, enabled=not args.no_progress)
     with RunProgress(console, total, mode, every_s=args.progress_every) as progress:
         summary = api.run(engine, args.inputs, args.out, resume=args.resume,
                           overwrite=args.overwrite, on_decision=progress.tick,
                           report=not args.no_report, retry_errors=args.retry_errors,
-                          max_error_rate=args.max_error_rate, total=total)
+                          max_error_rate=args.max_error_rate, total=total, batches=batches,
+                          limit=args.limit, messages_column=args.messages_column)
         progress.finish(summary["read"])
     table = _summary_table(summary)
     out = table_console(table)
@@ -185,6 +214,9 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
               f"results: {run_dir / 'results.parquet'})")
+    if args.limit is not None:
+        out.print(f"--limit {args.limit}: the first {args.limit} input records only "
+                  "(--resume without --limit goes on with the rest)")
     if (run_dir / "report.html").is_file() and not args.no_report:
         print(f"report: {run_dir / 'report.html'}")
     if args.junit:
@@ -257,6 +289,18 @@ def plugins_command(args: argparse.Namespace) -> int:
         table.add_row(row["name"], ", ".join(row["hooks"]), row["origin"])
     table_console(table).print(table)
     return 0
+
+
+def _start_local(engine: Engine, inputs: list[str], args: argparse.Namespace) -> Any:
+    sources = resolve_inputs(inputs, messages_column=getattr(args, "messages_column", "messages"))
+    limit = getattr(args, "limit", None)
+    return lambda done: api.local_batches(engine, sources, done, limit=limit)
+
+
+@hookimpl
+def register_engines(register: Any) -> None:
+    register("local", lambda p: None, _start_local,
+             help="this machine: --workers processes and one event loop for the judges")
 
 
 @hookimpl

@@ -318,7 +318,8 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
     (and one chunk) in memory: the elements of a top-level array (numbered 1, 2, ...), or
     top-level objects one after another (numbered by the line each starts on). The bytes are
     decoded later like a JSONL line; ``(0, error)`` when the file is no such thing."""
-    buf, pos, start, depth = b"", 0, 0, 0
+    buf, pos, start = b"", 0, 0
+    closers: list[bytes] = []  # the bracket each open one expects: its length is the depth
     mode: str | None = None
     in_string, count = False, 0
     mark, mark_line = 0, 1  # the line number at buf[mark], counted forward only
@@ -339,14 +340,15 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
         cut()
         buf += chunk
         while True:
-            if mode is None or (mode == "objects" and depth == 0) or mode == "done":
+            if mode is None or (mode == "objects" and not closers) or mode == "done":
                 while pos < len(buf) and buf[pos] in _WHITESPACE:
                     pos += 1
                 if pos == len(buf):
                     break
                 byte = buf[pos:pos + 1]
                 if mode is None and byte == b"[":
-                    mode, depth, pos, start = "array", 1, pos + 1, pos + 1
+                    mode, pos, start = "array", pos + 1, pos + 1
+                    closers.append(b"]")
                     continue
                 if mode != "done" and byte == b"{":
                     mode, start = "objects", pos
@@ -381,21 +383,26 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
             if byte == b'"':
                 in_string = True
             elif byte in b"[{":
-                depth += 1
+                closers.append(b"]" if byte == b"[" else b"}")
             elif byte in b"]}":
-                depth -= 1
-                if mode == "array" and depth == 0:
+                if closers.pop() != byte:
+                    where = count + 1 if mode == "array" else line_at(start)
+                    yield where, RecordError(f"invalid JSON: a {byte.decode()} closes a bracket "
+                                             "it does not match (the rest of the file is not "
+                                             "read)")
+                    return
+                if mode == "array" and not closers:
                     element = buf[start:match.start()].strip(_WHITESPACE)
                     if element or count:
                         count += 1
                         yield count, element or RecordError(
                             "invalid JSON: an empty array element (a comma too many)")
                     mode, start = "done", pos
-                elif mode == "objects" and depth == 0:
+                elif mode == "objects" and not closers:
                     count += 1
                     yield line_at(start), buf[start:pos]
                     start = pos
-            elif byte == b"," and mode == "array" and depth == 1:
+            elif byte == b"," and mode == "array" and len(closers) == 1:
                 count += 1
                 element = buf[start:match.start()].strip(_WHITESPACE)
                 yield count, element or RecordError(
@@ -404,7 +411,7 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
     if mode is None:
         yield 0, RecordError("the file is empty (a .json file holds an array of records or an "
                              "object)")
-    elif mode == "array" or (mode == "objects" and depth > 0):
+    elif mode == "array" or (mode == "objects" and closers):
         where = count + 1 if mode == "array" else line_at(start)
         yield where, RecordError(f"invalid JSON: the file ends inside the "
                                  f"{'array' if mode == 'array' else 'object'} (truncated file?)")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.inputs import read_transcripts
+from harness.inputs import InputSpecError, Source, read_transcripts, resolve_inputs
+from harness.inputs.sources import is_url
 from harness.models import InputError, Transcript
 from harness.plugins import Registry
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 UNSAFE_ID = re.compile(r"[^\w.:/+-]|::")
 """Characters a test id may not hold: -k expressions and node ids stay usable."""
 MAX_ID = 80
@@ -20,27 +20,22 @@ MAX_ID = 80
 Record = Transcript | InputError
 
 
-def expand_paths(paths: list[str], base: Path) -> list[Path]:
-    """Files named on the command line; a folder stands for its transcript files, sorted."""
-    files: list[Path] = []
+def expand_paths(paths: list[str], base: Path) -> list[Source]:
+    """The input files of ``--transcripts``: files, folders, globs and URLs, resolved by the
+    same rule as ``harness run`` (:func:`harness.inputs.resolve_inputs`)."""
+    specs: list[str] = []
     for raw in paths:
-        # as spelt (sources read `file:line` as with `harness run`), unless pytest moved away
-        path = Path(raw) if Path(raw).is_absolute() or base == Path.cwd() else base / raw
-        if path.suffix in (".py", ".yaml", ".yml"):
+        if raw.endswith((".py", ".yaml", ".yml")):
             raise pytest.UsageError(
                 f"--transcripts {raw}: not a transcript file. --transcripts takes every path "
                 "after it: put test files and folders before it, or write --transcripts=PATH")
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-            if not found:
-                raise pytest.UsageError(f"--transcripts {raw}: no {', '.join(SUFFIXES)} files "
-                                        "in this folder")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise pytest.UsageError(f"--transcripts {raw}: file not found")
-    return list(dict.fromkeys(files))  # a file named twice is read once
+        # as spelt (sources read `file:line` as with `harness run`), unless pytest moved away
+        keep = is_url(raw) or Path(raw).is_absolute() or base == Path.cwd()
+        specs.append(raw if keep else str(base / raw))
+    try:
+        return resolve_inputs(specs)
+    except InputSpecError as exc:
+        raise pytest.UsageError(f"--transcripts: {exc}") from None
 
 
 def param_id(record: Record) -> str:
@@ -62,7 +57,7 @@ def record_key(record: Record) -> str:
 class Corpus:
     """The transcripts to review, read in file order; loaded into memory only when asked."""
 
-    def __init__(self, paths: list[Path], registry: Registry, input_format: str = "auto") -> None:
+    def __init__(self, paths: list[Source], registry: Registry, input_format: str = "auto") -> None:
         if input_format != "auto" and input_format not in registry.formats:
             raise pytest.UsageError(f"--input-format {input_format}: unknown format; known: "
                                     f"auto, {', '.join(registry.formats)}")

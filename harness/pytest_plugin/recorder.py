@@ -76,7 +76,7 @@ class RunRecorder:
 
     def _records(self) -> Iterator[tuple[int, int, Transcript | InputError]]:
         corpus = self.review.corpus
-        return iter_items([str(p) for p in corpus.paths], corpus.registry.formats,
+        return iter_items(list(corpus.paths), corpus.registry.formats,
                           corpus.input_format)
 
     def _decided(self, suite: Suite) -> Iterator[tuple[int, int, Any]]:
@@ -136,7 +136,7 @@ class RunRecorder:
         try:
             suite = self._suite()
             corpus = self.review.corpus
-            writer = RunWriter(self.run_dir, suite, [str(p) for p in corpus.paths],
+            writer = RunWriter(self.run_dir, suite, list(corpus.paths),
                                overwrite=True,
                                options={"judge": self.review.config.getoption("review_judge"),
                                         "all_criteria": self.review.config.getoption(

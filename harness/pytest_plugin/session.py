@@ -140,7 +140,7 @@ class ReviewPlugin:
         if not any(self.item_info(i) for i in items):
             return
         if self.mode == "criterion":
-            first = Path(self.corpus.paths[0]) if self.corpus.paths else Path(".")
+            first = Path(self.corpus.paths[0].location) if self.corpus.paths else Path(".")
             rel = os.path.relpath(first, self.config.rootpath).replace(os.sep, "/")
             items[:0] = [CorpusInputItem.from_parent(
                 session, name=f"{INPUT_CRITERION}[corpus]", path=first,
