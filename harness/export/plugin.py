@@ -73,12 +73,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefer", metavar="CRITERION",
                    help="pairs: chosen/rejected from this pairwise criterion's preference "
                         "(order-dependent verdicts are ties: no pair)")
-    p.add_argument("--min-stability", type=float, metavar="X",
-                   help="drop transcripts with a judge verdict whose repeats agree less than "
-                        "X (0..1)")
-    p.add_argument("--prefer", metavar="CRITERION",
-                   help="pairs: chosen/rejected from this pairwise criterion's preference "
-                        "(order-dependent verdicts are ties: no pair)")
     p.add_argument("--margin", type=float, metavar="M",
                    help="pairs: also pair two passing candidates whose scores differ by >= M")
     p.add_argument("--messages-only", action="store_true",
@@ -104,7 +98,6 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         options = ExportOptions(on_fail=args.on_fail, weight_by=args.weight_by,
                                 min_score=args.min_score, margin=args.margin,
-                                min_stability=args.min_stability, prefer=args.prefer,
                                 min_stability=args.min_stability, prefer=args.prefer,
                                 messages_only=args.messages_only,
                                 dedup=not args.keep_duplicates)

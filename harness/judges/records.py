@@ -105,8 +105,6 @@ class JudgeDetails(BaseModel):
     """Each repeat's result, with ``repeats`` > 1."""
     stability: float | None = None
     """With ``repeats`` > 1: the share of the repeats whose label agrees with the verdict."""
-    stability: float | None = None
-    """With ``repeats`` > 1: the share of the repeats whose label agrees with the verdict."""
     errors: list[str] | None = None
     """The failed attempts' messages, when the call failed."""
     batch: str | None = None
