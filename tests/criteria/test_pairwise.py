@@ -147,3 +147,31 @@ def test_transcripts_sharing_a_prompt_and_lone_transcripts(tmp_path: Path, serve
 def test_message_scope_is_a_suite_error(tmp_path: Path, server: ChatServer):
     with pytest.raises(SuiteError, match="scope must be transcript"):
         Engine(suite(tmp_path, server, "    scope: message\n"), get_registry())
+
+
+def test_pairs_compare_beside_an_asynchronous_judge(tmp_path: Path, server: ChatServer):
+    """A pairwise criterion runs in the synchronous stage, before llm_judge criteria, so it
+    still sees both sides of each pair when the suite also has a per-transcript judge."""
+    def reply(request: dict[str, Any]) -> str:
+        if "Response A" in request["messages"][-1]["content"]:
+            return consistent(request)
+        return "Fine.\nVERDICT: PASS"
+
+    server.reply = reply
+    extra = """\
+  - name: judged
+    kind: llm_judge
+    gate: false
+    rubric: "Good? {{ last_assistant }}"
+"""
+    engine = Engine(suite(tmp_path, server, extra), get_registry())
+    assert [c.kind for c in engine.order] == ["pairwise", "llm_judge"]
+    chosen, rejected = engine.review(
+        [Transcript(id=f"p:{side}", metadata={"pair_id": "p"},
+                    messages=[Message(role="user", content="Q?"),
+                              Message(role="assistant", content=answer)])
+         for side, answer in (("chosen", "meh"), ("rejected", "good"))])
+    outcomes = {d.transcript_id: {v.criterion: v.outcome for v in d.verdicts}
+                for d in (chosen, rejected)}
+    assert outcomes == {"p:chosen": {"better": "fail", "judged": "pass"},
+                        "p:rejected": {"better": "pass", "judged": "pass"}}
