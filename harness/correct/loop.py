@@ -143,17 +143,16 @@ class Corrector:
                                      cache_dir=cache_dir, workers=options.workers or 1)
         self.cache = JudgeCache(cache_dir.resolve())
         self.secret = self.cache.nonce_key()
-        gen = resolve("generator", options.generator, self.suite.generator)
-        if gen is None:
-            self.close()
-            raise UsageError("no generator: pass --generator NAME or set `generator:` in "
-                             f"{suite_path}")
-        sup = resolve("supervisor", options.supervisor, self.suite.supervisor)
         try:
+            gen = resolve("generator", options.generator, self.suite.generator)
+            if gen is None:
+                raise UsageError("no generator: pass --generator NAME or set `generator:` in "
+                                 f"{suite_path}")
+            sup = resolve("supervisor", options.supervisor, self.suite.supervisor)
             self.generator = build_agent("generator", *gen, registry, self.cache)
             self.supervisor = (build_agent("supervisor", *sup, registry, self.cache)
                                if sup else None)
-        except UsageError:
+        except BaseException:
             self.close()
             raise
         self.rubrics = {c.name: c.rubric_source for c in self.engine.criteria

@@ -133,7 +133,7 @@ def test_a_correction_that_still_fails_after_k_rounds_is_not_kept(
     assert record["status"] == "still failing" and record["rounds"] == 2
     # without a supervisor the objection is the failed verdict's explanation
     assert record["transcript"]["messages"][3]["content"].startswith(
-        "No, 1 of 1 equation(s) wrong: 17 × 24 = 398")
+        "No, 1 of 1 equation(s) wrong: 17 × 24 = 398 (17 × 24 is 408).")
     assert summary["read"] == 2
 
 
