@@ -147,6 +147,7 @@ class BatchJournal:
                                      check_same_thread=False)
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # durable across a kill, as the cache
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS batches (ref INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -207,11 +208,12 @@ class BatchJournal:
         self._write(("DELETE FROM requests WHERE ref = ? AND state = 'waiting'", (ref,)),
                     ("UPDATE batches SET status = 'abandoned' WHERE ref = ?", (ref,)))
 
-    def store(self, ref: int, results: dict[str, tuple[str, str]]) -> None:
+    def store(self, ref: int, results: dict[str, tuple[str, Any]]) -> None:
         """The batch ended: every request's answer (``ok``, body) or failure (``failed``, why)."""
+        rows = [(state, orjson.dumps(payload).decode() if state == "ok" else payload, cid, ref)
+                for cid, (state, payload) in results.items()]
         self._write(
-            ("UPDATE requests SET state = ?, result = ? WHERE custom_id = ? AND ref = ?",
-             [(state, text, cid, ref) for cid, (state, text) in results.items()]),
+            ("UPDATE requests SET state = ?, result = ? WHERE custom_id = ? AND ref = ?", rows),
             ("UPDATE batches SET status = 'done' WHERE ref = ?", (ref,)))
 
     def lookup(self, custom_id: str) -> JournalRow | None:
@@ -236,8 +238,9 @@ class BatchJournal:
 
     def delivered(self, custom_id: str) -> None:
         """The call waiting for this answer has used it (cached it if usable): drop it."""
-        self._write(("DELETE FROM requests WHERE custom_id = ? AND state != 'waiting'",
-                     (custom_id,)))
+        with self._lock:  # one statement: its own transaction
+            self._conn.execute("DELETE FROM requests WHERE custom_id = ? AND state != 'waiting'",
+                               (custom_id,))
 
     def batches(self) -> list[dict[str, Any]]:
         """Every batch recorded, oldest first (for tests and reports)."""
@@ -270,12 +273,12 @@ class _Flight:
             fut = self.futures[custom_id] = asyncio.get_running_loop().create_future()
         return fut
 
-    def deliver(self, results: dict[str, tuple[str, str]], batch_id: str | None) -> None:
+    def deliver(self, results: dict[str, tuple[str, Any]], batch_id: str | None) -> None:
         for cid, fut in self.futures.items():
-            if fut.done():
-                continue
-            state, text = results.get(cid, ("failed", f"batch {batch_id} has no answer for it"))
-            fut.set_result((state, orjson.loads(text) if state == "ok" else text, batch_id))
+            if not fut.done():
+                state, payload = results.get(
+                    cid, ("failed", f"batch {batch_id} has no answer for it"))
+                fut.set_result((state, payload, batch_id))
 
     def fail(self, reason: str, batch_id: str | None = None) -> None:
         for fut in self.futures.values():
@@ -513,9 +516,10 @@ class Batcher:
         self.journal.store(ref, results)
         flight.deliver(results, batch_id)
 
-    async def _results(self, batch: dict[str, Any]) -> dict[str, tuple[str, str]]:
-        """Every answer and failure in the batch's output and error files."""
-        results: dict[str, tuple[str, str]] = {}
+    async def _results(self, batch: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+        """Every answer (``ok``, body) and failure (``failed``, why) in the batch's output and
+        error files."""
+        results: dict[str, tuple[str, Any]] = {}
         for key in ("error_file_id", "output_file_id"):  # an answer wins over an error
             file_id = batch.get(key)
             if not file_id:
@@ -550,8 +554,8 @@ class Batcher:
         self._pending.clear()
 
 
-def _result_line(line: bytes) -> tuple[str, tuple[str, str]] | None:
-    """``(custom_id, (state, text))`` from one line of an output or error file."""
+def _result_line(line: bytes) -> tuple[str, tuple[str, Any]] | None:
+    """``(custom_id, (state, body or reason))`` from one line of an output or error file."""
     try:
         item = orjson.loads(line)
         cid = item.get("custom_id") if isinstance(item, dict) else None
@@ -562,7 +566,7 @@ def _result_line(line: bytes) -> tuple[str, tuple[str, str]] | None:
     response = item.get("response") if isinstance(item.get("response"), dict) else {}
     body, status, error = response.get("body"), response.get("status_code"), item.get("error")
     if status == 200 and isinstance(body, dict) and not error:
-        return cid, ("ok", orjson.dumps(body).decode())
+        return cid, ("ok", body)
     reason = None
     if isinstance(error, dict):
         reason = f"{error.get('code') or 'error'}: {error.get('message') or ''}".strip(": ")
