@@ -66,3 +66,22 @@ def unpriced_judges(context: Any) -> list[str]:
 
     return sorted({r.backend.name for r in context.resources.values()
                    if isinstance(r, JudgeRunner) and not r.backend.has_prices()})
+
+
+def limit_cost(context: Any, max_cost: float | None) -> None:
+    """Set the run's ``--max-cost`` (``None`` leaves it as it is).
+
+    Raises ``ValueError`` when a judge records no cost (no prices set): the limit would never
+    be reached.
+    """
+    if max_cost is None:
+        return
+    if max_cost < 0:
+        raise ValueError(f"--max-cost must be a number of USD >= 0, got {max_cost:g}")
+    unpriced = unpriced_judges(context)
+    if unpriced:
+        raise ValueError(
+            f"--max-cost needs the judges' prices, or their cost is never recorded: set "
+            f"price_in_per_mtok and price_out_per_mtok on {', '.join(unpriced)} "
+            "(see the judge options in the README)")
+    cost_budget(context).limit = max_cost
