@@ -10,6 +10,8 @@ exception value and then an :class:`InputError` naming ``PATH:LINE`` (Parquet: `
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import json
 import os
 import re
@@ -308,25 +310,33 @@ def _parquet_row(row: dict[str, Any], column: str = "messages") -> dict[str, Any
 
 # -- .json files: records split out of an array (or a sequence of objects), streamed -----------
 
-_JSON_STRUCT = re.compile(rb'["\[\]{},]')
-_JSON_STRING_END = re.compile(rb'["\\]')
-_WHITESPACE = b" \t\r\n"
+_JSON_STRUCT = re.compile(r'["\[\]{},]')
+_JSON_STRING_END = re.compile(r'["\\]')
+_WHITESPACE = " \t\r\n"
+_RAW_DECODE = json.JSONDecoder().raw_decode
 
 
 def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Exception]]:
     """``(number, bytes)`` per record of a ``.json`` file, without holding more than one record
     (and one chunk) in memory: the elements of a top-level array (numbered 1, 2, ...), or
     top-level objects one after another (numbered by the line each starts on). The bytes are
-    decoded later like a JSONL line; ``(0, error)`` when the file is no such thing."""
-    buf, pos, start = b"", 0, 0
-    closers: list[bytes] = []  # the bracket each open one expects: its length is the depth
+    decoded later like a JSONL line; ``(0, error)`` when the file is no such thing.
+
+    A record is skipped over by the stdlib's C parser when it is whole in the buffer (the fast
+    path); otherwise, or when it is not valid JSON, token by token, which also finds where a
+    broken record ends so that the next one is read. Bytes that are not UTF-8 pass through
+    unchanged (``surrogateescape``) for the decoder to report.
+    """
+    text = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    buf, pos, start = "", 0, 0
+    closers: list[str] = []  # the bracket each open one expects: its length is the depth
     mode: str | None = None
-    in_string, count = False, 0
+    in_string, fresh, count = False, False, 0
     mark, mark_line = 0, 1  # the line number at buf[mark], counted forward only
 
     def line_at(at: int) -> int:
         nonlocal mark, mark_line
-        mark_line += buf.count(b"\n", mark, at)
+        mark_line += buf.count("\n", mark, at)
         mark = at
         return mark_line
 
@@ -336,30 +346,48 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
         line_at(keep)
         buf, pos, start, mark = buf[keep:], pos - keep, start - keep, 0
 
-    for chunk in chunks:
+    def record(begin: int, end: int) -> bytes:
+        return buf[begin:end].strip(_WHITESPACE).encode("utf-8", "surrogateescape")
+
+    for chunk in chain(chunks, [None]):
         cut()
-        buf += chunk
+        buf += text.decode(b"", final=True) if chunk is None else text.decode(chunk)
         while True:
-            if mode is None or (mode == "objects" and not closers) or mode == "done":
+            if mode is None or (mode == "objects" and not closers) or mode == "done" or fresh:
                 while pos < len(buf) and buf[pos] in _WHITESPACE:
                     pos += 1
                 if pos == len(buf):
                     break
-                byte = buf[pos:pos + 1]
-                if mode is None and byte == b"[":
-                    mode, pos, start = "array", pos + 1, pos + 1
-                    closers.append(b"]")
+                char = buf[pos]
+                if fresh:  # an array element starts here: the fast path, when it is whole
+                    fresh = False
+                    if char in '{["':
+                        with contextlib.suppress(ValueError):
+                            pos = _RAW_DECODE(buf, pos)[1]
                     continue
-                if mode != "done" and byte == b"{":
+                if mode is None and char == "[":
+                    mode, pos, start, fresh = "array", pos + 1, pos + 1, True
+                    closers.append("]")
+                    continue
+                if mode != "done" and char == "{":
                     mode, start = "objects", pos
+                    try:
+                        end = _RAW_DECODE(buf, pos)[1]
+                    except ValueError:
+                        pass
+                    else:
+                        count += 1
+                        yield line_at(start), record(start, end)
+                        pos = start = end
+                        continue
                 elif mode is None:
-                    yield 0, RecordError(f"not a JSON array or object (starts with {byte!r}); "
+                    yield 0, RecordError(f"not a JSON array or object (starts with {char!r}); "
                                          "a .json file holds an array of records or an object")
                     return
                 else:
                     line = line_at(pos)
                     yield (count + 1 if mode == "done" else line), RecordError(
-                        f"invalid JSON: unexpected {byte!r} after the "
+                        f"invalid JSON: unexpected {char!r} after the "
                         f"{'array' if mode == 'done' else 'object'} at line {line}")
                     return
             if in_string:
@@ -367,7 +395,7 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
                 if match is None:
                     pos = len(buf)
                     break
-                if match[0] == b"\\":
+                if match[0] == "\\":
                     if match.end() >= len(buf):
                         pos = match.start()
                         break
@@ -379,20 +407,19 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
             if match is None:
                 pos = len(buf)
                 break
-            byte, pos = match[0], match.end()
-            if byte == b'"':
+            char, pos = match[0], match.end()
+            if char == '"':
                 in_string = True
-            elif byte in b"[{":
-                closers.append(b"]" if byte == b"[" else b"}")
-            elif byte in b"]}":
-                if closers.pop() != byte:
+            elif char in "[{":
+                closers.append("]" if char == "[" else "}")
+            elif char in "]}":
+                if closers.pop() != char:
                     where = count + 1 if mode == "array" else line_at(start)
-                    yield where, RecordError(f"invalid JSON: a {byte.decode()} closes a bracket "
-                                             "it does not match (the rest of the file is not "
-                                             "read)")
+                    yield where, RecordError(f"invalid JSON: a {char} closes a bracket it does "
+                                             "not match (the rest of the file is not read)")
                     return
                 if mode == "array" and not closers:
-                    element = buf[start:match.start()].strip(_WHITESPACE)
+                    element = record(start, match.start())
                     if element or count:
                         count += 1
                         yield count, element or RecordError(
@@ -400,14 +427,13 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
                     mode, start = "done", pos
                 elif mode == "objects" and not closers:
                     count += 1
-                    yield line_at(start), buf[start:pos]
+                    yield line_at(start), record(start, pos)
                     start = pos
-            elif byte == b"," and mode == "array" and len(closers) == 1:
+            elif char == "," and mode == "array" and len(closers) == 1:
                 count += 1
-                element = buf[start:match.start()].strip(_WHITESPACE)
-                yield count, element or RecordError(
+                yield count, record(start, match.start()) or RecordError(
                     "invalid JSON: an empty array element (a comma too many)")
-                start = pos
+                start, fresh = pos, True
     if mode is None:
         yield 0, RecordError("the file is empty (a .json file holds an array of records or an "
                              "object)")

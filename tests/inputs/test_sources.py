@@ -130,6 +130,15 @@ TRICKY = [{"messages": [{"role": "user", "content": 'a "quoted" ] } , [ { \\ \\"
            "metadata": {"n": [1, [2, {"d": []}]], "s": "\\"}} for i in range(5)] + [{"id": 9}]
 
 
+def test_json_bytes_that_are_not_utf8_cost_only_their_record(tmp_path):
+    good = json.dumps(chat("q", "ok")).encode()
+    (tmp_path / "latin1.json").write_bytes(b"[" + good + b', {"messages": "caf\xe9"}, ' + good
+                                          + b"]")
+    got = read([tmp_path / "latin1.json"])
+    assert [type(t).__name__ for t in got] == ["Transcript", "InputError", "Transcript"]
+    assert got[1].source.endswith("latin1.json:2") and "invalid UTF-8: byte 0xe9" in got[1].reason
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
 def test_json_records_split_at_any_chunk_boundary(size):
     """Records come out whole whatever the chunking: the file is never held whole."""
