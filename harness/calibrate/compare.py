@@ -254,13 +254,20 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     }
 
 
-AGREEMENT_HINTS = ("agreement", "kappa", "alpha", "stability", "position_bias")
+AGREEMENT_HINTS = ("agreement", "kappa", "alpha", "stability", "position_bias", "abstained")
+
+
+def _flat(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for sub, item in value.items() for k, v in _flat(f"{key}.{sub}", item).items()}
+    return {key: value}
 
 
 def judge_agreement(run_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Per criterion, what the summary records of its judges' own agreement (panels, repeats,
-    pairwise order swaps), when the run has any: keys naming agreement, kappa, alpha,
-    stability or position bias."""
+    """Per criterion, what ``summary.json`` records of its judges' own consistency, when the
+    run has any: a panel's ``agreement`` (Fleiss' kappa, Krippendorff's alpha), repeats'
+    ``mean_stability``, pairwise ``position_bias``, ``abstained``; nested values flattened
+    (``agreement.fleiss_kappa``)."""
     path = run_dir / "summary.json"
     try:
         summary = json.loads(path.read_text())
@@ -269,7 +276,8 @@ def judge_agreement(run_dir: Path, names: list[str]) -> dict[str, dict[str, Any]
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         row = (summary.get("criteria") or {}).get(name) or {}
-        found = {k: v for k, v in row.items() if any(h in k for h in AGREEMENT_HINTS)}
+        found = {k: v for key, value in row.items() if any(h in key for h in AGREEMENT_HINTS)
+                 for k, v in _flat(key, value).items()}
         if found:
             out[name] = found
     return out

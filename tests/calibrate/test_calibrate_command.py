@@ -177,3 +177,36 @@ criteria:
     # message 1 failed (agrees), message 3 passed (disagrees), message 5 has no verdict
     assert row["confusion"]["human_fail"] == {"pass": 1, "fail": 1}
     assert row["missing"] == 1
+
+
+def test_panel_agreement_and_abstentions_shown(tmp_path: Path, cli) -> None:
+    suite = write_suite(tmp_path / "suite.yaml", """\
+name: panel
+criteria:
+  - name: polite_panel
+    kind: panel
+    aggregate: unanimous
+    on_disagreement: abstain
+    members:
+      - {name: no_sorry, kind: regex, pattern: sorry, flags: [IGNORECASE], expect: absent}
+      - {name: no_apology, kind: regex, pattern: apolog, flags: [IGNORECASE], expect: absent}
+""")
+    answers = {"a": "Fine.", "b": "Sorry, I apologise.", "c": "Sorry.", "d": "Here you go."}
+    inputs = write_jsonl(tmp_path / "t.jsonl", [
+        {"id": tid, "messages": [{"role": "user", "content": "q"},
+                                 {"role": "assistant", "content": text}]}
+        for tid, text in answers.items()])
+    assert cli("run", suite, inputs, "-o", tmp_path / "run", "--no-progress")[0] == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transcript_id,label\na,pass\nb,fail\nc,fail\nd,pass\n")
+    code, out, err = cli("calibrate", tmp_path / "run", "--labels", labels, "--bootstrap", "0")
+    assert code == 0, err
+    result = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    found = result["judge_agreement"]["polite_panel"]
+    assert found["agreement.units"] == 4 and "agreement.fleiss_kappa" in found
+    assert found["abstained"] == 1
+    assert "agreement.krippendorff_alpha" in out
+    # the members disagree on c: the panel abstained, a skipped verdict, not compared
+    row = rows(result)["polite_panel"]
+    assert (row["compared"], row["skipped"]) == (3, 1)
+    assert row["problem_ids"] == {"skipped": ["c"]}
