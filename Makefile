@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_judge.py
 	$(BIN)/python benchmarks/bench_report.py
+	# The Ray engine beside the local one on a local 2-CPU Ray instance (regex and judge suites).
+	$(BIN)/python benchmarks/bench_ray.py
 
 clean:
 	rm -rf $(VENV) runs
