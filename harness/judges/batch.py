@@ -23,9 +23,10 @@ cache directory (``harness.review()`` without ``cache_dir``) the journal lives i
 **Fail-closed.** A request the batch failed, or did not answer before it expired or was
 cancelled, and an answer that is not a usable completion, raise :class:`BatchMiss`: the runner
 asks it again as a normal call (with retries), whose failure is an ``error`` verdict, never a
-pass. A batch that cannot be polled (the endpoint down) or whose answers cannot be downloaded
-stops the run with :class:`~harness.judges.base.JudgeUnavailable` (the batch is paid for:
-``--resume`` goes on polling it, nothing is asked twice).
+pass (a warning says how many of a batch's requests go live, at the full price). A batch that
+cannot be started (no Batch API, the endpoint down) or polled, or whose answers cannot be
+downloaded, stops the run with :class:`~harness.judges.base.JudgeUnavailable` (a batch already
+sent stays journaled: ``--resume`` goes on with it, nothing is asked twice).
 
 **Cost.** An answer's ``cost_usd`` is the judge's per-token prices times ``1 - batch_discount``
 (default 0.5: half price).
@@ -34,6 +35,7 @@ stops the run with :class:`~harness.judges.base.JudgeUnavailable` (the batch is 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -57,6 +59,7 @@ JOURNAL_FILE = "judge-batches.sqlite"
 TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
 """Batch statuses after which nothing more will be answered."""
 T = TypeVar("T")
+log = logging.getLogger("harness")
 
 
 class BatchOptions(BaseModel):
@@ -414,18 +417,20 @@ class Batcher:
         """Upload, create, follow a new batch."""
         ref = self.journal.open_batch(self.name, list(requests))
         try:
+            data = b"".join(orjson.dumps(self.client.line(cid, req),
+                                         option=orjson.OPT_APPEND_NEWLINE)
+                            for cid, req in requests.items())
             try:
-                data = b"".join(orjson.dumps(self.client.line(cid, req),
-                                             option=orjson.OPT_APPEND_NEWLINE)
-                                for cid, req in requests.items())
                 file_id = await self._retry("upload the batch file",
                                             lambda: self.client.upload(data))
-                self.journal.set_file(ref, file_id)
-                batch = await self._create(ref, file_id)
-            except JudgeError as exc:  # nothing was created: the calls go one by one
+            except JudgeError as exc:  # nothing was sent
                 self.journal.abandon(ref)
-                flight.fail(f"batch not created: {exc}")
-                return
+                raise self._cannot_start(exc) from exc
+            self.journal.set_file(ref, file_id)
+            try:
+                batch = await self._create(ref, file_id)
+            except JudgeError as exc:  # the file stays journaled: --resume creates it
+                raise self._cannot_start(exc) from exc
             await self._follow(flight, ref, batch)
         except asyncio.CancelledError:
             raise
@@ -445,9 +450,7 @@ class Batcher:
                 try:
                     batch = await self._create(row.ref, row.file_id, recover=True)
                 except JudgeError as exc:
-                    self.journal.abandon(row.ref)
-                    flight.fail(f"batch not created: {exc}")
-                    return
+                    raise self._cannot_start(exc) from exc
             await self._follow(flight, row.ref, batch)
         except asyncio.CancelledError:
             raise
@@ -456,6 +459,13 @@ class Batcher:
         finally:
             self._resumed.pop(row.ref, None)
             self._forget(flight)
+
+    def _cannot_start(self, exc: JudgeError) -> JudgeUnavailable:
+        """No batch could be started: stop the run rather than pay live prices unasked."""
+        return JudgeUnavailable(
+            f"judge {self.name}: no batch could be started ({exc}); check that the endpoint "
+            "serves the Batch API (/files and /batches) or remove `batch: true`",
+            connection=exc.connection)
 
     def _forget(self, flight: _Flight) -> None:
         for cid in flight.futures:
@@ -514,6 +524,12 @@ class Batcher:
         for cid in self.journal.members(ref):
             results.setdefault(cid, ("failed", why))
         self.journal.store(ref, results)
+        missed = sum(state != "ok" for state, _ in results.values())
+        if missed:
+            log.warning("judge %s: batch %s ended %s with %d of %d requests unanswered (%s); "
+                        "they are asked as live calls, at the full price", self.name, batch_id,
+                        status, missed, len(results), why if status != "completed" else
+                        "failed requests")
         flight.deliver(results, batch_id)
 
     async def _results(self, batch: dict[str, Any]) -> dict[str, tuple[str, Any]]:

@@ -100,10 +100,12 @@ def test_identical_calls_share_one_line(server, tmp_path):
     assert len(lines(server, "file-1")) == 1 and server.batches["batch_1"]["status"] == "completed"
 
 
-def test_a_batch_that_expires_half_done_has_the_rest_asked_as_normal_calls(server, tmp_path):
+def test_a_batch_that_expires_half_done_has_the_rest_asked_as_normal_calls(server, tmp_path,
+                                                                           caplog):
     server.expire_after = 5
     run = runner(server, tmp_path)
     results = arun_all((run.complete(request(i)) for i in range(10)), run)
+    assert "batch_1 ended expired with 5 of 10 requests unanswered" in caplog.text
     assert server.batches["batch_1"]["status"] == "expired"
     assert server.completions == 5 and len(server.batch_bodies) == 5
     batched = [rec for _, rec in results if rec.batch]
@@ -226,6 +228,16 @@ def test_answers_downloaded_before_a_kill_are_used_without_asking(server, tmp_pa
     assert all(not isinstance(r, BaseException) for r in results)
     assert server.created == 1 and server.completions == 0
     assert server.polls - polls <= 1  # at most the one the first run had left to make
+
+
+def test_an_endpoint_without_the_batch_api_stops_instead_of_paying_live_prices(tmp_path):
+    from chat_server import ChatServer
+
+    with ChatServer() as plain:  # chat completions only: /files is a 404
+        run = runner(plain, tmp_path)  # type: ignore[arg-type]
+        stopped = arun_all([run.complete(request(0))], run)[0]
+        assert isinstance(stopped, JudgeUnavailable) and "Batch API" in str(stopped)
+        assert plain.completions == 0
 
 
 def test_a_judge_without_a_batch_api_is_refused(tmp_path):
