@@ -228,6 +228,20 @@ def test_a_saved_dataset_is_read_as_transcripts_streamed(tmp_path, monkeypatch):
     assert len(read(["."], messages_column="chat")) == 7 + 7 + 2
 
 
+def test_a_saved_dataset_and_parquet_from_a_url(tmp_path, memfs):
+    datasets = pytest.importorskip("datasets")
+    fs, root = memfs
+    datasets.Dataset.from_list(CHAT_ROWS).save_to_disk(tmp_path / "saved")
+    for path in (tmp_path / "saved").iterdir():
+        fs.pipe(f"{root}/saved/{path.name}", path.read_bytes())
+    pq.write_table(pa.Table.from_pylist(CHAT_ROWS), tmp_path / "t.parquet", row_group_size=4)
+    fs.pipe(f"{root}/tables/t.parquet", (tmp_path / "t.parquet").read_bytes())
+    for spec in (f"{root}/saved", f"{root}/tables/"):
+        got = read([spec], messages_column="chat")
+        assert [t.id for t in got] == [r["id"] for r in CHAT_ROWS], spec
+    assert got[-1].source == f"{root}/tables/t.parquet:7"
+
+
 def test_parquet_with_another_chat_column(tmp_path):
     path = tmp_path / "chats.parquet"
     pq.write_table(pa.Table.from_pylist(CHAT_ROWS), path, row_group_size=3)
