@@ -443,8 +443,8 @@ class Batcher:
         """Follow a batch an earlier run sent (creating it if that run was killed first)."""
         try:
             batch: dict[str, Any] | None = None
-            if row.batch_id is not None:
-                batch = {"id": row.batch_id, "status": "in_progress"}
+            if row.batch_id is not None:  # status unknown: polled at once
+                batch = {"id": row.batch_id, "status": None}
             else:
                 assert row.file_id is not None
                 try:
@@ -497,8 +497,9 @@ class Batcher:
         batch_id = str(batch["id"])
         failures = 0
         while batch.get("status") not in TERMINAL:
-            await self._sleep(self.options.batch_poll_s if not failures
-                              else self._backoff(failures, None))
+            if batch.get("status") is not None or failures:
+                await self._sleep(self.options.batch_poll_s if not failures
+                                  else self._backoff(failures, None))
             try:
                 batch = await self.client.retrieve(batch_id)
                 failures = 0

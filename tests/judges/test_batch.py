@@ -165,7 +165,7 @@ def test_a_killed_run_resumes_by_polling_the_same_batch(server, tmp_path):
     arun(until_sent_then_killed(), first)
     assert [b["batch_id"] for b in BatchJournal(tmp_path).batches()] == ["batch_1"]
     server.release()
-    second = runner(server, tmp_path)
+    second = runner(server, tmp_path, batch_poll_s=600)  # a journaled batch is polled at once
     results = arun_all((second.complete(request(i)) for i in range(6)), second)
     assert all(rec.batch == "batch_1" for _, rec in results)
     assert server.created == server.uploads == 1 and server.completions == 0
