@@ -390,7 +390,8 @@ class LLMJudge(Criterion):
         the rubric reaches it. ``sample`` renders :data:`SAMPLE` with metadata that has every
         key (the build-time check).
         """
-        content = transcript.model_dump(mode="json", include={"messages", "metadata"})
+        content = transcript.model_dump(mode="json", include={"messages", "metadata"},
+                                        exclude={"messages": {"__all__": {"logprobs"}}})
         nonce = make_nonce(self.secret, content, self.name, repeat)
         msgs = content["messages"]
         last_index = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)

@@ -82,3 +82,24 @@ def test_distill_rows_columns_and_masking(tmp_path: Path) -> None:
     assert main(["export", str(run), "--on-fail", "mask", "-o", str(tmp_path / "sft.jsonl")]) == 0
     sft = {r["metadata"]["transcript_id"]: r for r in read_jsonl(tmp_path / "sft.jsonl")}
     assert sft["generated"]["messages"][2]["logprobs"] == RECORDS[0]["messages"][2]["logprobs"]
+
+
+def test_a_judge_sees_the_same_prompt_with_or_without_logprobs(tmp_path: Path) -> None:
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
+    from chat_server import ChatServer
+
+    with ChatServer() as server:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(
+            "name: s\ncriteria:\n  - name: ok\n    kind: llm_judge\n"
+            "    rubric: 'Grade {{ messages }} {{ conversation }}'\n"
+            f"    judge: {{name: openai/j, base_url: '{server.base_url}'}}\n")
+        plain = {**RECORDS[0], "id": "x",
+                 "messages": [{k: v for k, v in m.items() if k != "logprobs"}
+                              for m in RECORDS[0]["messages"]]}
+        with_logprobs = {**RECORDS[0], "id": "x"}
+        for record in (plain, with_logprobs):
+            assert [d.outcome for d in harness.review(suite, [record])] == ["pass"]
+        first, second = server.requests
+        assert first["messages"] == second["messages"]
