@@ -67,7 +67,12 @@ from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeRequest, JudgeResponse
 from harness.judges.batch import BATCH_KEYS, BatchOptions
 from harness.judges.budget import cost_budget
-from harness.judges.cache import JudgeCache, canonical_json
+from harness.judges.cache import (
+    NONCE_KEY_FILE,
+    JudgeCache,
+    canonical_json,
+    load_or_create_secret,
+)
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
 from harness.judges.format_warning import warn_if_format_unfollowed
 from harness.judges.override import apply_override
@@ -305,7 +310,9 @@ class LLMJudge(Criterion):
         if config.cache and cache_dir is not None:
             directory = cache_dir.resolve()
             self.cache = context.shared(f"judge-cache:{directory}", lambda: JudgeCache(directory))
-        self.secret = self.cache.nonce_key() if self.cache is not None else None
+        # nonces (and so batch custom ids) stable wherever there is a cache directory
+        self.secret = (load_or_create_secret(cache_dir.resolve() / NONCE_KEY_FILE)
+                       if cache_dir is not None else None)
         self._check_rubric()
         self.runner = self._runner(self.judge_name, options)
         warn_if_format_unfollowed(self.runner.backend, config.mode, spec.name, context)

@@ -251,3 +251,28 @@ def test_a_judge_without_a_batch_api_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="no batch API"):
         JudgeRunner(NoBatch(), batch=BatchOptions(batch=True), journal_dir=tmp_path)
+
+
+def test_custom_ids_are_stable_across_processes_even_without_the_cache(tmp_path):
+    """A resumed run (another process) must ask with the same custom ids: the prompt's nonce
+    comes from a secret kept in the cache directory, also for a criterion with `cache: false`."""
+    import subprocess
+    import sys
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"name": "s", "judge": {"name": "openai/j", "base_url": "http://x",
+                                                        "batch": True},
+                                 "criteria": [{"name": "c", "kind": "llm_judge", "cache": False,
+                                               "rubric": "Fine? {{ last_assistant }}"}]}))
+    script = (
+        "import sys, harness\n"
+        "from harness.judges.cache import cache_key\n"
+        "engine = harness.Engine(sys.argv[1], cache_dir=sys.argv[2])\n"
+        "c = engine.criteria[0]\n"
+        "t = harness.Transcript(id='t', messages=[{'role': 'user', 'content': 'q'},"
+        " {'role': 'assistant', 'content': 'a'}])\n"
+        "print(cache_key(c.runner.backend.identity(), c.render(t, 0)[0]))\n"
+        "engine.close()\n")
+    ids = {subprocess.run([sys.executable, "-c", script, str(suite), str(tmp_path / "run")],
+                          capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    assert len(ids) == 1
