@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from testutil import EXAMPLES, chat, read_jsonl, write_jsonl
@@ -75,3 +76,21 @@ def test_an_unfinished_run_is_refused(run_dir, tmp_path):
     with pytest.raises(harness.IncompleteRunError):
         harness.open_run(copy)
     assert harness.open_run(copy, allow_stopped=True).summary.read == 5
+
+
+def test_the_readme_python_api_examples_run(tmp_path, monkeypatch):
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    [run_block] = [b for b in blocks if "harness.run(" in b]
+    [frame_block] = [b for b in blocks if "harness.review_frame(" in b]
+    [open_block] = [b for b in blocks if "harness.open_run(" in b]
+    (tmp_path / "examples").symlink_to(root / "examples")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"harness": harness}
+    for block in (run_block, frame_block, open_block):
+        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
+    assert scope["run"].summary.read == scope["summary"]["read"]
+    assert set(scope["out"]["outcome"]) <= {"pass", "fail", "error"}
