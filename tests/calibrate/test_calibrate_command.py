@@ -210,3 +210,30 @@ criteria:
     row = rows(result)["polite_panel"]
     assert (row["compared"], row["skipped"]) == (3, 1)
     assert row["problem_ids"] == {"skipped": ["c"]}
+
+
+def test_report_shows_calibration_escaped_and_flags_a_changed_run(tmp_path: Path, cli) -> None:
+    suite = write_suite(tmp_path / "suite.yaml", """\
+name: shown
+criteria:
+  - {name: no_sorry, kind: regex, pattern: sorry, expect: absent}
+""")
+    inputs = write_jsonl(tmp_path / "t.jsonl", [
+        {"id": "a", "messages": [{"role": "user", "content": "q"},
+                                 {"role": "assistant", "content": "fine"}]}])
+    run_dir = tmp_path / "run"
+    assert cli("run", suite, inputs, "-o", run_dir, "--no-progress")[0] == 0
+    labels = tmp_path / "labels.jsonl"
+    hostile = "<script>window.__pwned=1</script>"
+    labels.write_text(json.dumps({"transcript_id": "a", "label": "pass"}) + "\n"
+                      + json.dumps({"transcript_id": hostile, "label": "fail"}) + "\n")
+    code, out, err = cli("calibrate", run_dir, "--labels", labels, "--bootstrap", "0")
+    assert code == 0, err
+    assert f"report: {run_dir / 'report.html'}" in out
+    page = (run_dir / "report.html").read_text()
+    assert 'id="calibration-table"' in page and 'data-calibration="no_sorry"' in page
+    assert hostile not in page and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
+    assert 'id="calibration-stale"' not in page
+    # the run is reviewed again: the report says the calibration is out of date
+    assert cli("run", suite, inputs, "-o", run_dir, "--overwrite", "--no-progress")[0] == 0
+    assert 'id="calibration-stale"' in (run_dir / "report.html").read_text()
