@@ -29,7 +29,10 @@ from harness.policy import INPUT_CRITERION, aggregate
 from harness.rundir import JOURNAL, check_complete, iter_journal
 
 DECISION = "decision"
-"""Name of the decision's row."""
+"""Name of the decision's row (``(decision)`` in a suite with a criterion named ``decision``);
+as a label's ``criterion``, a label about the decision only."""
+_DECISION_ONLY = "\x00decision"
+"""Label key of a label about the decision only."""
 CALIBRATION_FILE = "calibration.json"
 LIST_LIMIT = 20
 """Ids listed per kind of problem (all are counted)."""
@@ -140,7 +143,7 @@ def _outcome(verdicts: list[dict[str, Any]]) -> tuple[str, float | None]:
 class _Labels:
     """The labels indexed by transcript id, with what could not be used counted."""
 
-    def __init__(self, labels: list[Label], names: list[str],
+    def __init__(self, labels: list[Label], names: list[str], decision: str,
                  selected: list[str] | None) -> None:
         self.by_id: dict[str, dict[LabelKey, Label]] = {}
         self.read = len(labels)
@@ -152,14 +155,15 @@ class _Labels:
             if label.value == "skip":
                 self.skipped[label.raw] += 1
                 continue
-            if label.criterion is not None and label.criterion not in names:
-                self.unknown_criterion[label.criterion] += 1
+            criterion = _DECISION_ONLY if label.criterion == decision else label.criterion
+            if criterion not in (None, _DECISION_ONLY) and criterion not in names:
+                self.unknown_criterion[criterion] += 1
                 continue
             if selected and label.criterion is not None and label.criterion not in selected:
                 self.not_selected += 1
                 continue
             own = self.by_id.setdefault(label.transcript_id, {})
-            key = (label.criterion, label.message_index)
+            key = (criterion, label.message_index)
             if key in own:
                 self.duplicates += 1
             own[key] = label  # the last one wins
@@ -175,15 +179,17 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     meta = check_complete(run_dir)
     suite = meta.get("suite", {})
     specs = {c["name"]: c for c in suite.get("criteria", [])}
+    decision = DECISION if DECISION not in specs else f"({DECISION})"
     for name in criteria or []:
-        if name not in specs:
+        if name not in specs and name != decision:
             raise UsageError(f"--criterion {name!r}: the suite has no such criterion "
-                             f"(it has: {', '.join(specs) or 'none'})")
-    names = list(criteria or specs)
-    index = _Labels(labels, list(specs), criteria)
-    rows = {name: _Row(name, specs[name]["kind"]) for name in names}
-    if not criteria:
-        rows[DECISION] = _Row(DECISION, DECISION)
+                             f"(it has: {', '.join([*specs, decision])})")
+    names = [n for n in specs if not criteria or n in criteria]
+    index = _Labels(labels, list(specs), decision, criteria)
+    # the decision's row has the key None: a criterion may be named anything
+    rows: dict[str | None, _Row] = {name: _Row(name, specs[name]["kind"]) for name in names}
+    if not criteria or decision in criteria:
+        rows[None] = _Row(decision, DECISION)
     length_rng = random.Random(f"{seed}:lengths")
     matched: set[str] = set()
     seen_ids: Counter[str] = Counter()
@@ -195,8 +201,9 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
         by_criterion: dict[str, list[dict[str, Any]]] = {}
         for v in d["verdicts"]:
             by_criterion.setdefault(v["criterion"], []).append(v)
-        outcomes = {name: _outcome(by_criterion.get(name, [])) for name in names}
-        outcomes[DECISION] = (d["outcome"], d["score"])
+        outcomes: dict[str | None, tuple[str, float | None]] = {
+            name: _outcome(by_criterion.get(name, [])) for name in names}
+        outcomes[None] = (d["outcome"], d["score"])
         if length is not None:
             for name, row in rows.items():
                 outcome, score = outcomes[name]
@@ -210,9 +217,10 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
         errored_transcripts += d["outcome"] == "error"
         for name, row in rows.items():
             general = own.get((None, None))
-            if name == DECISION:
-                if general is not None:
-                    row.compare(general, "error" if unreadable else d["outcome"], d["score"],
+            if name is None:
+                label = own.get((_DECISION_ONLY, None)) or general
+                if label is not None:
+                    row.compare(label, "error" if unreadable else d["outcome"], d["score"],
                                 length)
                 continue
             label = own.get((name, None)) or general
@@ -229,8 +237,8 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     unmatched = [tid for tid in index.by_id if tid not in matched]
     unmatched_labels = sum(len(index.by_id[tid]) for tid in unmatched)
     results = []
-    for name, row in rows.items():
-        results.append(row.result(random.Random(f"{seed}:{name}"), resamples))
+    for row in rows.values():
+        results.append(row.result(random.Random(f"{seed}:{row.name}"), resamples))
     return {
         "version": 1,
         "run": {"dir": str(run_dir), "suite": suite.get("name"),

@@ -1,9 +1,10 @@
 """Human labels: read from CSV or JSONL, normalised to ``pass``, ``fail`` or ``skip``.
 
 A label says what the right outcome is. Columns (JSONL keys): ``transcript_id`` and ``label``
-(required), ``criterion`` (the label is about that criterion only; without it, about the whole
-transcript: compared with the decision and with every criterion), ``message_index`` (a
-message-scoped verdict), anything else (``note``, ``mark``...) is kept out of the way.
+(required), ``criterion`` (the label is about that criterion only, or ``decision``: the decision
+only; without it, about the whole transcript: compared with the decision and with every
+criterion), ``message_index`` (a message-scoped verdict); anything else (``note``, ``mark``...)
+is ignored.
 
 Values: ``pass``/``fail``, booleans (``true`` is pass), ``1``/``0``, and ``skip`` (the reviewer
 declined: counted, not compared); any other value needs ``--map RAW=pass|fail|skip``. Unknown

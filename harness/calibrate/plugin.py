@@ -36,8 +36,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="human labels, CSV or JSONL: transcript_id, label, optional criterion "
                         "(and message_index); the report's 'export labels' writes one")
     p.add_argument("--criterion", action="append", metavar="NAME",
-                   help="compare this criterion only (repeatable); default: every criterion "
-                        "and the decision")
+                   help="compare this criterion only (repeatable; `decision` for the "
+                        "decision); default: every criterion and the decision")
     p.add_argument("--map", action="append", metavar="RAW=pass,RAW=fail,...",
                    help="what raw label values mean: pass, fail or skip (skip: counted, not "
                         "compared), e.g. --map good=pass,bad=fail,unsure=skip")

@@ -237,3 +237,20 @@ criteria:
     # the run is reviewed again: the report says the calibration is out of date
     assert cli("run", suite, inputs, "-o", run_dir, "--overwrite", "--no-progress")[0] == 0
     assert 'id="calibration-stale"' in (run_dir / "report.html").read_text()
+
+
+def test_labels_about_the_decision_only(run_dir: Path, tmp_path: Path, cli) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transcript_id,label,criterion\nt3,pass,decision\nt5,fail,\n")
+    code, _, err = cli("calibrate", run_dir, "--labels", labels, "--bootstrap", "0")
+    assert code == 0, err
+    by = rows(json.loads((run_dir / "calibration.json").read_text()))
+    assert by["decision"]["compared"] == 2  # t3 (its own label) and t5
+    assert by["no_sorry"]["compared"] == 1  # t5 only: t3's label is about the decision
+    code, _, err = cli("calibrate", run_dir, "--labels", labels, "--criterion", "decision",
+                       "--bootstrap", "0")
+    assert code == 0, err
+    result = json.loads((run_dir / "calibration.json").read_text())
+    assert [r["name"] for r in result["rows"]] == ["decision"]
+    assert result["rows"][0]["confusion"] == {"human_pass": {"pass": 0, "fail": 1},
+                                              "human_fail": {"pass": 1, "fail": 0}}
