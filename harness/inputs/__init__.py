@@ -7,11 +7,12 @@ from harness.inputs.sources import (
     InputSpecError,
     Source,
     describe_sources,
+    first_seqs,
     iter_entries,
     resolve_inputs,
     same_inputs,
 )
 
 __all__ = ["InputFormat", "InputSpecError", "Source", "decode", "describe_sources",
-           "iter_entries", "iter_raw", "parse_record", "read_transcripts", "resolve_inputs",
-           "same_inputs"]
+           "first_seqs", "iter_entries", "iter_raw", "parse_record", "read_transcripts",
+           "resolve_inputs", "same_inputs"]

@@ -18,6 +18,12 @@ The rule, for local paths and URLs alike:
 - a file reached twice is read once.
 
 A name that matches nothing readable is an :class:`InputSpecError` before anything is read.
+
+For an execution engine: ``start(engine, inputs, args)`` gets the inputs as given; resolve them
+with ``resolve_inputs(inputs, messages_column=args.messages_column)``, read a source with
+``source.records()`` (``(position, raw)``, as :func:`harness.inputs.iter_raw`), and number
+records as :func:`iter_entries` does: a source's first record is ``first_seqs(sources)[i]``,
+and ``args.limit`` (when set) keeps records with ``seq < limit`` only.
 """
 
 from __future__ import annotations
@@ -171,6 +177,17 @@ def iter_entries(sources: Iterable[Source], *, limit: int | None = None
             seq += 1
             if limit is not None and seq >= limit:
                 return
+
+
+def first_seqs(sources: list[Source]) -> list[int]:
+    """The ``seq`` of each source's first record in :func:`iter_entries`' numbering (every
+    source but the last is counted, without parsing: :meth:`Source.count`)."""
+    firsts, seq = [], 0
+    for i, source in enumerate(sources):
+        firsts.append(seq)
+        if i + 1 < len(sources):
+            seq += source.count()
+    return firsts
 
 
 def describe_sources(sources: Iterable[Source]) -> list[dict[str, Any]]:

@@ -15,7 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from testutil import chat, write_jsonl
 
-from harness.inputs import InputSpecError, iter_entries, resolve_inputs, same_inputs
+from harness.inputs import (
+    InputSpecError,
+    first_seqs,
+    iter_entries,
+    resolve_inputs,
+    same_inputs,
+)
 from harness.inputs.reader import _json_records, read_transcripts
 from harness.models import InputError
 from harness.plugins import get_registry
@@ -256,5 +262,10 @@ def test_parquet_with_another_chat_column(tmp_path):
 def test_count_matches_what_is_read(tree, tmp_path):
     (tree / "broken.jsonl.gz").write_bytes(gzip.compress(b'{"a": 1}\n' * 3)[:-12])
     pq.write_table(pa.Table.from_pylist(CHAT_ROWS), tree / "t.parquet", row_group_size=2)
-    for source in resolve_inputs([tree]):
+    sources = resolve_inputs([tree])
+    for source in sources:
         assert source.count() == sum(1 for _ in source.records()), source.name
+    # where each file starts in a run's numbering: what an engine reading files apart needs
+    starts = {position: seq for seq, position, _ in iter_entries(sources)
+              if position.endswith(":1")}
+    assert first_seqs(sources) == [starts[f"{s.name}:1"] for s in sources]
