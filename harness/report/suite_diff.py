@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from harness.judges.records import RUBRIC_HASH_LEN, judge_label, rubric_hash
-from harness.models import Verdict
+from harness.models import Verdict, trusted
 from harness.policy import INPUT_CRITERION, decide
 from harness.suite import CriterionSpec
 from harness.text import escape_controls
@@ -30,6 +31,9 @@ Outcomes = dict[str, tuple[str, float | None]]
 
 MAX_VALUE_CHARS = 60
 """Longer config values are shown cut, with their hash."""
+
+MAX_REMEMBERED = 100_000
+"""Distinct criterion outcomes whose re-decisions are remembered (flips share few of them)."""
 
 JUDGE_KEYS = ("rubric", "rubric_file", "evals_spec")
 """Config keys that make a criterion a judged one (it then uses the suite's default judge)."""
@@ -95,7 +99,7 @@ class SuiteSide:
     def override(self) -> str | None:
         return _judge_name((self.meta.get("options") or {}).get("judge"))
 
-    @property
+    @cached_property
     def specs(self) -> list[CriterionSpec]:
         return [CriterionSpec(name=c["name"], kind=c["kind"], gate=c.get("gate", True),
                               weight=c.get("weight", 1.0))
@@ -161,7 +165,8 @@ def suite_changes(a: SuiteSide, b: SuiteSide) -> list[dict[str, Any]]:
 
 def _outcome_under(outcomes: Outcomes, side: SuiteSide, ident: tuple[str, str]) -> str:
     """The decision the engine's policy of ``side`` takes on these criterion outcomes."""
-    verdicts = [Verdict(criterion=name, outcome=o, score=s) for name, (o, s) in outcomes.items()]
+    verdicts = [trusted(Verdict, criterion=name, outcome=o, score=s)  # values from a verdict
+                for name, (o, s) in outcomes.items()]
     return decide(None, verdicts, side.specs, side.threshold, ident=ident).outcome  # type: ignore[arg-type]
 
 
@@ -183,6 +188,8 @@ class Attribution:
         self.policy = ", ".join(f"{c['what']} {c['a']} -> {c['b']}"
                                 for c in changes if c["policy"])
         self.settings: dict[str, list[str]] = {}
+        self._decided: dict[tuple[Any, ...], tuple[bool, bool]] = {}
+        """(A's outcomes, B's outcomes, B's decision) -> (B's policy explains, B's verdicts do)."""
         for c in changes:
             if c["criterion"] and not c["policy"]:
                 self.settings.setdefault(c["criterion"], []).append(
@@ -213,8 +220,13 @@ class Attribution:
         verdicts = ", ".join(changed) or "the same verdicts"
         if not self.policy:
             return verdicts
-        by_policy = _outcome_under(before, self.b, ident) == outcome_b
-        by_verdicts = _outcome_under(after, self.a, ident) == outcome_b
+        key = (tuple(sorted(before.items())), tuple(sorted(after.items())), outcome_b)
+        if (known := self._decided.get(key)) is None:
+            known = (_outcome_under(before, self.b, ident) == outcome_b,
+                     _outcome_under(after, self.a, ident) == outcome_b)
+            if len(self._decided) < MAX_REMEMBERED:
+                self._decided[key] = known
+        by_policy, by_verdicts = known
         if by_policy and not by_verdicts:
             return self.policy
         if by_verdicts and not by_policy:
