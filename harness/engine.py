@@ -225,12 +225,14 @@ class Engine:
                 while not out.empty():
                     items.append(out.get_nowait())
                 ready: list[Finished] = []
+                stop: BaseException | None = None
                 for item in items:
                     if item is None:
                         ended = True
                         continue
                     if isinstance(item, BaseException):
-                        raise item
+                        stop = stop or item  # the decisions ready beside it are handed out first
+                        continue
                     seq = item.seq
                     remaining[seq] = 0 if item.sub < 0 else remaining[seq] - 1
                     if not ordered:
@@ -250,6 +252,8 @@ class Engine:
                         slots.release()
                 if ready:
                     yield ready
+                if stop is not None:
+                    raise stop
             if failure:
                 raise failure[0]
         finally:
