@@ -55,11 +55,14 @@ def test_turn_style_keeps_the_failed_turn_masked_and_trains_the_continuation(
 
     # the generator saw the conversation up to the objection; the supervisor the rule, the
     # finding and the conversation, fenced as data
-    to_generator = models.requests("generator")[0]["messages"]
+    to_generator = next(r["messages"] for r in models.requests("generator")
+                        if "17 × 24 = 398." in json.dumps(r, ensure_ascii=False))
     assert to_generator[-1] == {"role": "user", "content": f"No, {REASON}"}
-    to_supervisor = models.requests("supervisor")[0]["messages"][1]["content"]
+    to_supervisor = next(r["messages"][1]["content"] for r in models.requests("supervisor")
+                         if "17 × 24 = 398" in r["messages"][1]["content"])
     assert "arithmetic_checks_out: Every" in to_supervisor
-    assert "<<<TRANSCRIPT-" in to_supervisor and "17 × 24 = 398" in to_supervisor
+    assert "17 × 24 is 408, not 398" in to_supervisor  # the verdict's explanation
+    assert "<<<TRANSCRIPT-" in to_supervisor
 
     # an ordinary run directory: a masked export trains the correction, never the mistake
     export_run(out, tmp_path / "sft.jsonl", "openai", {"on_fail": "mask"})
@@ -133,7 +136,7 @@ def test_a_correction_that_still_fails_after_k_rounds_is_not_kept(
     assert record["status"] == "still failing" and record["rounds"] == 2
     # without a supervisor the objection is the failed verdict's explanation
     assert record["transcript"]["messages"][3]["content"].startswith(
-        "No, 1 of 1 equation(s) wrong: 17 × 24 = 398 (17 × 24 is 408).")
+        "No, 1 of 1 equation(s) wrong: 17 × 24 is 408, not 398.")
     assert summary["read"] == 2
 
 
