@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,9 @@ class RayInstance:
     """A local Ray instance with 2 CPUs, alive while this object is (ended by its own pid)."""
 
     def __init__(self) -> None:
+        # token authentication (Ray's default for a new instance): the drivers started
+        # here inherit the mode, and read the token the instance saves in ~/.ray
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
         start = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-c", RAY_HEAD], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)

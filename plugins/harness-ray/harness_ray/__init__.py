@@ -37,8 +37,16 @@ def _positive(value: str) -> int:
 
 
 def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
+    from harness.errors import UsageError
     from harness.inputs import resolve_inputs
     from harness_ray.driver import start_ray
+
+    if getattr(args, "max_cost", None) is not None:
+        raise UsageError("--max-cost is not supported with --engine ray yet (each actor "
+                         "keeps its own account): run without it, or on the local engine")
+    if any(getattr(r, "batch", None) for r in engine.context.resources.values()):
+        raise UsageError("judges with `batch: true` run on the local engine only (one "
+                         "process sends a run's batches): drop --engine ray or `batch: true`")
 
     sources = getattr(args, "sources", None) or resolve_inputs(
         inputs, messages_column=getattr(args, "messages_column", "messages"))
