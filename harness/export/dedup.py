@@ -13,11 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 
 def digest(payload: Any) -> bytes:
     """A 128-bit digest of ``payload``'s canonical JSON (key order does not matter)."""
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).digest()
+    try:
+        blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (integers past 64 bits...), the json module writes
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8")
+    return hashlib.blake2b(blob, digest_size=16).digest()
 
 
 def training_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
