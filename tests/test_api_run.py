@@ -27,7 +27,8 @@ def test_run_from_python_writes_what_the_cli_writes(tmp_path, cli):
     code, _, err = cli("run", SUITE, CORPUS, "-o", tmp_path / "cli", "--workers", "1")
     assert code == 0, err
     assert _outputs(tmp_path / "py") == _outputs(tmp_path / "cli")
-    assert summary["state"] == "complete" and summary["read"] == _outputs(tmp_path / "py")[0]["read"]
+    written = _outputs(tmp_path / "py")[0]
+    assert summary["state"] == "complete" and summary["read"] == written["read"]
     assert (tmp_path / "py" / "report.html").is_file()
 
 
