@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.calibrate import metrics
 from harness.calibrate.labels import Label
 from harness.errors import UsageError
@@ -101,7 +103,7 @@ class _Row:
             if j < LENGTH_SAMPLE:
                 self.lengths[j] = (score, length)
 
-    def result(self, rng: random.Random, resamples: int) -> dict[str, Any]:
+    def result(self, rng: np.random.Generator, resamples: int) -> dict[str, Any]:
         c = metrics.Confusion.of(self.pairs)
         cis = metrics.bootstrap_confusion(c, rng, resamples)
         row: dict[str, Any] = {
@@ -238,7 +240,7 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     unmatched_labels = sum(len(index.by_id[tid]) for tid in unmatched)
     results = []
     for row in rows.values():
-        results.append(row.result(random.Random(f"{seed}:{row.name}"), resamples))
+        results.append(row.result(metrics.seeded(f"{seed}:{row.name}"), resamples))
     return {
         "version": 1,
         "run": {"dir": str(run_dir), "suite": suite.get("name"),

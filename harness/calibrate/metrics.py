@@ -4,20 +4,20 @@ Outcomes are ``"pass"`` and ``"fail"``; ``fail`` is the positive class (precisio
 of ``fail`` answer "of what harness rejects, how much should go?" and "of what should go, how
 much does harness catch?"). Scores are probabilities of passing, so higher is better.
 
-Bootstrap intervals resample the compared pairs with replacement (``B`` resamples, a seeded
-``random.Random``) and take the 2.5th and 97.5th percentiles; a resample where a metric is
-undefined (no predicted fail for precision, one class only for kappa or AUC) is left out of
-that metric's interval.
+Bootstrap intervals resample the compared pairs with replacement (``B`` resamples drawn with a
+seeded numpy generator, vectorised) and take the 2.5th and 97.5th percentiles; a resample where
+a metric is undefined (no predicted fail for precision, one class only for kappa or AUC) is left
+out of that metric's interval.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.report.stats import percentile
+import numpy as np
 
 BOOTSTRAP = 1000
 """Default number of bootstrap resamples."""
@@ -170,49 +170,75 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return sxy / math.sqrt(sxx * syy)
 
 
-def interval(values: list[float]) -> list[float] | None:
-    """The percentile interval of bootstrap values (None when there are none)."""
-    if not values:
+def seeded(seed: int | str) -> np.random.Generator:
+    """A numpy generator from any seed (``"0:helpful"``: the run's seed and a row's name)."""
+    digest = hashlib.sha256(str(seed).encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def interval(values: np.ndarray) -> list[float] | None:
+    """The percentile interval of bootstrap values, NaN (undefined) left out; None if empty."""
+    values = values[~np.isnan(values)]
+    if not values.size:
         return None
-    values.sort()
     tail = (100.0 - CI_LEVEL) / 2
-    return [percentile(values, tail), percentile(values, 100.0 - tail)]  # type: ignore[list-item]
+    lo, hi = np.percentile(values, [tail, 100.0 - tail])  # linear interpolation
+    return [float(lo), float(hi)]
 
 
-def bootstrap_confusion(c: Confusion, rng: random.Random,
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def bootstrap_confusion(c: Confusion, rng: np.random.Generator,
                         resamples: int = BOOTSTRAP) -> dict[str, list[float] | None]:
     """Bootstrap intervals of every confusion metric.
 
     Drawing ``n`` pairs with replacement only matters through the cells they fall in, so each
-    resample draws ``n`` cells with the cells' frequencies: the same distribution, cheaper.
+    resample is one multinomial draw of ``n`` over the four cells with their frequencies: the
+    same distribution as resampling pairs, vectorised.
     """
     n = c.n
-    out: dict[str, list[float]] = {name: [] for name in CONFUSION_METRICS}
-    if not n:
+    if not n or not resamples:
         return {name: None for name in CONFUSION_METRICS}
-    cum = [c.pass_pass, c.pass_pass + c.pass_fail, c.pass_pass + c.pass_fail + c.fail_pass, n]
-    cells = range(4)
-    for _ in range(resamples):
-        draw = rng.choices(cells, cum_weights=cum, k=n)
-        r = Confusion(draw.count(0), draw.count(1), draw.count(2), draw.count(3))
-        for name, metric in CONFUSION_METRICS.items():
-            value = metric(r)
-            if value is not None:
-                out[name].append(value)
-    return {name: interval(values) for name, values in out.items()}
+    cells = [c.pass_pass, c.pass_fail, c.fail_pass, c.fail_fail]
+    draws = rng.multinomial(n, [x / n for x in cells], size=resamples).astype(float)
+    pp, pf, fp, ff = draws.T
+    human_pass, machine_pass = pp + pf, pp + fp
+    chance = (human_pass * machine_pass + (n - human_pass) * (n - machine_pass)) / (n * n)
+    values = {
+        "agreement": (pp + ff) / n,
+        "kappa": _ratio((pp + ff) / n - chance, np.where(chance >= 1.0, 0.0, 1.0 - chance)),
+        "precision_fail": _ratio(ff, ff + pf),
+        "recall_fail": _ratio(ff, ff + fp),
+    }
+    return {name: interval(values[name]) for name in CONFUSION_METRICS}
 
 
-def bootstrap_auc(scores: Sequence[float], human_pass: Sequence[bool], rng: random.Random,
-                  resamples: int = BOOTSTRAP) -> list[float] | None:
-    """Bootstrap interval of :func:`roc_auc`, resampling (score, label) pairs."""
+def bootstrap_auc(scores: Sequence[float], human_pass: Sequence[bool], rng: np.random.Generator,
+                  resamples: int = BOOTSTRAP, chunk: int = 100) -> list[float] | None:
+    """Bootstrap interval of :func:`roc_auc`, resampling (score, label) pairs.
+
+    A resample is a multinomial count per pair; its AUC is computed from those counts over the
+    distinct scores (pairs of people's pass and fail weighted by their counts, ties half), a
+    chunk of resamples at a time.
+    """
     n = len(scores)
-    if not n:
+    if not n or not resamples:
         return None
+    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
+    sorted_scores = np.asarray(scores, dtype=float)[order]
+    is_pass = np.asarray(human_pass, dtype=bool)[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
     values = []
-    indices = range(n)
-    for _ in range(resamples):
-        pick = rng.choices(indices, k=n)
-        value = roc_auc([scores[i] for i in pick], [human_pass[i] for i in pick])
-        if value is not None:
-            values.append(value)
-    return interval(values)
+    for done in range(0, resamples, chunk):
+        size = min(chunk, resamples - done)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(float)
+        passes = np.add.reduceat(counts * is_pass, starts, axis=1)  # per distinct score
+        fails = np.add.reduceat(counts * ~is_pass, starts, axis=1)
+        fails_below = np.cumsum(fails, axis=1) - fails
+        wins = (passes * (fails_below + 0.5 * fails)).sum(axis=1)
+        values.append(_ratio(wins, passes.sum(axis=1) * fails.sum(axis=1)))
+    return interval(np.concatenate(values))

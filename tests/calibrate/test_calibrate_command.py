@@ -135,7 +135,7 @@ def test_intervals_reproducible_with_a_seed(run_dir: Path, tmp_path: Path, cli) 
     assert a["rows"] == b["rows"]
     assert a["bootstrap"] == {"resamples": 300, "seed": 0, "level": 95.0,
                               "method": "percentile, resampling the compared pairs"}
-    assert [r["agreement_ci"] for r in a["rows"]] != [r["agreement_ci"] for r in c["rows"]]
+    assert a["rows"] != c["rows"]  # another seed, other intervals
     assert all(r["agreement"] == s["agreement"] for r, s in zip(a["rows"], c["rows"], strict=True))
 
 

@@ -67,35 +67,66 @@ def test_spearman_by_hand() -> None:
 
 
 def test_bootstrap_is_reproducible_and_brackets_the_estimate() -> None:
-    a = metrics.bootstrap_confusion(C, random.Random("0:x"), 500)
-    b = metrics.bootstrap_confusion(C, random.Random("0:x"), 500)
-    c = metrics.bootstrap_confusion(C, random.Random("1:x"), 500)
+    a = metrics.bootstrap_confusion(C, metrics.seeded("0:x"), 500)
+    b = metrics.bootstrap_confusion(C, metrics.seeded("0:x"), 500)
+    c = metrics.bootstrap_confusion(C, metrics.seeded("1:x"), 500)
     assert a == b and a != c
     for name, metric in metrics.CONFUSION_METRICS.items():
         lo, hi = a[name]
         assert lo <= metric(C) <= hi, name
     # no disagreement at all: every resample agrees fully
-    assert metrics.bootstrap_confusion(Confusion(3, 0, 0, 3), random.Random(0),
+    assert metrics.bootstrap_confusion(Confusion(3, 0, 0, 3), metrics.seeded(0),
                                        200)["agreement"] == [1.0, 1.0]
-    assert metrics.bootstrap_confusion(Confusion(), random.Random(0), 10)["kappa"] is None
+    assert metrics.bootstrap_confusion(Confusion(), metrics.seeded(0), 10)["kappa"] is None
+    assert metrics.bootstrap_confusion(C, metrics.seeded(0), 0)["kappa"] is None
+
+
+def test_bootstrap_leaves_undefined_resamples_out() -> None:
+    # harness never fails: precision of fail is undefined in every resample
+    ci = metrics.bootstrap_confusion(Confusion(pass_pass=5, fail_pass=5), metrics.seeded(0), 100)
+    assert ci["precision_fail"] is None and ci["recall_fail"] == [0.0, 0.0]
+    assert ci["kappa"] == [0.0, 0.0]
 
 
 def test_bootstrap_of_cells_matches_resampling_pairs() -> None:
-    """Drawing cells with their frequencies is resampling pairs: same mean agreement."""
+    """One multinomial draw over the cells is resampling the pairs: same mean and spread."""
     rng = random.Random(7)
     pairs = [("pass", "pass")] * 4 + [("pass", "fail")] + [("fail", "pass")] * 2 \
         + [("fail", "fail")] * 3
-    by_pairs = [metrics.agreement(Confusion.of(rng.choices(pairs, k=10))) for _ in range(4000)]
-    cells = []
-    rng = random.Random(8)
-    for _ in range(4000):
-        draw = rng.choices(range(4), cum_weights=[4, 5, 7, 10], k=10)
-        cells.append(metrics.agreement(Confusion(*(draw.count(i) for i in range(4)))))
-    assert sum(by_pairs) / 4000 == pytest.approx(sum(cells) / 4000, abs=0.01)
+    by_pairs = sorted(metrics.agreement(Confusion.of(rng.choices(pairs, k=10)))
+                      for _ in range(4000))
+    draws = metrics.seeded(8).multinomial(10, [0.4, 0.1, 0.2, 0.3], size=4000)
+    by_cells = sorted(((d[0] + d[3]) / 10) for d in draws)
+    assert sum(by_pairs) / 4000 == pytest.approx(sum(by_cells) / 4000, abs=0.01)
+    assert by_pairs[100] == pytest.approx(by_cells[100], abs=0.1)
+    assert by_pairs[3900] == pytest.approx(by_cells[3900], abs=0.1)
 
 
 def test_bootstrap_auc() -> None:
     scores, human = [0.9, 0.8, 0.4, 0.3, 0.7, 0.2], [True, False, True, False, True, False]
-    ci = metrics.bootstrap_auc(scores, human, random.Random(0), 300)
-    assert ci == metrics.bootstrap_auc(scores, human, random.Random(0), 300)
+    ci = metrics.bootstrap_auc(scores, human, metrics.seeded(0), 300)
+    assert ci == metrics.bootstrap_auc(scores, human, metrics.seeded(0), 300)
     assert 0.0 <= ci[0] <= metrics.roc_auc(scores, human) <= ci[1] <= 1.0
+    # perfectly separated: every resample with both classes has AUC 1; all ties: 0.5
+    assert metrics.bootstrap_auc([0.9, 0.8, 0.2, 0.1], [True, True, False, False],
+                                 metrics.seeded(0), 200) == [1.0, 1.0]
+    assert metrics.bootstrap_auc([0.5] * 4, [True, False] * 2, metrics.seeded(0),
+                                 200) == [0.5, 0.5]
+    assert metrics.bootstrap_auc([0.5], [True], metrics.seeded(0), 50) is None
+
+
+def test_bootstrap_auc_matches_resampling_pairs() -> None:
+    """The vectorised AUC of a resample equals roc_auc of the same pairs drawn explicitly."""
+    rng = random.Random(3)
+    scores = [round(rng.random(), 1) for _ in range(30)]  # ties on purpose
+    human = [rng.random() < 0.5 for _ in range(30)]
+    explicit = []
+    for _ in range(2000):
+        pick = rng.choices(range(30), k=30)
+        value = metrics.roc_auc([scores[i] for i in pick], [human[i] for i in pick])
+        if value is not None:
+            explicit.append(value)
+    explicit.sort()
+    lo, hi = metrics.bootstrap_auc(scores, human, metrics.seeded(1), 2000)
+    assert lo == pytest.approx(explicit[int(0.025 * len(explicit))], abs=0.04)
+    assert hi == pytest.approx(explicit[int(0.975 * len(explicit))], abs=0.04)
