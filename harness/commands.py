@@ -165,7 +165,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.input_format != "auto" and args.input_format not in registry.formats:
         raise UsageError(f"unknown input format {args.input_format!r}; "
                          f"known: auto, {', '.join(registry.formats)}")
-    args.sources = resolve_inputs(args.inputs, messages_column=args.messages_column)
+    args.sources = resolve_inputs(args.inputs, messages_column=args.messages_column)  # listed once
     out_path = Path(args.out)
     if out_path.exists() and not out_path.is_dir():
         raise UsageError(f"-o {args.out}: a file is there; a run directory is a folder")
@@ -200,7 +200,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         total = args.limit if total is None else min(total, args.limit)
     mode = progress_mode(console, enabled=not args.no_progress)
     with RunProgress(console, total, mode, every_s=args.progress_every) as progress:
-        summary = api.run(engine, args.inputs, args.out, resume=args.resume,
+        summary = api.run(engine, args.sources, args.out, resume=args.resume,
                           overwrite=args.overwrite, on_decision=progress.tick,
                           report=not args.no_report, retry_errors=args.retry_errors,
                           max_error_rate=args.max_error_rate, total=total, batches=batches,
@@ -292,7 +292,9 @@ def plugins_command(args: argparse.Namespace) -> int:
 
 
 def _start_local(engine: Engine, inputs: list[str], args: argparse.Namespace) -> Any:
-    sources = resolve_inputs(inputs, messages_column=getattr(args, "messages_column", "messages"))
+    # the files run_command listed: a folder listed twice could differ in between
+    sources = getattr(args, "sources", None) or \
+        resolve_inputs(inputs, messages_column=getattr(args, "messages_column", "messages"))
     limit = getattr(args, "limit", None)
     return lambda done: api.local_batches(engine, sources, done, limit=limit)
 
