@@ -10,9 +10,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from harness.engine import unavailable_errors
 from harness.stages import Finished
 from harness.suite import Suite
-from harness_ray.blocks import from_decisions, to_entries
+from harness_ray.blocks import from_decisions, stop_block, to_entries
 
 JUDGE_RUNNER = "judge-runner:"
 """Key prefix of the judge runners in an engine's shared resources."""
@@ -62,7 +63,10 @@ class ReviewBlocks:
         self.loop = asyncio.new_event_loop()
 
     def __call__(self, block: pa.Table) -> pa.Table:
-        return from_decisions(self.loop.run_until_complete(self._review(block)))
+        try:
+            return from_decisions(self.loop.run_until_complete(self._review(block)))
+        except unavailable_errors() as exc:  # the block is reviewed again on --resume
+            return stop_block(str(exc))
 
     async def _review(self, block: pa.Table) -> list[Finished]:
         decided: list[Finished] = []

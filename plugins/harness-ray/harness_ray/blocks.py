@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from harness.engine import unavailable_errors
 from harness.inputs import Source
 from harness.stages import Entry, Finished
 
@@ -61,9 +62,25 @@ def from_decisions(decided: list[Finished]) -> pa.Table:
                      "line": [f.json() for f in decided]}, schema=DECISIONS)
 
 
+STOPPED = -1
+"""``seq`` of the one row of a block that says the run must stop (its ``line``: why)."""
+
+
+def stop_block(reason: str) -> pa.Table:
+    """A block saying that the run must stop: a judge endpoint is down (an exception raised in
+    an actor reaches the driver only as text, so it travels as data)."""
+    return pa.table({"seq": [STOPPED], "sub": [STOPPED], "outcome": ["stop"], "source": [""],
+                     "errored": [[]], "line": [reason.encode()]}, schema=DECISIONS)
+
+
 def to_decisions(block: pa.Table) -> list[Finished]:
-    """A block of decisions as the core's :class:`Finished` (the journal line kept as JSON)."""
+    """A block of decisions as the core's :class:`Finished` (the journal line kept as JSON);
+    a stop block raises what stops a local run (:func:`harness.engine.unavailable_errors`)."""
     data = block.to_pydict()
+    if STOPPED in data["seq"]:
+        reason = data["line"][data["seq"].index(STOPPED)].decode()
+        stop = unavailable_errors()
+        raise (stop[0](reason) if stop else RuntimeError(reason))
     return [Finished(seq, sub, 0, outcome, source, tuple(errored), None, line)
             for seq, sub, outcome, source, errored, line
             in zip(data["seq"], data["sub"], data["outcome"], data["source"], data["errored"],

@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from harness.engine import Engine, unavailable_errors
+from harness.engine import Engine
 from harness.errors import UsageError
 from harness.inputs import Source
 from harness.stages import Finished
-from harness.suite import SuiteError
 from harness_ray.actor import ActorSpec, ReviewBlocks
 from harness_ray.blocks import measure, read_records, to_decisions
 
@@ -142,12 +141,11 @@ def _first_seqs(ray: Any, sources: list[Source]) -> tuple[list[int], float]:
 
 
 def _as_core_error(ray: Any, exc: BaseException) -> BaseException:
-    """What stops a local run stops a Ray run the same way: a judge down, a suite error."""
+    """A cluster that lost the actors stops the run as a dead worker process stops a local one
+    (exit 4, ``--resume`` goes on); anything else is raised as it is. (A judge endpoint that
+    is down comes back as a stop block: see :func:`harness_ray.blocks.stop_block`.)"""
     seen: BaseException | None = exc
-    stop = unavailable_errors()
     while seen is not None:
-        if stop and isinstance(seen, stop) or isinstance(seen, SuiteError):
-            return seen
         if isinstance(seen, ray.exceptions.ActorDiedError | ray.exceptions.RaySystemError):
             return BrokenProcessPool(f"a Ray actor died: {seen}")
         seen = getattr(seen, "cause", None) or seen.__cause__

@@ -190,6 +190,29 @@ def test_a_killed_driver_resumes_without_judging_again_what_is_decided(
     assert len(index_journal(run)) == n
 
 
+def test_a_judge_endpoint_down_stops_the_run_as_locally_and_resume_finishes_it(
+        cli, tmp_path, ray_address):
+    n, port = 20, closed_port()
+    data = judged_corpus(tmp_path / "in.jsonl", n)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""\
+name: judged
+judge: {{name: openai/j, base_url: "http://127.0.0.1:{port}/v1", max_attempts: 1,
+         breaker_after: 2, timeout_s: 5}}
+criteria:
+  - {{name: fine, kind: llm_judge, rubric: "Is this fine? {{{{ last_assistant }}}}"}}
+""")
+    args = ["run", suite, data, "-o", tmp_path / "run", "--engine", "ray", "--no-progress"]
+    code, _, err = cli(*args)
+    assert code == 4 and "judge unavailable" in err and "--resume" in err
+    with ChatServer(reply=verdict, port=port) as server:
+        code, _, err = cli(*args, "--resume")
+        assert code == 0, err
+        assert sorted(items_asked(server.requests)) == [f"{i:04d}" for i in range(n)]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["read"], summary["state"]) == (n, "complete")
+
+
 def test_without_the_plugin_ray_or_a_cluster_the_error_is_one_line(cli, tmp_path, ray_address,
                                                                    monkeypatch):
     data = judged_corpus(tmp_path / "in.jsonl", 2)
