@@ -254,3 +254,13 @@ def test_labels_about_the_decision_only(run_dir: Path, tmp_path: Path, cli) -> N
     assert [r["name"] for r in result["rows"]] == ["decision"]
     assert result["rows"][0]["confusion"] == {"human_pass": {"pass": 0, "fail": 1},
                                               "human_fail": {"pass": 1, "fail": 0}}
+
+
+def test_an_incomplete_run_is_refused(run_dir: Path, tmp_path: Path, cli) -> None:
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "state": "running"}))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("transcript_id,label\nt1,pass\n")
+    code, _, err = cli("calibrate", run_dir, "--labels", labels)
+    assert code == 2 and "incomplete" in err and "--resume" in err
+    assert not (run_dir / "calibration.json").exists()

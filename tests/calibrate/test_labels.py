@@ -90,3 +90,11 @@ def test_bad_map_and_missing_file(tmp_path: Path) -> None:
     assert parse_map(["meh=ignore"]) == {"meh": "skip"}
     with pytest.raises(UsageError, match="not found"):
         read_labels(tmp_path / "nope.csv")
+
+
+def test_csv_saved_by_a_spreadsheet(tmp_path: Path) -> None:
+    """A byte-order mark and CRLF line ends (Excel's CSV) read like any CSV."""
+    path = tmp_path / "labels.csv"
+    path.write_bytes("\ufefftranscript_id,label,note\r\na,TRUE,\"one, two\"\r\n".encode())
+    _, labels = read_labels(path)
+    assert [(lb.transcript_id, lb.value) for lb in labels] == [("a", "pass")]
