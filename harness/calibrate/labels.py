@@ -119,8 +119,9 @@ def read_labels(path: str | Path, mapping: dict[str, LabelValue] | None = None,
     first_seen: dict[str, str] = {}
     for number, record in rows:
         where = f"{path}:{number}"
-        tid = _raw_text(record.get("transcript_id"))
-        if not tid:
+        tid = record.get("transcript_id")  # exact: ids may carry any character
+        tid = tid if isinstance(tid, str) else _raw_text(tid)
+        if not tid or not tid.strip():
             raise UsageError(f"{where}: no transcript_id")
         raw = _raw_text(record.get("label"))
         if raw is None or raw == "":

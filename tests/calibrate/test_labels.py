@@ -30,13 +30,13 @@ def test_jsonl_booleans_numbers_and_message_index(tmp_path: Path) -> None:
     path = tmp_path / "labels.jsonl"
     rows = [{"transcript_id": "a", "label": True}, {"transcript_id": "b", "label": False},
             {"transcript_id": "c", "label": 1, "criterion": "x", "message_index": 3},
-            {"transcript_id": "d", "label": "FAIL", "note": "<script>"}]
+            {"transcript_id": " d\t", "label": "FAIL", "note": "<script>"}]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     fmt, labels = read_labels(path)
     assert fmt == "jsonl"
     assert [(lb.transcript_id, lb.value, lb.criterion, lb.message_index) for lb in labels] == [
         ("a", "pass", None, None), ("b", "fail", None, None), ("c", "pass", "x", 3),
-        ("d", "fail", None, None)]
+        (" d\t", "fail", None, None)]  # ids are kept exactly
 
 
 def test_map_overrides_built_in_values(tmp_path: Path) -> None:
