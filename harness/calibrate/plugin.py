@@ -18,6 +18,7 @@ from harness.calibrate.labels import parse_map, read_labels
 from harness.calibrate.metrics import BOOTSTRAP
 from harness.hookspecs import hookimpl
 from harness.rundir import atomic_write_text
+from harness.text import escape_controls
 
 
 def _non_negative(value: str) -> int:
@@ -109,6 +110,12 @@ def tables(result: dict[str, Any]) -> list[Table]:
     return out
 
 
+def _ids(ids: list[str]) -> str:
+    """Ids from the labels or the run, untrusted: control characters (terminal escapes) shown
+    escaped."""
+    return ", ".join(escape_controls(i) for i in ids)
+
+
 def notes(result: dict[str, Any]) -> list[str]:
     """What was not compared, and why: every label and transcript is accounted for."""
     lab = result["labels"]
@@ -116,7 +123,7 @@ def notes(result: dict[str, Any]) -> list[str]:
     lines = [f"labels: {lab['read']} read from {lab['file']} ({lab['format']}), "
              f"{lab['used']} used on {lab['matched_transcripts']} transcripts of the run"]
     if skipped:
-        kinds = ", ".join(f"{raw!r} {n}" for raw, n in lab["skipped"].items())
+        kinds = ", ".join(f"{escape_controls(raw)!r} {n}" for raw, n in lab["skipped"].items())
         lines.append(f"  {skipped} skipped (labelled skip: {kinds})")
     if lab["duplicates"]:
         lines.append(f"  {lab['duplicates']} duplicates (same transcript and criterion): "
@@ -125,9 +132,10 @@ def notes(result: dict[str, Any]) -> list[str]:
     if un["labels"]:
         more = " ..." if un["transcripts"] > len(un["ids"]) else ""
         lines.append(f"  {un['labels']} match no transcript of the run ({un['transcripts']} "
-                     f"ids: {', '.join(un['ids'])}{more})")
+                     f"ids: {_ids(un['ids'])}{more})")
     if lab["unknown_criterion"]:
-        kinds = ", ".join(f"{name!r} {n}" for name, n in lab["unknown_criterion"].items())
+        kinds = ", ".join(f"{escape_controls(name)!r} {n}"
+                          for name, n in lab["unknown_criterion"].items())
         lines.append(f"  {sum(lab['unknown_criterion'].values())} name a criterion the suite "
                      f"does not have ({kinds})")
     if lab["not_selected"]:
@@ -141,7 +149,7 @@ def notes(result: dict[str, Any]) -> list[str]:
     for r in result["rows"]:
         for kind, ids in r["problem_ids"].items():
             more = " ..." if r[kind] > len(ids) else ""
-            lines.append(f"  {r['name']}: {r[kind]} {kind} ({', '.join(ids)}{more})")
+            lines.append(f"  {r['name']}: {r[kind]} {kind} ({_ids(ids)}{more})")
     b = result["bootstrap"]
     lines.append(f"intervals: {b['resamples']} bootstrap resamples of the compared pairs, "
                  f"seed {b['seed']}, {b['level']:g}% percentile intervals")

@@ -264,3 +264,11 @@ def test_an_incomplete_run_is_refused(run_dir: Path, tmp_path: Path, cli) -> Non
     code, _, err = cli("calibrate", run_dir, "--labels", labels)
     assert code == 2 and "incomplete" in err and "--resume" in err
     assert not (run_dir / "calibration.json").exists()
+
+
+def test_ids_print_with_terminal_escapes_shown(run_dir: Path, tmp_path: Path, cli) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"transcript_id": "evil\x1b[2J", "label": "pass"}) + "\n")
+    code, out, err = cli("calibrate", run_dir, "--labels", labels, "--bootstrap", "0")
+    assert code == 0, err
+    assert "\x1b" not in out and "evil\\x1b[2J" in out
