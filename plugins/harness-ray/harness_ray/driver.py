@@ -10,6 +10,7 @@ import bisect
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -110,6 +111,9 @@ def _review(ray: Any, spec: ActorSpec, sources: list[Source], done: dict[int, se
     context.print_on_execution_start = False
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # Ray Data guesses the inputs of the actor pool from the read tasks (one per file) and
+    # warns that actors may idle; the blocks each read task yields keep them all busy
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
     firsts, record_bytes = _first_seqs(ray, sources)
     # Ray Data merges what a read task yields into blocks of this size: about batch_size
     # records each, so that every actor gets blocks to review
