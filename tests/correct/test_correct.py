@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REASON, RIGHT, Models, interruptions, reviewed
+from correctutil import REASON, RIGHT, Models, interruptions, reviewed
 
 from harness.cli import main
 from harness.correct import CorrectOptions, correct_run
