@@ -171,22 +171,23 @@ class InputFiles:
 
             def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                                data_context: Any = None) -> list[ReadTask]:
-                tasks = []
+                tasks, keys = [], sorted(done)
                 for n, (source, first) in enumerate(zip(sources, firsts, strict=True)):
                     if limit is not None and first >= limit:
                         break
                     end = firsts[n + 1] if n + 1 < len(firsts) else None
                     meta = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
                                          input_files=(source.name,))
-                    read = _reader(source, first, _slice(done, first, end), rows, limit)
+                    read = _reader(source, first, _slice(done, keys, first, end), rows, limit)
                     tasks.append(ReadTask(read, meta))
                 return tasks
 
         return _InputFiles()
 
 
-def _slice(done: dict[int, set[int]], first: int, end: int | None) -> dict[int, set[int]]:
-    keys = sorted(done)
+def _slice(done: dict[int, set[int]], keys: list[int], first: int,
+           end: int | None) -> dict[int, set[int]]:
+    """The part of ``done`` (``keys``: its keys, sorted) from ``first`` up to ``end``."""
     lo = bisect.bisect_left(keys, first)
     hi = len(keys) if end is None else bisect.bisect_left(keys, end)
     return {k: done[k] for k in keys[lo:hi]}
