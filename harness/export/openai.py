@@ -21,9 +21,10 @@ from harness.export.sinks import JsonlSink, is_parquet
 
 
 def sidecar_path(out: Path) -> Path:
-    """Where ``messages_only`` puts the provenance: ``OUT.provenance.jsonl``."""
-    name = out.name.removesuffix(".gz").removesuffix(".jsonl")
-    return out.with_name(f"{name}.provenance.jsonl")
+    """Where ``messages_only`` puts the provenance: ``OUT.provenance.jsonl`` after the whole
+    output name, like the card (``sft.jsonl.gz`` -> ``sft.jsonl.gz.provenance.jsonl``), so two
+    exports in one folder never share it."""
+    return out.with_name(f"{out.name}.provenance.jsonl")
 
 
 def export_openai(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:

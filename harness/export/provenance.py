@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.inputs.sources import input_names
 from harness.judges.records import RUBRIC_HASH_LEN, judge_label, rubric_hash
 from harness.rundir import JOURNAL, read_meta
 from harness.suite import CriterionSpec
@@ -93,6 +94,6 @@ def load_run(run_dir: str | Path) -> RunInfo:
         run_dir=run_dir, suite=str(suite.get("name") or ""),
         suite_version=str(suite.get("version") or ""),
         suite_fingerprint=str(meta.get("suite_fingerprint") or ""),
-        threshold=suite.get("threshold"), specs=specs, inputs=list(meta.get("inputs", [])),
+        threshold=suite.get("threshold"), specs=specs, inputs=input_names(meta.get("inputs", [])),
         started=meta.get("started"), config_judges=judges, config_rubrics=rubrics,
     )

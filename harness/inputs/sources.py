@@ -195,6 +195,16 @@ def describe_sources(sources: Iterable[Source]) -> list[dict[str, Any]]:
     return [source.describe() for source in sources]
 
 
+def input_names(recorded: Iterable[Any], most: int = 10) -> list[str]:
+    """The names of inputs recorded by :func:`describe_sources` (older runs recorded plain
+    paths), for people to read: at most ``most``, then ``"and N more"``."""
+    names = [r.get("path", r.get("resolved", "?")) if isinstance(r, dict) else str(r)
+             for r in recorded]
+    if len(names) > most:
+        names = [*names[:most], f"and {len(names) - most:,} more"]
+    return names
+
+
 def same_inputs(recorded: list[Any], now: list[dict[str, Any]]) -> bool:
     """Whether inputs recorded by :func:`describe_sources` are the same files, unchanged."""
     keys = ("resolved", "size", "mtime_ns", "etag")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.calibrate.compare import read_calibration
+from harness.inputs.sources import input_names
 from harness.judges.records import judge_label
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
@@ -191,7 +192,7 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
     return {
         "title": f"{suite.get('name', 'run')} v{suite.get('version', '?')}",
         "suite": {k: suite.get(k) for k in ("name", "version", "path", "threshold", "judge")},
-        "run": {"dir": str(run_dir), "inputs": meta.get("inputs", []),
+        "run": {"dir": str(run_dir), "inputs": input_names(meta.get("inputs", [])),
                 "started": meta.get("started"), "resumed": meta.get("resumed", []),
                 "timings": summary.get("timings", {})},
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -102,7 +102,7 @@ def test_messages_only_puts_provenance_in_a_sidecar(corrections_run, tmp_path):
     result = export_run(corrections_run, out, "openai", {"on_fail": "mask",
                                                          "messages_only": True})
     lines = read_jsonl(out)
-    side = read_jsonl(tmp_path / "upload.provenance.jsonl")
+    side = read_jsonl(tmp_path / "upload.jsonl.provenance.jsonl")
     assert all(set(r) == {"messages"} for r in lines)
     assert len(side) == len(lines) == result["examples"] == 4
     assert side[1]["transcript_id"] == "corrected-product"
@@ -161,3 +161,13 @@ def test_gzip_output(corrections_run, tmp_path):
     with gzip.open(out, "rt", encoding="utf-8") as fh:
         assert len([json.loads(line) for line in fh]) == 4
     assert (tmp_path / "t.jsonl.gz.card.md").exists()
+
+
+def test_messages_only_sidecars_of_two_exports_in_one_folder_stay_apart(corrections_run,
+                                                                        tmp_path):
+    options = {"on_fail": "mask", "messages_only": True}
+    export_run(corrections_run, tmp_path / "sft.jsonl", "openai", options)
+    export_run(corrections_run, tmp_path / "sft.jsonl.gz", "openai", options)
+    plain = read_jsonl(tmp_path / "sft.jsonl.provenance.jsonl")
+    packed = read_jsonl(tmp_path / "sft.jsonl.gz.provenance.jsonl")
+    assert plain == packed and len(plain) == 4

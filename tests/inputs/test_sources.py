@@ -269,3 +269,13 @@ def test_count_matches_what_is_read(tree, tmp_path):
     starts = {position: seq for seq, position, _ in iter_entries(sources)
               if position.endswith(":1")}
     assert first_seqs(sources) == [starts[f"{s.name}:1"] for s in sources]
+
+
+def test_input_names_read_for_people():
+    from harness.inputs.sources import input_names
+
+    recorded = [{"path": f"data/{n}.jsonl", "resolved": f"/x/data/{n}.jsonl", "size": 1}
+                for n in range(12)]
+    assert input_names(recorded[:2]) == ["data/0.jsonl", "data/1.jsonl"]
+    assert input_names(recorded)[-1] == "and 2 more" and len(input_names(recorded)) == 11
+    assert input_names(["old/run.jsonl"]) == ["old/run.jsonl"]  # older runs recorded paths

@@ -43,6 +43,7 @@ def test_run_writes_the_report_with_the_totals_of_summary_json(demo_run: Path) -
 def test_report_shows_suite_inputs_and_criteria(demo_run: Path) -> None:
     html = (demo_run / "report.html").read_text()
     assert "demo-review" in html and "examples/transcripts/openai.jsonl" in html
+    assert "mtime_ns" not in html  # the inputs by name, not run.json's fingerprint records
     for name in ("no_ai_boilerplate", "no_secret_leak", "ends_with_answer", "concise"):
         assert f'data-criterion="{name}"' in html
     assert 'id="chart-pass-rate"' in html and 'id="chart-cofail"' in html
