@@ -214,6 +214,10 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
               f"results: {run_dir / 'results.parquet'})")
+    if duplicates := summary.get("train_duplicates"):
+        out.print(f"train.jsonl leaves out {duplicates:,} exact duplicate"
+                  f"{'s' if duplicates != 1 else ''} of transcripts it already holds "
+                  "(the same rule as harness export)")
     if args.limit is not None:
         out.print(f"--limit {args.limit}: the first {args.limit} input records only "
                   "(--resume without --limit goes on with the rest)")

@@ -45,3 +45,12 @@ def test_the_duplicate_key_ignores_key_order_and_an_explicit_weight_1():
     c = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]
     assert messages_key(a) == messages_key(b) != messages_key(c)
     assert "weight" not in a[1]   # the messages given are left as they were
+
+
+def test_harness_run_says_how_many_duplicates_train_jsonl_left_out(tmp_path, cli):
+    records = [chat("q1", "four"), chat("q1", "four", id="again"), chat("q2", "five")]
+    corpus = write_jsonl(tmp_path / "c.jsonl", records)
+    code, out, _ = cli("run", EXAMPLES / "suite.yaml", corpus, "-o", tmp_path / "run",
+                       "--workers", "1", "--no-report")
+    assert code == 0
+    assert "train.jsonl leaves out 1 exact duplicate of transcripts it already holds" in out
