@@ -27,6 +27,7 @@ PASSED_ENV = ("HARNESS_", "OPENAI_", "ANTHROPIC_")
 """Environment variables handed to a remote cluster's actors (judge keys and endpoints)."""
 CONNECT_TIMEOUT_S = 5.0
 BLOCK_BYTES_MIN = 16 * 1024
+ACTOR_RESTARTS = 3
 BLOCK_ROW_OVERHEAD = 32
 """Bytes a record costs in a block beyond its payload (seq, source, skip)."""
 
@@ -124,7 +125,10 @@ def _review(ray: Any, spec: ActorSpec, sources: list[Source], done: dict[int, se
     dataset = dataset.map_batches(
         ReviewBlocks, fn_constructor_kwargs={"spec": spec},
         compute=ray.data.ActorPoolStrategy(size=actors), batch_size=None,
-        batch_format="pyarrow", num_cpus=1)
+        batch_format="pyarrow", num_cpus=1,
+        # a killed actor is restarted and its block reviewed again; a block that keeps killing
+        # its actor (a record that crashes a model) stops the run as a dead worker does locally
+        max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)
     try:
         for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             yield to_decisions(block)
