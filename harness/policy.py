@@ -86,6 +86,12 @@ def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
     return sum(s * w for s, w in pairs) / total if total else None
 
 
+def masked_turns(transcript: Transcript) -> set[int]:
+    """Indices of the assistant turns at ``weight: 0``: context for training, never a target."""
+    return {i for i, m in enumerate(transcript.messages)
+            if m.weight is not None and m.weight <= 0 and m.role == "assistant"}
+
+
 def decide(transcript: Transcript, verdicts: list[Verdict],
            specs: Sequence[CriterionSpec], threshold: float | None,
            ident: tuple[str, str] | None = None) -> Decision:
@@ -96,9 +102,16 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     nothing: a gate that abstained does not fail, and its score is not in the mean. ``ident``
     is the transcript's ``(id, source)`` as read before any criterion saw it (default: the
     transcript's own).
+
+    A message-scoped verdict on an assistant turn at ``weight: 0`` (:func:`masked_turns`, e.g.
+    the failed turn a correction keeps as context) is recorded but decides nothing: training
+    never takes that turn as a target.
     """
+    hidden = masked_turns(transcript) if transcript is not None else ()
     by_name: dict[str, list[Verdict]] = {}
     for v in verdicts:
+        if hidden and v.message_index in hidden:
+            continue
         by_name.setdefault(v.criterion, []).append(v)
     results = {s.name: aggregate(by_name.get(s.name, [])) for s in specs}
     errored = [s.name for s in specs if results[s.name][0] == "error"]

@@ -172,6 +172,9 @@ def _render_init(plugins_dir: str | None, input_format: str,
                  render: Callable[[Any], Any]) -> None:
     global _RENDER
     from harness.plugins import get_registry
+    from harness.stages import exit_with_parent
+
+    exit_with_parent()
 
     _RENDER = (get_registry(plugins_dir).formats, input_format, render)
 

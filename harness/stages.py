@@ -253,9 +253,32 @@ class StageSpec:
 _STAGE: SyncStage | None = None
 
 
+PARENT_CHECK_S = 1.0
+
+
+def exit_with_parent() -> None:
+    """End this worker process when the process that started it is gone.
+
+    A pool's workers hold both ends of its call queue, so a parent killed outright (SIGKILL,
+    OOM) never closes it: without this they would wait for work forever."""
+    import multiprocessing
+    import threading
+
+    started_by = multiprocessing.parent_process()  # known from the start, even if gone since
+    parent = started_by.pid if started_by is not None else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def worker_init(spec: StageSpec) -> None:
     """Build the stage once per worker process."""
     global _STAGE
+    exit_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: no oversubscription
     from harness.engine import Engine
     from harness.plugins import get_registry

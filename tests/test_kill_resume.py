@@ -61,3 +61,38 @@ def test_random_kills_then_resume_equal_a_clean_run(tmp_path: Path) -> None:
     assert final.wait() == 0, final.stderr.read().decode() if final.stderr else ""
     assert kills >= 3, "the run was too fast to be killed: make the corpus larger"
     assert outputs(out) == expected
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found |= {int(c) for c in task.read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_worker_processes_end_when_the_run_is_killed_outright(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(core_corpus.records(20_000, seed=5)) + "\n")
+    suite = write_suite(tmp_path / "suite.yaml", SUITE)
+    proc = run([str(suite), str(corpus), "-o", str(tmp_path / "run"), "--workers", "2"])
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        workers = _children(proc.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the run ended before its workers started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 60  # a bound on a hang, not a speed goal
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "worker processes outlived the killed run"

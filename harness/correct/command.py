@@ -85,9 +85,9 @@ def describe(summary: dict[str, Any], out: str) -> str:
                      f"{u['tokens_in']} tokens in, {u['tokens_out']} out, ${u['cost_usd']:.4f}")
     if summary.get("state") != "stopped":
         lines.append(f"run directory: {out} (read {summary['read']}: passed "
-                     f"{summary['passed']}, failed {summary['failed']}; a corrected "
-                     "transcript fails on its masked turn)")
-        lines.append(f"training set: harness export {out} --on-fail mask -o {out}/sft.jsonl")
+                     f"{summary['passed']}, failed {summary['failed']})")
+        lines.append(f"training set: {out}/train.jsonl (other formats: harness export {out} "
+                     "--help)")
     return "\n".join(lines)
 
 

@@ -12,8 +12,9 @@ failed assistant message that is still trained (a turn masked by an earlier roun
   A span in the ``reasoning`` puts the interruption in the reasoning. A failure with no evidence
   span on that message is corrected in ``turn`` style.
 
-Whether a corrected transcript is *corrected* is the review's own rule: the decision taken again
-without the verdicts on its masked turns must pass (as ``harness export --on-fail mask`` does).
+Whether a corrected transcript is *corrected* is the review's own decision: the policy
+(:func:`harness.policy.decide`) leaves verdicts on masked turns out, so it passes when
+everything that is trained passes.
 """
 
 from __future__ import annotations
@@ -22,18 +23,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.models import Message, Span, Transcript, Verdict
-from harness.policy import decide
-from harness.suite import CriterionSpec
+from harness.policy import masked_turns
 
 Style = Literal["turn", "inline"]
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 """How reasoning is shown to the generator when it continues an interruption in its reasoning."""
 
 
-def masked(transcript: Transcript) -> set[int]:
-    """Indices of the assistant messages at weight 0 (context only)."""
-    return {i for i, m in enumerate(transcript.messages)
-            if m.role == "assistant" and m.weight is not None and m.weight <= 0}
+masked = masked_turns
+"""Indices of the assistant messages at weight 0 (context only): the policy's rule."""
 
 
 def not_correctable(transcript: Transcript, verdicts: list[Verdict]) -> str | None:
@@ -50,14 +48,6 @@ def not_correctable(transcript: Transcript, verdicts: list[Verdict]) -> str | No
                 messages[v.message_index].role != "assistant":
             return f"{v.criterion} failed on a message that is not the assistant's"
     return None
-
-
-def passes_masked(transcript: Transcript, verdicts: list[Verdict], specs: list[CriterionSpec],
-                  threshold: float | None) -> bool:
-    """The review's decision without the verdicts on masked turns: does it pass?"""
-    hidden = masked(transcript)
-    kept = [v for v in verdicts if v.message_index not in hidden]
-    return decide(transcript, kept, specs, threshold).outcome == "pass"
 
 
 @dataclass

@@ -35,7 +35,6 @@ from harness.correct.cut import (
     first_failure,
     masked,
     not_correctable,
-    passes_masked,
 )
 from harness.correct.supervise import rule_of, supervise
 from harness.errors import UsageError
@@ -220,8 +219,7 @@ class Corrector:
             for (item, transcript), decision in zip(reviewable, decisions, strict=True):
                 item.current, item.verdicts, item.rounds = (transcript, decision.verdicts,
                                                             item.rounds + 1)
-                if passes_masked(transcript, decision.verdicts, self.suite.criteria,
-                                 self.suite.threshold):
+                if decision.outcome == "pass":  # the policy leaves masked turns out
                     item.status, item.reason = "corrected", ""
                     continue
                 why = not_correctable(transcript, decision.verdicts)

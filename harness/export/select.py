@@ -29,6 +29,7 @@ from harness.export.options import ExportOptions
 from harness.export.provenance import RunInfo, judge_model, rubric_hash
 from harness.models import Transcript, Verdict
 from harness.outputs import OPENAI_MESSAGE_KEYS
+from harness.policy import masked_turns
 from harness.rundir import iter_journal
 from harness.tally import Tallies
 
@@ -56,7 +57,8 @@ class Example:
 
     reviewed: Reviewed
     masked: list[int]
-    """Indices of the assistant messages set to weight 0 by the review."""
+    """Indices of the assistant messages at weight 0: set by ``--on-fail mask``, or by the
+    transcript itself (a correction's failed turn)."""
     score: float | None
     """Decision score over the trained messages (the decision's own score when none masked)."""
     criterion_scores: dict[str, float | None]
@@ -217,7 +219,11 @@ def to_example(run: RunInfo, reviewed: Reviewed, options: ExportOptions,
                stats: Stats) -> Example | None:
     """The policy for one transcript: an example, or None (counted in ``stats.dropped``)."""
     if reviewed.outcome == "pass":
-        masked, verdicts = [], reviewed.verdicts
+        # turns the transcript itself masks (a correction's mistake) are context, as for the
+        # policy: their verdicts are in no score
+        masked = sorted(masked_turns(reviewed.transcript))
+        verdicts = [v for v in reviewed.verdicts if v.message_index not in masked] \
+            if masked else reviewed.verdicts
     elif options.on_fail == "mask":
         plan, reason, verdicts = mask_plan(run, reviewed)
         if plan is None:

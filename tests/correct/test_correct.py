@@ -64,8 +64,15 @@ def test_turn_style_keeps_the_failed_turn_masked_and_trains_the_continuation(
     assert "17 × 24 is 408, not 398" in to_supervisor  # the verdict's explanation
     assert "<<<TRANSCRIPT-" in to_supervisor
 
-    # an ordinary run directory: a masked export trains the correction, never the mistake
-    export_run(out, tmp_path / "sft.jsonl", "openai", {"on_fail": "mask"})
+    # an ordinary run directory where corrected transcripts pass: the policy leaves verdicts on
+    # masked turns out, so the run's own train set holds them, the mistake at weight 0
+    decided = json.loads((out / "summary.json").read_text())
+    assert (decided["passed"], decided["failed"]) == (6, 0)
+    train = [json.loads(line)["messages"] for line in (out / "train.jsonl").open()]
+    product = next(t for t in train if "17 × 24 = 398." in json.dumps(t, ensure_ascii=False))
+    assert [(m["role"], m.get("weight")) for m in product[2:]] == [
+        ("assistant", 0), ("user", None), ("assistant", 1)]
+    export_run(out, tmp_path / "sft.jsonl", "openai", {})
     rows = {json.loads(line)["metadata"]["transcript_id"]: json.loads(line)
             for line in (tmp_path / "sft.jsonl").open()}
     weights = [m.get("weight") for m in rows["corrected-product"]["messages"]
@@ -183,7 +190,7 @@ def test_the_command(tmp_path: Path, models: Models, capsys: pytest.CaptureFixtu
     printed = capsys.readouterr().out
     assert code == 0
     assert "corrected 4, still failing 0, not correctable 1" in printed
-    assert f"harness export {out} --on-fail mask" in printed
+    assert f"passed 6, failed 0)\ntraining set: {out}/train.jsonl" in printed
     assert main(["correct", str(run), "-o", str(out), "--no-report"]) == 2  # already there
     assert "--resume" in capsys.readouterr().err
     assert main(["correct", str(run), "-o", str(tmp_path / "x"), "--generator", "nope"]) == 2
