@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness import api
+from harness import api, argtypes
 from harness.engine import Engine, default_workers
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
@@ -43,7 +43,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="record format: auto (default, per record), openai, sharegpt, hh-rlhf")
     p.add_argument("--messages-column", default="messages", metavar="NAME",
                    help="Parquet/Arrow column holding the chat (default: messages)")
-    p.add_argument("--limit", type=_positive, default=None, metavar="N",
+    p.add_argument("--limit", type=argtypes.positive_int, default=None, metavar="N",
                    help="review only the first N records of the inputs (a trial run); with "
                         "--resume, go on up to the first N")
     p.add_argument("--resume", action="store_true",
@@ -55,15 +55,15 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "'{name: openai/gpt-4o, base_url: URL}'")
     p.add_argument("--all-criteria", action="store_true",
                    help="run expensive criteria even after a gate failed")
-    p.add_argument("--workers", type=_positive, default=None, metavar="N",
+    p.add_argument("--workers", type=argtypes.positive_int, default=None, metavar="N",
                    help="processes for the cheap criteria (regex, python, classifier); "
                         f"default: the machine's cores ({default_workers()})")
-    p.add_argument("--max-in-flight", type=_positive, default=4096, metavar="N",
+    p.add_argument("--max-in-flight", type=argtypes.positive_int, default=4096, metavar="N",
                    help="records in flight at once, judge calls included (default 4096)")
-    p.add_argument("--max-error-rate", type=_rate, default=None, metavar="RATE",
+    p.add_argument("--max-error-rate", type=argtypes.rate, default=None, metavar="RATE",
                    help="exit 3 when more than RATE (0..1) of the transcripts have a criterion "
                         "error; the run stops as soon as that is certain")
-    p.add_argument("--max-cost", type=_usd, default=None, metavar="USD",
+    p.add_argument("--max-cost", type=argtypes.usd, default=None, metavar="USD",
                    help="start no new judge call once the calls of this invocation cost USD "
                         "(needs the judges' prices); exit 4, --resume goes on with a new budget")
     p.add_argument("--no-retry-errors", dest="retry_errors", action="store_false",
@@ -71,11 +71,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "transcripts again")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="judge cache folder (default: RUN_DIR)")
-    p.add_argument("--fail-under", type=_rate, metavar="RATE",
+    p.add_argument("--fail-under", type=argtypes.rate, metavar="RATE",
                    help="exit 1 when the pass rate is below RATE (0..1)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (terminal) nor progress lines (logs)")
-    p.add_argument("--progress-every", type=_seconds, default=10.0, metavar="SECONDS",
+    p.add_argument("--progress-every", type=argtypes.seconds, default=10.0, metavar="SECONDS",
                    help="outside a terminal (CI logs, nohup): a progress line on stderr every "
                         "SECONDS (default 10)")
     p.add_argument("--junit", metavar="FILE",
@@ -90,34 +90,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
             engines[name].add_arguments(p.add_argument_group(f"--engine {name}"))
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return number
 
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
-    return seconds
-
-
-def _usd(value: str) -> float:
-    try:
-        usd = float(value)
-    except ValueError:
-        usd = -1.0
-    if not usd >= 0:
-        raise argparse.ArgumentTypeError(f"expected an amount of USD >= 0, got {value!r}")
-    return usd
 
 
 def _usage_line(summary: dict[str, Any]) -> str | None:
@@ -131,16 +104,6 @@ def _usage_line(summary: dict[str, Any]) -> str | None:
               "cost unknown (set the judge's price_in_per_mtok / price_out_per_mtok)")
     return f"judge tokens: {tokens_in:,} in, {tokens_out:,} out; {priced}"
 
-
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if not 0.0 <= rate <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1 (0.9 for 90%), "
-                                         f"got {value!r}")
-    return rate
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:

@@ -13,22 +13,13 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from harness.argtypes import non_negative_int
 from harness.calibrate.compare import CALIBRATION_FILE, calibrate
 from harness.calibrate.labels import parse_map, read_labels
 from harness.calibrate.metrics import BOOTSTRAP
 from harness.hookspecs import hookimpl
 from harness.rundir import atomic_write_text
 from harness.text import escape_controls
-
-
-def _non_negative(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return number
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,7 +33,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", action="append", metavar="RAW=pass,RAW=fail,...",
                    help="what raw label values mean: pass, fail or skip (skip: counted, not "
                         "compared), e.g. --map good=pass,bad=fail,unsure=skip")
-    p.add_argument("--bootstrap", type=_non_negative, default=BOOTSTRAP, metavar="N",
+    p.add_argument("--bootstrap", type=non_negative_int, default=BOOTSTRAP, metavar="N",
                    help=f"bootstrap resamples for the 95%% intervals (default {BOOTSTRAP}; "
                         "0: no intervals)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")

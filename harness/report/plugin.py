@@ -10,6 +10,7 @@ import jinja2
 from rich.table import Table
 from rich.text import Text
 
+from harness.argtypes import positive_int
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.report.data import DEFAULT_SAMPLE
@@ -19,17 +20,10 @@ from harness.report.render import render, write_report
 from harness.tables import PROSE_WIDTH, table_console
 
 
-def _sample(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
 def _add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `harness run`")
     p.add_argument("-o", "--out", metavar="FILE", help="HTML file (default RUN_DIR/report.html)")
-    p.add_argument("--sample", type=_sample, default=DEFAULT_SAMPLE, metavar="N",
+    p.add_argument("--sample", type=positive_int, default=DEFAULT_SAMPLE, metavar="N",
                    help=f"transcripts embedded per criterion and outcome (default "
                         f"{DEFAULT_SAMPLE}); aggregates always count every transcript")
     p.add_argument("--templates", metavar="DIR",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.argtypes import positive_int
 from harness.hookspecs import hookimpl
 
 __all__ = ["register_engines"]
@@ -20,20 +21,11 @@ def add_arguments(group: Any) -> None:
     group.add_argument("--ray-address", metavar="ADDR",
                        help="Ray cluster to run on (host:port, ray://host:port or auto); "
                             "default: start a local Ray instance on this machine's cores")
-    group.add_argument("--ray-actors", type=_positive, metavar="N",
+    group.add_argument("--ray-actors", type=positive_int, metavar="N",
                        help="actors running the suite (default: the cluster's CPUs)")
-    group.add_argument("--ray-batch-size", type=_positive, default=1024, metavar="N",
+    group.add_argument("--ray-batch-size", type=positive_int, default=1024, metavar="N",
                        help="records per block an actor reviews at once (default 1024)")
 
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return number
 
 
 def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
