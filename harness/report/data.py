@@ -13,6 +13,7 @@ from typing import Any
 from harness.calibrate.compare import read_calibration
 from harness.inputs.sources import input_names
 from harness.judges.records import judge_label
+from harness.outputs import add_usage
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
 from harness.tally import CriterionTally, reliability
@@ -96,8 +97,7 @@ class _CriterionStats:
         self.tally = CriterionTally()
         self.scores = [0] * SCORE_BINS
         self.latency = Quantiles()
-        self.tokens_in = self.tokens_out = 0
-        self.cost: float | None = None
+        self.usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
         self.judges: dict[str, None] = {}
         """The judges that ran (from the verdicts' details), in order of first appearance."""
 
@@ -111,10 +111,7 @@ class _CriterionStats:
         if v["score"] is not None:
             self.scores[score_bin(v["score"], SCORE_BINS)] += 1
         self.latency.add(v["latency_s"] or 0.0)
-        self.tokens_in += v["tokens_in"] or 0
-        self.tokens_out += v["tokens_out"] or 0
-        if v["cost_usd"] is not None:
-            self.cost = (self.cost or 0.0) + v["cost_usd"]
+        add_usage(self.usage, v)
 
     def row(self, spec: dict[str, Any], suite_judge: Any) -> dict[str, Any]:
         c, decided = self.tally.counts, self.tally.decided
@@ -138,17 +135,16 @@ class _CriterionStats:
             "score_hist": self.scores,
             "latency_p50": self.latency.quantile(50), "latency_p95": self.latency.quantile(95),
             "latency_exact": self.latency.exact,
-            "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "cost_usd": self.cost,
+            **self.usage,
         }
 
 
 def _usage(stats: Iterable[_CriterionStats]) -> dict[str, Any]:
     """Tokens and cost over every criterion (cost ``None`` when no verdict has one)."""
-    stats = list(stats)
-    costs = [s.cost for s in stats if s.cost is not None]
-    return {"tokens_in": sum(s.tokens_in for s in stats),
-            "tokens_out": sum(s.tokens_out for s in stats),
-            "cost_usd": sum(costs) if costs else None}
+    total: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
+    for s in stats:
+        add_usage(total, s.usage)
+    return total
 
 
 def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
