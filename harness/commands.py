@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         out.print(usage)
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
-              f"results: {run_dir / 'results.parquet'})")
+              f"results: {run_dir / 'results.parquet'})", soft_wrap=True)  # paths stay whole
     if duplicates := summary.get("train_duplicates"):
         out.print(f"train.jsonl leaves out {duplicates:,} exact duplicate"
                   f"{'s' if duplicates != 1 else ''} of transcripts it already holds "

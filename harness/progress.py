@@ -3,7 +3,7 @@
 Outside a terminal (a CI log, ``nohup``, a pipe) a bar cannot redraw, so a line goes to stderr
 every ``every_s`` seconds, whether or not a transcript finished meanwhile::
 
-    harness: 120 of 1,000 records (12.0%), 35.2 records/s, 3 errors so far, about 25s left
+    harness: 120 of 1,000 records (12.0%), 35.2 records/s, 3 errored so far, about 25s left
 
 plus one line when the run starts and one when it ends. ``--no-progress`` silences both.
 """
@@ -113,7 +113,7 @@ class RunProgress:
                 records, errors = self.records, self.counts.get("error", 0)
             rate = records / elapsed if elapsed > 0 else 0.0
             self._write(f"harness: reviewed {records:,} records in {duration(elapsed)} "
-                        f"({rate:,.1f} records/s), {errors:,} errors")
+                        f"({rate:,.1f} records/s), {errors:,} errored")
 
     def line(self) -> str:
         """The progress line for now."""
@@ -129,7 +129,7 @@ class RunProgress:
                 left = "time left unknown yet"
         else:
             done, left = f"{records:,} records", "total unknown"
-        return f"harness: {done}, {rate:,.1f} records/s, {errors:,} errors so far, {left}"
+        return f"harness: {done}, {rate:,.1f} records/s, {errors:,} errored so far, {left}"
 
     def _redraw(self) -> None:
         with self._lock:

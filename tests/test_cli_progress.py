@@ -27,7 +27,7 @@ from harness.progress import duration  # noqa: E402
 N = 6
 LATENCY_S = 0.25
 LINE = re.compile(r"^harness: (\d+) of 6 records \((\d+\.\d)%\), ([\d.,]+) records/s, "
-                  r"(\d+) errors so far, (about \S+ left|time left unknown yet)$")
+                  r"(\d+) errored so far, (about \S+ left|time left unknown yet)$")
 
 
 def _reply(request: dict[str, Any]) -> str:
@@ -66,7 +66,7 @@ def test_outside_a_terminal_a_progress_line_comes_at_an_interval(
     assert counts == sorted(counts) and counts[-1] <= N
     errors = [int(m.group(4)) for m in progress]
     assert set(errors) <= {0, 1} and errors == sorted(errors)
-    assert re.match(r"harness: reviewed 6 records in \S+ \([\d.,]+ records/s\), 1 errors$",
+    assert re.match(r"harness: reviewed 6 records in \S+ \([\d.,]+ records/s\), 1 errored$",
                     lines[-2]), lines[-2]
     assert "criterion error(s)" in lines[-1]  # the run's own error notice follows
     assert "━" not in done.stderr  # no bar in a log
