@@ -19,6 +19,7 @@ from harness.inputs.reader import count_records
 from harness.judges.budget import limit_cost
 from harness.plugins import get_registry
 from harness.progress import RunProgress, progress_mode
+from harness.rundir import JOURNAL, decided_records
 from harness.tables import PROSE_WIDTH, name_column, table_console
 
 EXIT_FAIL_UNDER = 1
@@ -161,8 +162,12 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     total = count_records(args.sources)
     if args.limit is not None:
         total = args.limit if total is None else min(total, args.limit)
+    to_review = total
+    if args.resume and total is not None and Path(args.out, JOURNAL).is_file():
+        to_review = max(0, total - decided_records(args.out, retry_errors=args.retry_errors,
+                                                   limit=args.limit))
     mode = progress_mode(console, enabled=not args.no_progress)
-    with RunProgress(console, total, mode, every_s=args.progress_every) as progress:
+    with RunProgress(console, to_review, mode, every_s=args.progress_every) as progress:
         summary = api.run(engine, args.sources, args.out, resume=args.resume,
                           overwrite=args.overwrite, on_decision=progress.tick,
                           report=not args.no_report, retry_errors=args.retry_errors,

@@ -100,6 +100,16 @@ class JournalIndex:
         return len(self.keys)
 
 
+def decided_records(run_dir: str | Path, *, retry_errors: bool = True,
+                    limit: int | None = None) -> int:
+    """Input records a resumed run will not review again (for its progress): those with a
+    journaled decision, less those with a criterion error when ``retry_errors``."""
+    index = index_journal(run_dir)
+    again = {seq for seq, _ in index.errored} if retry_errors else set()
+    return len({seq for seq, _ in index.keys
+                if seq not in again and (limit is None or seq < limit)})
+
+
 def index_journal(run_dir: str | Path) -> JournalIndex:
     """Read the journal once: the latest valid line of each transcript, bad lines listed."""
     path = Path(run_dir) / JOURNAL

@@ -108,3 +108,15 @@ def test_the_interval_must_be_positive(tmp_path: Path, server: ChatServer, cli) 
                                                 (185, "3m05s"), (7620, "2h07m")])
 def test_durations_read_well(seconds: float, shown: str) -> None:
     assert duration(seconds) == shown
+
+
+def test_a_resumed_run_counts_only_what_it_has_left_to_review(tmp_path: Path, cli) -> None:
+    corpus = write_jsonl(tmp_path / "in.jsonl", [chat(f"q{n}", f"answer {n}") for n in range(10)])
+    suite = write_suite(tmp_path / "suite.yaml", "name: p\ncriteria:\n  - {name: no_x, "
+                        "kind: regex, pattern: 'xyz', expect: absent}\n")
+    out = tmp_path / "run"
+    assert cli("run", suite, corpus, "-o", out, "--limit", "4", "--no-report")[0] == 0
+    code, _, err = cli("run", suite, corpus, "-o", out, "--resume", "--no-report")
+    assert code == 0
+    assert "harness: reviewing 6 records," in err
+    assert "harness: reviewed 6 records in" in err
