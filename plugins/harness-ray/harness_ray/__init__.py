@@ -33,9 +33,6 @@ def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
     from harness.inputs import resolve_inputs
     from harness_ray.driver import start_ray
 
-    if getattr(args, "max_cost", None) is not None:
-        raise UsageError("--max-cost is not supported with --engine ray yet (each actor "
-                         "keeps its own account): run without it, or on the local engine")
     if any(getattr(r, "batch", None) for r in engine.context.resources.values()):
         raise UsageError("judges with `batch: true` run on the local engine only (one "
                          "process sends a run's batches): drop --engine ray or `batch: true`")
@@ -45,7 +42,8 @@ def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
     return start_ray(engine, sources, limit=getattr(args, "limit", None),
                      address=getattr(args, "ray_address", None),
                      actors=getattr(args, "ray_actors", None),
-                     batch_size=getattr(args, "ray_batch_size", 1024))
+                     batch_size=getattr(args, "ray_batch_size", 1024),
+                     max_cost=getattr(args, "max_cost", None))
 
 
 @hookimpl

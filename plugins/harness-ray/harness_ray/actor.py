@@ -14,6 +14,7 @@ from harness.engine import unavailable_errors
 from harness.stages import Finished
 from harness.suite import Suite
 from harness_ray.blocks import from_decisions, stop_block, to_entries
+from harness_ray.budget import share_budget
 
 JUDGE_RUNNER = "judge-runner:"
 """Key prefix of the judge runners in an engine's shared resources."""
@@ -34,6 +35,10 @@ class ActorSpec:
     """Actors in the pool: each judge's concurrency window is divided among them."""
     cwd: str
     """The driver's folder (relative paths of a suite resolve against it where it exists)."""
+    max_cost: float | None = None
+    """``--max-cost``: USD the whole cluster may spend on judge calls."""
+    ledger: Any = None
+    """With ``max_cost``: the :class:`~harness_ray.budget.Ledger` actor the judges report to."""
 
 
 def share_windows(engine: Any, actors: int) -> None:
@@ -60,16 +65,18 @@ class ReviewBlocks:
                              workers=1, max_in_flight=spec.max_in_flight,
                              input_format=spec.input_format)
         share_windows(self.engine, spec.actors)
+        if spec.max_cost is not None:
+            share_budget(self.engine, spec.ledger, spec.max_cost)
         self.loop = asyncio.new_event_loop()
 
     def __call__(self, block: pa.Table) -> pa.Table:
-        try:
-            return from_decisions(self.loop.run_until_complete(self._review(block)))
-        except unavailable_errors() as exc:  # the block is reviewed again on --resume
-            return stop_block(str(exc))
-
-    async def _review(self, block: pa.Table) -> list[Finished]:
         decided: list[Finished] = []
+        try:
+            self.loop.run_until_complete(self._review(block, decided))
+        except unavailable_errors() as exc:  # the rest of the block is reviewed on --resume
+            return stop_block(str(exc), decided)
+        return from_decisions(decided)
+
+    async def _review(self, block: pa.Table, decided: list[Finished]) -> None:
         async for batch in self.engine.astream(to_entries(block)):
             decided.extend(batch)
-        return decided

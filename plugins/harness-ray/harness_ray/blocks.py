@@ -66,25 +66,34 @@ STOPPED = -1
 """``seq`` of the one row of a block that says the run must stop (its ``line``: why)."""
 
 
-def stop_block(reason: str) -> pa.Table:
-    """A block saying that the run must stop: a judge endpoint is down (an exception raised in
-    an actor reaches the driver only as text, so it travels as data)."""
-    return pa.table({"seq": [STOPPED], "sub": [STOPPED], "outcome": ["stop"], "source": [""],
+def stop_block(reason: str, decided: list[Finished] | None = None) -> pa.Table:
+    """A block saying that the run must stop (a judge endpoint down, ``--max-cost`` reached),
+    after the transcripts the actor decided before that: an exception raised in an actor
+    reaches the driver only as text, so it travels as data."""
+    stop = pa.table({"seq": [STOPPED], "sub": [STOPPED], "outcome": ["stop"], "source": [""],
                      "errored": [[]], "line": [reason.encode()]}, schema=DECISIONS)
+    return pa.concat_tables([from_decisions(decided), stop]) if decided else stop
 
 
 def to_decisions(block: pa.Table) -> list[Finished]:
-    """A block of decisions as the core's :class:`Finished` (the journal line kept as JSON);
-    a stop block raises what stops a local run (:func:`harness.engine.unavailable_errors`)."""
+    """A block's decisions as the core's :class:`Finished` (the journal line kept as JSON);
+    a stop row is left out: :func:`stop_of` says why the run stops."""
     data = block.to_pydict()
-    if STOPPED in data["seq"]:
-        reason = data["line"][data["seq"].index(STOPPED)].decode()
-        stop = unavailable_errors()
-        raise (stop[0](reason) if stop else RuntimeError(reason))
     return [Finished(seq, sub, 0, outcome, source, tuple(errored), None, line)
             for seq, sub, outcome, source, errored, line
             in zip(data["seq"], data["sub"], data["outcome"], data["source"], data["errored"],
-                   data["line"], strict=True)]
+                   data["line"], strict=True) if seq != STOPPED]
+
+
+def stop_of(block: pa.Table) -> BaseException | None:
+    """What stops the run, as a local run would raise it
+    (:func:`harness.engine.unavailable_errors`), when the block ends with a stop row."""
+    seqs = block.column("seq").to_pylist()
+    if STOPPED not in seqs:
+        return None
+    reason = block.column("line")[seqs.index(STOPPED)].as_py().decode()
+    stop = unavailable_errors()
+    return stop[0](reason) if stop else RuntimeError(reason)
 
 
 SAMPLE_RECORDS = 200

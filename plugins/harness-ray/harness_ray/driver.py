@@ -20,7 +20,8 @@ from harness.errors import UsageError
 from harness.inputs import Source
 from harness.stages import Finished
 from harness_ray.actor import ActorSpec, ReviewBlocks
-from harness_ray.blocks import measure, read_records, to_decisions
+from harness_ray.blocks import measure, read_records, stop_of, to_decisions
+from harness_ray.budget import Ledger
 
 NO_RAY = "--engine ray needs Ray: pip install 'review-harness[ray]'"
 PASSED_ENV = ("HARNESS_", "OPENAI_", "ANTHROPIC_")
@@ -81,7 +82,7 @@ def connect(ray: Any, address: str | None) -> bool:
 
 def start_ray(engine: Engine, sources: list[Source], *, limit: int | None = None,
               address: str | None = None, actors: int | None = None,
-              batch_size: int = 1024) -> Batches:
+              batch_size: int = 1024, max_cost: float | None = None) -> Batches:
     """Connect to Ray and return ``batches(done)`` for :func:`harness.api.run`."""
     ray = import_ray()
     started = connect(ray, address)
@@ -91,7 +92,9 @@ def start_ray(engine: Engine, sources: list[Source], *, limit: int | None = None
                      judge=engine.judge, all_criteria=engine.all_criteria,
                      cache_dir=str(engine.cache_dir.resolve()) if engine.cache_dir else None,
                      input_format=engine.input_format, max_in_flight=engine.max_in_flight,
-                     actors=size, cwd=os.getcwd())
+                     actors=size, cwd=os.getcwd(), max_cost=max_cost)
+    if max_cost is not None:  # one account for the cluster's judge calls
+        spec.ledger = ray.remote(num_cpus=0)(Ledger).remote()
 
     def batches(done: dict[int, set[int]]) -> Iterator[list[Finished]]:
         try:
@@ -131,7 +134,10 @@ def _review(ray: Any, spec: ActorSpec, sources: list[Source], done: dict[int, se
         max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)
     try:
         for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            yield to_decisions(block)
+            if decided := to_decisions(block):
+                yield decided  # journaled, even beside a stop
+            if (stop := stop_of(block)) is not None:
+                raise stop
     except Exception as exc:  # noqa: BLE001 - re-raised as what the core knows
         raise _as_core_error(ray, exc) from exc
 

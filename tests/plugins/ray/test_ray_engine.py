@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import signal
 import subprocess
@@ -238,3 +239,30 @@ def test_without_the_plugin_ray_or_a_cluster_the_error_is_one_line(cli, tmp_path
     assert found.returncode == 2 and found.stderr.count("\n") == 1
     assert f"cannot reach the Ray cluster at {address}" in found.stderr
     assert not (tmp_path / "run").exists(), "nothing was written"
+
+
+def test_max_cost_is_one_budget_for_the_whole_cluster(cli, tmp_path, ray_address):
+    n = 60
+    data = judged_corpus(tmp_path / "in.jsonl", n)
+    with ChatServer(reply=verdict) as server:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(f"""\
+name: priced
+judge: {{name: openai/j, base_url: {server.base_url}, max_concurrency: 2,
+         price_in_per_mtok: 0.0, price_out_per_mtok: 100000.0}}
+criteria:
+  - {{name: fine, kind: llm_judge, rubric: "Is this fine? {{{{ last_assistant }}}}"}}
+""")
+        args = ["run", suite, data, "-o", tmp_path / "run", "--engine", "ray", "--no-progress",
+                "--ray-actors", "2", "--ray-batch-size", "8"]
+        code, _, err = cli(*args, "--max-cost", "5")
+        assert code == 4, err
+        assert "--max-cost $5 reached" in err and "the cluster's judge calls" in err
+        per_call = pd.read_parquet(tmp_path / "run" / "results.parquet").cost_usd.max()
+        # the limit holds for both actors together: past it by at most the calls in flight
+        # (max_concurrency 2 over the cluster), never by a second actor's whole budget
+        assert math.ceil(5 / per_call) <= server.completions <= math.ceil(5 / per_call) + 2 < n
+        code, _, err = cli(*args, "--resume")
+        assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["read"], summary["state"]) == (n, "complete")
