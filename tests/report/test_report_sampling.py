@@ -52,4 +52,4 @@ def test_sample_option_of_the_report_command(make_run, tmp_path: Path, cli) -> N
     html = (tmp_path / "r.html").read_text()
     assert "up to 2 drawn at random" in html
     code, _, err = cli("report", run, "--sample", "0")
-    assert code == 2 and "at least 1" in err
+    assert code == 2 and "expected a whole number >= 1" in err
