@@ -86,10 +86,25 @@ def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
     return sum(s * w for s, w in pairs) / total if total else None
 
 
-def masked_turns(transcript: Transcript) -> set[int]:
-    """Indices of the assistant turns at ``weight: 0``: context for training, never a target."""
-    return {i for i, m in enumerate(transcript.messages)
-            if m.weight is not None and m.weight <= 0 and m.role == "assistant"}
+def masked_turns(transcript: Transcript | Mapping[str, Any]) -> set[int]:
+    """Indices of the assistant turns at ``weight: 0``: context for training, never a target
+    (of a transcript, or of its dict as a run directory gives it back)."""
+    if isinstance(transcript, Transcript):
+        return {i for i, m in enumerate(transcript.messages)
+                if m.weight is not None and m.weight <= 0 and m.role == "assistant"}
+    return {i for i, m in enumerate(transcript.get("messages") or ())
+            if isinstance(m, Mapping) and m.get("role") == "assistant"
+            and isinstance(m.get("weight"), int | float) and m["weight"] <= 0}
+
+
+def counted(verdicts: list[Any], transcript: Transcript | Mapping[str, Any] | None) -> list[Any]:
+    """The verdicts (objects or dicts) the decision counts: all but those on masked turns."""
+    hidden = masked_turns(transcript) if transcript is not None else set()
+    if not hidden:
+        return verdicts
+    return [v for v in verdicts
+            if (v.message_index if isinstance(v, Verdict) else v.get("message_index"))
+            not in hidden]
 
 
 def decide(transcript: Transcript, verdicts: list[Verdict],
@@ -107,11 +122,8 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     the failed turn a correction keeps as context) is recorded but decides nothing: training
     never takes that turn as a target.
     """
-    hidden = masked_turns(transcript) if transcript is not None else ()
     by_name: dict[str, list[Verdict]] = {}
-    for v in verdicts:
-        if hidden and v.message_index in hidden:
-            continue
+    for v in counted(verdicts, transcript):
         by_name.setdefault(v.criterion, []).append(v)
     results = {s.name: aggregate(by_name.get(s.name, [])) for s in specs}
     errored = [s.name for s in specs if results[s.name][0] == "error"]

@@ -37,3 +37,21 @@ def test_a_failed_verdict_on_a_masked_turn_is_recorded_but_decides_nothing(tmp_p
     assert [(v.message_index, v.outcome) for v in masked.verdicts] == [(1, "fail"), (3, "pass")]
     assert trained.outcome == explicit.outcome == "fail"
     assert trained.failed == explicit.failed == ["no_sorry"]
+
+
+def test_the_diff_of_a_run_and_its_correction_names_the_verdict_the_masking_changed(
+        tmp_path: Path):
+    from testutil import write_jsonl
+
+    from harness.report.diff import compare
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    original, corrected = _transcript(None), _transcript(0)
+    corrected["id"] = original["id"]
+    for name, record in (("a", original), ("b", corrected)):
+        harness.run(suite, write_jsonl(tmp_path / f"{name}.jsonl", [record]), tmp_path / name,
+                    workers=1, report=False)
+    diff = compare(tmp_path / "a", tmp_path / "b")
+    assert [(f["a"], f["b"]) for f in diff["flips"]] == [("fail", "pass")]
+    assert diff["flip_causes"] == [{"cause": "no_sorry fail -> pass", "flips": 1}]

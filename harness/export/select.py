@@ -29,7 +29,7 @@ from harness.export.options import ExportOptions
 from harness.export.provenance import RunInfo, judge_model, rubric_hash
 from harness.models import Transcript, Verdict
 from harness.outputs import OPENAI_MESSAGE_KEYS
-from harness.policy import masked_turns
+from harness.policy import counted, masked_turns
 from harness.rundir import iter_journal
 from harness.tally import Tallies
 
@@ -222,8 +222,7 @@ def to_example(run: RunInfo, reviewed: Reviewed, options: ExportOptions,
         # turns the transcript itself masks (a correction's mistake) are context, as for the
         # policy: their verdicts are in no score
         masked = sorted(masked_turns(reviewed.transcript))
-        verdicts = [v for v in reviewed.verdicts if v.message_index not in masked] \
-            if masked else reviewed.verdicts
+        verdicts = counted(reviewed.verdicts, reviewed.transcript)
     elif options.on_fail == "mask":
         plan, reason, verdicts = mask_plan(run, reviewed)
         if plan is None:

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness.policy import aggregate
+from harness.policy import aggregate, counted
 from harness.report.stats import wilson
 from harness.report.suite_diff import Attribution, SuiteSide, suite_changes
 from harness.rundir import JOURNAL, iter_journal, read_meta
@@ -43,12 +43,15 @@ class _Side:
         self.totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0}
         self.tallies = Tallies()
 
-    def add(self, decision: dict[str, Any]) -> dict[str, tuple[str, float | None]]:
+    def add(self, decision: dict[str, Any],
+            transcript: dict[str, Any] | None = None) -> dict[str, tuple[str, float | None]]:
+        """Count a decision; its criteria's outcomes as the decision saw them (verdicts on
+        masked turns left out, :func:`harness.policy.counted`)."""
         self.totals["read"] += 1
         key = {"pass": "passed", "fail": "failed", "error": "errored"}[decision["outcome"]]
         self.totals[key] += 1
         self.tallies.add(decision["verdicts"])
-        return criterion_outcomes(decision["verdicts"])
+        return criterion_outcomes(counted(decision["verdicts"], transcript))
 
     def rate(self, name: str) -> tuple[float | None, tuple[float, float] | None, int]:
         tally = self.tallies.get(name) or CriterionTally()
@@ -89,7 +92,7 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
     seen: Counter[str] = Counter()
     for entry in iter_journal(run_a):
         d = entry["decision"]
-        outcomes = a.add(d)
+        outcomes = a.add(d, entry["transcript"])
         suite_a.see(d["verdicts"])
         tid = d["transcript_id"]
         held[(tid, seen[tid])] = (d["outcome"], d["source"], outcomes)
@@ -101,7 +104,7 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
     matched = only_b = 0
     for entry in iter_journal(run_b):
         d = entry["decision"]
-        outcomes = b.add(d)
+        outcomes = b.add(d, entry["transcript"])
         suite_b.see(d["verdicts"])
         tid = d["transcript_id"]
         key = (tid, seen[tid])
