@@ -13,6 +13,11 @@ from typing import Any
 import pytest
 
 from harness import api
+
+try:  # assertions that wait for the page: read nothing right after an action
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips (or fails in CI) with the reason
+    expect = None
 from harness.engine import Engine
 from harness.plugins import get_registry
 
@@ -116,6 +121,11 @@ def make_run(tmp_path: Path, regex_suite: Path) -> Callable[..., Path]:
         return build_run(tmp_path / name, suite or regex_suite, [inputs], report=report)
 
     return make
+
+
+def expect_count(page: Any, n: int) -> None:
+    """Wait until the report's filter shows ``n`` transcripts."""
+    expect(page.locator("#browser-status")).to_have_attribute("data-count", str(n))
 
 
 def _browser_unavailable() -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import XSS
+from conftest import XSS, expect, expect_count
 
 pytestmark = pytest.mark.browser
 
@@ -28,8 +28,8 @@ class Watched:
     console_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
 
-    def count(self) -> int:
-        return int(self.page.get_attribute("#browser-status", "data-count"))
+    def expect_count(self, n: int) -> None:
+        expect_count(self.page, n)
 
 
 @pytest.fixture
@@ -67,9 +67,8 @@ def test_totals_shown_equal_summary_json(open_report, demo_run: Path) -> None:
     w = open_report(demo_run / "report.html")
     summary = json.loads((demo_run / "summary.json").read_text())
     for key in ("read", "passed", "failed", "errored"):
-        shown = w.page.inner_text(f'[data-total="{key}"]')
-        assert int(shown) == summary[key], key
-    assert w.count() == summary["read"]
+        expect(w.page.locator(f'[data-total="{key}"]')).to_have_text(str(summary[key]))
+    w.expect_count(summary["read"])
     assert w.requests == [w.url] and not w.console_errors and not w.dialogs
 
 
@@ -77,36 +76,39 @@ def test_filtering_search_and_pagination(open_report, demo_run: Path) -> None:
     w = open_report(demo_run / "report.html")
     summary = json.loads((demo_run / "summary.json").read_text())
     page = w.page
-    assert page.locator("#transcript-list > details").count() == 20
-    assert page.inner_text("#page-info") == "page 1 of 2"
+    listed = page.locator("#transcript-list > details")
+    info = page.locator("#page-info")
+    expect(listed).to_have_count(20)
+    expect(info).to_have_text("page 1 of 2")
     page.click("#page-next")
-    assert page.locator("#transcript-list > details").count() == summary["read"] - 20
-    assert page.inner_text("#page-info") == "page 2 of 2"
+    expect(listed).to_have_count(summary["read"] - 20)
+    expect(info).to_have_text("page 2 of 2")
 
     page.select_option("#filter-outcome", "fail")
-    assert w.count() == summary["failed"]
-    assert page.inner_text("#page-info") == "page 1 of 1"
-    badges = page.locator("#transcript-list > details .badge").all_inner_texts()
-    assert badges and set(badges) == {"fail"}
+    w.expect_count(summary["failed"])
+    expect(info).to_have_text("page 1 of 1")
+    expect(listed).to_have_count(summary["failed"])
+    badges = listed.locator(":scope > summary .badge")
+    expect(badges).to_have_text(["fail"] * summary["failed"])
 
     page.select_option("#filter-criterion", "no_secret_leak")
-    assert w.count() == summary["criteria"]["no_secret_leak"]["fail"]
+    w.expect_count(summary["criteria"]["no_secret_leak"]["fail"])
     page.select_option("#filter-outcome", "pass")
-    assert w.count() == summary["criteria"]["no_secret_leak"]["pass"]
+    w.expect_count(summary["criteria"]["no_secret_leak"]["pass"])
 
     page.select_option("#filter-criterion", "")
     page.select_option("#filter-outcome", "error")
-    assert w.count() == summary["errored"]
+    w.expect_count(summary["errored"])
 
     page.select_option("#filter-outcome", "")
     page.fill("#filter-search", "CHAT-003")
-    assert w.count() == 1
-    assert page.inner_text("#transcript-list code.tid") == "chat-003"
+    w.expect_count(1)
+    expect(page.locator("#transcript-list code.tid")).to_have_text("chat-003")
     page.fill("#filter-search", "LIMIT CAFFEINE")  # message text, case-insensitive
-    assert w.count() == 1
-    assert page.inner_text("#transcript-list code.tid") == "hh-001:chosen"
+    w.expect_count(1)
+    expect(page.locator("#transcript-list code.tid")).to_have_text("hh-001:chosen")
     page.fill("#filter-search", "no transcript says this")
-    assert w.count() == 0
+    w.expect_count(0)
     assert not w.console_errors and w.requests == [w.url]
 
 
@@ -114,34 +116,39 @@ def test_a_transcript_shows_roles_evidence_and_verdicts(open_report, demo_run: P
     w = open_report(demo_run / "report.html")
     page = w.page
     page.fill("#filter-search", "hh-001:rejected")
+    w.expect_count(1)
     page.click("#transcript-list > details > summary")
     t = page.locator("#transcript-list > details").first
-    assert t.locator(".msg .role").all_inner_texts() == ["user", "assistant"]
+    # the body is rendered on the toggle event, which may fire after the click returns
+    expect(t.locator(".msg .role")).to_have_text(["user", "assistant"])
     marks = t.locator(".msg mark.evidence-span")
-    assert marks.count() == 1 and marks.first.inner_text() == "As an AI language model"
-    assert marks.first.get_attribute("data-criteria") == "no_ai_boilerplate"
+    expect(marks).to_have_text(["As an AI language model"])
+    expect(marks.first).to_have_attribute("data-criteria", "no_ai_boilerplate")
     verdicts = t.locator(".verdict")
-    assert verdicts.count() == 4
-    assert "matched 1 time(s)" in verdicts.first.locator(".explanation").inner_text()
+    expect(verdicts).to_have_count(4)
+    expect(verdicts.first.locator(".explanation")).to_contain_text("matched 1 time(s)")
 
 
 def test_xss_payloads_show_as_text_and_run_nothing(open_report, xss_run: Path) -> None:
     w = open_report(xss_run / "report.html")
     page = w.page
+    transcripts = page.locator("#transcript-list > details")
+    expect(transcripts).to_have_count(len(XSS) + 2)
     for summary in page.locator("#transcript-list > details > summary").all():
         summary.click()
+    # every body rendered (on the toggle event) before anything is read
+    expect(transcripts.locator(".msg")).to_have_count(2 * (len(XSS) + 2))
     page.locator("#transcript-list details.meta > summary").first.click()
-    text = page.inner_text("#transcript-list")
-    for payload in XSS.values():
-        assert payload in text
-    assert "{{ 7*7 }}" in text and "49" not in text
-    assert '<img src=x onerror="window.__pwned=\'id\'">' in text
-    # the payloads became text nodes, not elements
     listed = page.locator("#transcript-list")
-    assert listed.locator("script, img, svg, a, iframe").count() == 0
+    for payload in XSS.values():
+        expect(listed).to_contain_text(payload)
+    expect(listed).to_contain_text('<img src=x onerror="window.__pwned=\'id\'">')
+    assert "49" not in listed.inner_text()
+    # the payloads became text nodes, not elements
+    expect(listed.locator("script, img, svg, a, iframe")).to_have_count(0)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.evaluate("document.scripts.length") == 2
     # evidence of the <script> criterion is highlighted as text
-    assert "<script>" in listed.locator("mark.evidence-span").all_inner_texts()
+    expect(listed.locator("mark.evidence-span").filter(has_text="<script>")).not_to_have_count(0)
     assert not w.dialogs and not w.console_errors
     assert w.requests == [w.url]

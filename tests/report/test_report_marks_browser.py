@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import chat
+from conftest import chat, expect, expect_count
 
 pytestmark = pytest.mark.browser
 
@@ -54,10 +54,15 @@ def page_of(browser: Any) -> Iterator[Any]:
 
 def open_transcript(page: Any, tid: str) -> Any:
     page.fill("#filter-search", tid)
+    expect_count(page, 1)
     transcript = page.locator("#transcript-list > details").first
     transcript.locator(":scope > summary").click()
     transcript.locator(".decision-mark .mark-box").wait_for()  # filled on the toggle event
     return transcript
+
+
+def expect_marks(page: Any, n: int) -> None:
+    expect(page.locator("#marks-count")).to_have_attribute("data-count", str(n))
 
 
 def export(page: Any, folder: Path) -> Path:
@@ -71,27 +76,29 @@ def export(page: Any, folder: Path) -> Path:
 def test_mark_export_and_calibrate(page_of, make_run, tmp_path: Path, cli) -> None:
     run_dir = make_run(RECORDS)
     page = page_of(run_dir / "report.html")
-    assert page.inner_text("#marks-count") == "no marks yet"
-    assert page.is_disabled("#marks-export")
+    expect(page.locator("#marks-count")).to_have_text("no marks yet")
+    expect(page.locator("#marks-export")).to_be_disabled()
 
     sorry = open_transcript(page, "sorry-1")
     decision = sorry.locator(".decision-mark")
-    assert decision.locator(".mark-label").inner_text() == "Is decision fail right?"
+    expect(decision.locator(".mark-label")).to_have_text("Is decision fail right?")
     decision.locator(".mark-note").fill("an apology is fine here")
     decision.get_by_role("button", name="✗ wrong").click()
     verdict = sorry.locator(".verdict").filter(has_text="no_sorry")
     verdict.get_by_role("button", name="✓ right").click()
     verdict.locator(".mark-note").fill("it does say sorry")
-    assert page.get_attribute("#marks-count", "data-count") == "2"
-    assert "2 marks" in sorry.locator("summary .marked-note").inner_text()
+    expect_marks(page, 2)
+    expect(sorry.locator("summary .marked-note")).to_contain_text("2 marks")
 
     plain = open_transcript(page, "plain-1")
     plain.locator(".verdict").filter(has_text="polite").get_by_role(
         "button", name="✗ wrong").click()
     # a mark clicked twice is undone
-    plain.locator(".decision-mark").get_by_role("button", name="✓ right").click()
-    plain.locator(".decision-mark").get_by_role("button", name="✓ right").click()
-    assert page.get_attribute("#marks-count", "data-count") == "3"
+    right = plain.locator(".decision-mark").get_by_role("button", name="✓ right")
+    right.click()
+    expect_marks(page, 4)
+    right.click()
+    expect_marks(page, 3)
 
     labels = export(page, tmp_path)
     lines = [json.loads(line) for line in labels.read_text().splitlines()]
@@ -119,12 +126,12 @@ def test_mark_export_and_calibrate(page_of, make_run, tmp_path: Path, cli) -> No
     # the rebuilt report shows the calibration, and the marks are still in this browser
     again = page_of(run_dir / "report.html", page.context)
     table = again.locator("#calibration-table")
-    assert table.locator("tr[data-calibration]").count() == 4
-    assert table.locator('tr[data-calibration="decision"] td').nth(1).inner_text() == "1"
-    assert again.locator("#calibration-stale").count() == 0
-    assert again.get_attribute("#marks-count", "data-count") == "3"
+    expect(table.locator("tr[data-calibration]")).to_have_count(4)
+    expect(table.locator('tr[data-calibration="decision"] td').nth(1)).to_have_text("1")
+    expect(again.locator("#calibration-stale")).to_have_count(0)
+    expect_marks(again, 3)
     pressed = open_transcript(again, "sorry-1").locator('.mark-btn[aria-pressed="true"]')
-    assert pressed.count() == 2
+    expect(pressed).to_have_count(2)
 
 
 def test_hostile_ids_stay_text_through_marks_and_export(page_of, make_run, tmp_path: Path,
@@ -132,14 +139,16 @@ def test_hostile_ids_stay_text_through_marks_and_export(page_of, make_run, tmp_p
     run_dir = make_run(RECORDS)
     page = page_of(run_dir / "report.html")
     transcript = open_transcript(page, "window.__pwned='id'")
-    assert transcript.locator("code.tid").inner_text() == HOSTILE_ID
+    expect(transcript.locator("code.tid")).to_have_text(HOSTILE_ID)
     transcript.locator(".decision-mark .mark-note").fill("</script><script>window.__pwned=2"
                                                         "</script>")
     transcript.locator(".decision-mark").get_by_role("button", name="✓ right").click()
     transcript.locator(".verdict").first.get_by_role("button", name="✗ wrong").click()
+    expect_marks(page, 2)
     page.fill("#filter-search", "")  # re-rendered from the marks
+    expect_count(page, len(RECORDS))
     assert page.evaluate("typeof window.__pwned") == "undefined"
-    assert page.locator("#transcript-list script, #transcript-list img").count() == 0
+    expect(page.locator("#transcript-list script, #transcript-list img")).to_have_count(0)
     assert page.evaluate("document.scripts.length") == 2
     labels = export(page, tmp_path)
     records = [json.loads(line) for line in labels.read_text().splitlines()]
@@ -162,9 +171,10 @@ def test_clear_marks(page_of, make_run) -> None:
     page = page_of(run_dir / "report.html")
     open_transcript(page, "plain-1").locator(".decision-mark").get_by_role(
         "button", name="✓ right").click()
-    assert page.get_attribute("#marks-count", "data-count") == "1"
+    expect_marks(page, 1)
     page.click("#marks-clear")
-    assert page.dialogs and page.get_attribute("#marks-count", "data-count") == "0"
-    assert page.is_disabled("#marks-export")
+    expect_marks(page, 0)
+    assert page.dialogs
+    expect(page.locator("#marks-export")).to_be_disabled()
     reloaded = page_of(run_dir / "report.html", page.context)
-    assert reloaded.get_attribute("#marks-count", "data-count") == "0"
+    expect_marks(reloaded, 0)
