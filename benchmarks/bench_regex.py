@@ -11,7 +11,7 @@ Each contender runs in its own process over the same file (see ``_common.measure
 - ``bare loop``: one core; parses each line (``json``), splits both dialogues into turns
   (``re.split``), runs the same three ``re`` searches over each assistant turn, counts passes;
 - ``engine``: ``harness.Engine(suite, workers=N)`` streaming the raw records
-  (``Engine.astream``, what ``harness run`` drives), decisions counted, nothing written;
+  (``Engine.batches``, what ``harness run`` drives), decisions counted, nothing written;
 - ``harness run``: ``harness run SUITE INPUT -o DIR --workers N --no-report --no-progress``,
   end to end: journal, finalize (re-reads the input), Parquet, train/rejected/errors files.
 
@@ -79,14 +79,13 @@ def bare_loop(path: Path) -> dict:
 
 def engine_only(path: Path, suite: Path, workers: int) -> dict:
     import harness
-    from harness.engine import drive
     from harness.stages import iter_raw
 
     passed = total = 0
     with harness.Engine(suite, workers=workers) as engine:
         entries = ((seq, source, raw, frozenset())
                    for seq, (source, raw) in enumerate(iter_raw(path)))
-        for batch in drive(engine.astream(entries)):  # batches of decided transcripts
+        for batch in engine.batches(entries):  # batches of decided transcripts
             total += len(batch)
             passed += sum(done.outcome == "pass" for done in batch)
     return {"passed": passed, "decided": total}

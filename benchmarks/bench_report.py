@@ -79,7 +79,7 @@ def main() -> int:
         generate(inputs, args.n)
     if not (run_dir / "summary.json").exists():
         t0 = time.perf_counter()
-        engine = Engine(ROOT / "examples" / "suite.yaml", get_registry(), batch_size=256)
+        engine = Engine(ROOT / "examples" / "suite.yaml", get_registry())
         api.run(engine, [inputs], run_dir, overwrite=True, report=False)
         print(f"review of {args.n} transcripts: {time.perf_counter() - t0:.1f} s")
     journal_mb = (run_dir / "journal.jsonl").stat().st_size / 1e6

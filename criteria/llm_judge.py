@@ -52,10 +52,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import jinja2
 import jinja2.meta
@@ -126,7 +125,6 @@ DATA_KEYS = (
 MAX_EXPLANATION = 4000
 CHOICE_PREFIX = "VERDICT:"
 """What the judge is taken to have written before its label in ``mode: choice``."""
-T = TypeVar("T")
 
 
 class LLMJudgeConfig(CriterionConfig):
@@ -616,28 +614,9 @@ class LLMJudge(Criterion):
         return await self.judge(transcript)
 
     # --- sync callers -------------------------------------------------------------------------
-    def _blocking(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run ``work()`` on a fresh event loop, closing this loop's connections at its end.
-
-        From a thread that already runs an event loop, the fresh loop runs in a worker thread.
-        """
-
-        async def main() -> T:
-            try:
-                return await work()
-            finally:
-                for judge in [m for _, m in self.members] or [self]:
-                    await judge.runner.release()
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(main())
-        with ThreadPoolExecutor(1, thread_name_prefix="llm-judge") as pool:
-            return pool.submit(asyncio.run, main()).result()
-
     def evaluate(self, transcript: Transcript) -> Result:
-        return self._blocking(lambda: self.judge(transcript))
+        """Judge one transcript from synchronous code (on the engine's event loop)."""
+        return self.context.loop.run(self.judge(transcript))
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         """All transcripts' judge calls at once, limited by the judge's concurrency.
@@ -645,12 +624,7 @@ class LLMJudge(Criterion):
         A :class:`~harness.judges.base.JudgeUnavailable` takes the place of each transcript the
         open breaker refused.
         """
-
-        async def work() -> list[Result | BaseException]:
-            return await asyncio.gather(*(self.judge(t) for t in transcripts),
-                                        return_exceptions=True)
-
-        return self._blocking(work)
+        return self.context.loop.run(self.evaluate_batch_async(transcripts))
 
 
 @hookimpl

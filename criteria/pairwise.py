@@ -144,6 +144,11 @@ class Pairwise(Criterion):
         return self.evaluate_batch([transcript])[0]  # type: ignore[return-value]
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
+        return self.context.loop.run(self.evaluate_batch_async(transcripts))
+
+    async def evaluate_batch_async(self, transcripts: Sequence[Transcript]
+                                   ) -> list[Result | BaseException]:
+        """Pairs the candidates of a batch by prompt; each pair is asked in both orders."""
         groups: dict[str | None, list[int]] = {}
         for i, t in enumerate(transcripts):
             groups.setdefault(prompt_key(t), []).append(i)
@@ -169,12 +174,10 @@ class Pairwise(Criterion):
         if not pairs:
             return out
 
-        async def work() -> list[tuple[Verdict, Verdict] | BaseException]:
-            return await asyncio.gather(
-                *(self.compare(transcripts[i], transcripts[j]) for i, j in pairs),
-                return_exceptions=True)
-
-        for (i, j), result in zip(pairs, self.inner._blocking(work), strict=True):
+        compared = await asyncio.gather(
+            *(self.compare(transcripts[i], transcripts[j]) for i, j in pairs),
+            return_exceptions=True)
+        for (i, j), result in zip(pairs, compared, strict=True):
             if isinstance(result, BaseException):
                 out[i] = out[j] = result
             else:

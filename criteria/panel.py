@@ -44,8 +44,8 @@ from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeUnavailable
 from harness.models import Transcript, Verdict
+from harness.plan import evaluate
 from harness.policy import ABSTAINED, to_verdict
-from harness.stages import evaluate
 from harness.suite import COMMON_KEYS, CriterionSpec, SuiteError, validate_config
 
 Aggregate = Literal["majority", "unanimous", "mean"]
@@ -192,7 +192,7 @@ async def judge_members(members: Sequence[tuple[str, Criterion]],
 
     async def one(member: Criterion) -> Verdict:
         if not member.is_async:
-            return evaluate(member, [transcript])[0][0]
+            return (await evaluate(member, [transcript]))[0][0]
         try:
             result: Result | BaseException = await member.evaluate_async(transcript)
         except JudgeUnavailable:
@@ -205,10 +205,10 @@ async def judge_members(members: Sequence[tuple[str, Criterion]],
     return [(name, v) for (name, _), v in zip(members, verdicts, strict=True)]
 
 
-def members_batch(members: Sequence[tuple[str, Criterion]],
-                  transcripts: Sequence[Transcript]) -> list[list[tuple[str, Verdict]]]:
+async def members_batch(members: Sequence[tuple[str, Criterion]],
+                        transcripts: Sequence[Transcript]) -> list[list[tuple[str, Verdict]]]:
     """Every member's verdict for each transcript, each member over the whole batch."""
-    per_member = [[found[0] for found in evaluate(m, transcripts)] for _, m in members]
+    per_member = [[found[0] for found in await evaluate(m, transcripts)] for _, m in members]
     return [[(name, per_member[j][i]) for j, (name, _) in enumerate(members)]
             for i in range(len(transcripts))]
 
@@ -253,7 +253,12 @@ class PanelCriterion(Criterion):
         return self.evaluate_batch([transcript])[0]  # type: ignore[return-value]
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
-        return [combine(self.panel, named) for named in members_batch(self.members, transcripts)]
+        return self.context.loop.run(self.evaluate_batch_async(transcripts))
+
+    async def evaluate_batch_async(self, transcripts: Sequence[Transcript]
+                                   ) -> list[Result | BaseException]:
+        return [combine(self.panel, named)
+                for named in await members_batch(self.members, transcripts)]
 
     async def evaluate_async(self, transcript: Transcript) -> Result:
         return combine(self.panel, await judge_members(self.members, transcript))

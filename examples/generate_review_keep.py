@@ -40,9 +40,9 @@ from typing import Any, Protocol
 
 import harness
 from harness.correct.agents import openai_logprobs
-from harness.engine import aggregate
 from harness.models import Decision, Message, Transcript, Verdict
 from harness.plugins import PluginError
+from harness.policy import aggregate
 
 HERE = Path(__file__).resolve().parent
 

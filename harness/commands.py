@@ -11,26 +11,25 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import api, argtypes
-from harness.engine import Engine, default_workers
+from harness.engine import Engine
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.inputs import resolve_inputs
 from harness.inputs.reader import count_records
 from harness.judges.budget import limit_cost
+from harness.options import RunOptions, default_workers
 from harness.plugins import get_registry
 from harness.progress import RunProgress, progress_mode
 from harness.rundir import JOURNAL, decided_records
+from harness.stops import Stop, over_error_budget
 from harness.tables import PROSE_WIDTH, name_column, table_console
 
 EXIT_FAIL_UNDER = 1
 """The pass rate is below ``--fail-under``."""
 EXIT_USAGE = 2
-"""A usage, suite or run-directory error (one line on stderr)."""
-EXIT_ERRORS = 3
-"""More transcripts with criterion errors than ``--max-error-rate`` allows."""
-EXIT_STOPPED = 4
-"""The run stopped early (a judge endpoint down, the error budget spent, ``--max-cost``
-reached): ``--resume``."""
+"""A usage, suite or run-directory error (one line on stderr). A run that stops early exits
+with its :class:`~harness.stops.Stop`'s code: 3 for the error budget, 4 otherwise (a judge
+endpoint down, ``--max-cost`` reached, a worker died), 130 for Ctrl-C; ``--resume`` goes on."""
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,6 +122,15 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def run_options(args: argparse.Namespace, registry: Any) -> RunOptions:
+    """The run's options from ``harness run``'s arguments."""
+    return RunOptions(judge=args.judge, all_criteria=args.all_criteria,
+                      input_format=args.input_format, messages_column=args.messages_column,
+                      limit=args.limit, cache_dir=args.cache_dir or args.out,
+                      workers=args.workers or default_workers(),
+                      max_in_flight=args.max_in_flight, plugins_dir=registry.plugins_dir)
+
+
 def run_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     _execution_engine(registry, args)
@@ -133,11 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
     out_path = Path(args.out)
     if out_path.exists() and not out_path.is_dir():
         raise UsageError(f"-o {args.out}: a file is there; a run directory is a folder")
-    engine = api.run_engine(args.suite, args.out, registry=registry, judge=args.judge,
-                            all_criteria=args.all_criteria, cache_dir=args.cache_dir,
-                            workers=args.workers, max_in_flight=args.max_in_flight,
-                            input_format=args.input_format)
-    with engine:
+    with Engine(args.suite, registry, run_options(args, registry)) as engine:
         try:
             limit_cost(engine.context, args.max_cost)
         except ValueError as exc:
@@ -156,24 +160,33 @@ def _execution_engine(registry: Any, args: argparse.Namespace) -> Any:
     return registry.engines[name]
 
 
-def _run(args: argparse.Namespace, engine: Engine) -> int:
-    console = Console(stderr=True)
-    batches = _execution_engine(engine.registry, args).start(engine, args.inputs, args)
+def _to_review(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """Records the run reads, and those it has left to review (``None`` when unknown)."""
     total = count_records(args.sources)
     if args.limit is not None:
         total = args.limit if total is None else min(total, args.limit)
-    to_review = total
     if args.resume and total is not None and Path(args.out, JOURNAL).is_file():
-        to_review = max(0, total - decided_records(args.out, retry_errors=args.retry_errors,
-                                                   limit=args.limit))
+        return total, max(0, total - decided_records(args.out, retry_errors=args.retry_errors,
+                                                     limit=args.limit))
+    return total, total
+
+
+def _run(args: argparse.Namespace, engine: Engine) -> int:
+    console = Console(stderr=True)
+    batches = _execution_engine(engine.registry, args).start(engine, args.inputs, args)
+    total, to_review = _to_review(args)
     mode = progress_mode(console, enabled=not args.no_progress)
     with RunProgress(console, to_review, mode, every_s=args.progress_every) as progress:
         summary = api.run(engine, args.sources, args.out, resume=args.resume,
                           overwrite=args.overwrite, on_decision=progress.tick,
                           report=not args.no_report, retry_errors=args.retry_errors,
-                          max_error_rate=args.max_error_rate, total=total, batches=batches,
-                          limit=args.limit, messages_column=args.messages_column)
+                          max_error_rate=args.max_error_rate, total=total, batches=batches)
         progress.finish(summary["read"])
+    _print_summary(args, summary)
+    return _exit_status(args, summary)
+
+
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     table = _summary_table(summary)
     out = table_console(table)
     out.print(table)
@@ -201,21 +214,23 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
         print(f"harness: {summary['criterion_errors']} criterion error(s) in "
               f"{summary['transcripts_with_errors']} transcript(s): see "
               f"{run_dir / 'errors.jsonl'}", file=sys.stderr)
-    if summary.get("stop_reason"):
+
+
+def _exit_status(args: argparse.Namespace, summary: dict[str, Any]) -> int:
+    if summary.get("stop"):
         print(f"harness: run stopped early ({summary['stop_reason']}); what is decided is kept: "
               f"go on later with --resume", file=sys.stderr)
-        return EXIT_ERRORS if "--max-error-rate" in summary["stop_reason"] else EXIT_STOPPED
+        return Stop(summary["stop"]).exit_code
     with_errors = summary.get("transcripts_with_errors", 0)
-    if args.max_error_rate is not None and summary["read"] and \
-            with_errors / summary["read"] > args.max_error_rate:
+    if over_error_budget(with_errors, summary["read"], args.max_error_rate):
         print(f"harness: {with_errors} of {summary['read']} transcripts have criterion errors, "
               f"past --max-error-rate {args.max_error_rate:g}", file=sys.stderr)
-        return EXIT_ERRORS
+        return Stop.ERROR_BUDGET.exit_code
     rate = summary["pass_rate"] or 0.0
     if args.fail_under is not None and rate < args.fail_under:
         print(f"harness: pass rate {rate:.3f} is below --fail-under {args.fail_under}",
               file=sys.stderr)
-        return 1
+        return EXIT_FAIL_UNDER
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,9 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.loop import EngineLoop
 from harness.models import Transcript, Verdict
 
 if TYPE_CHECKING:
+    from harness.judges.budget import CostBudget
+    from harness.judges.runner import JudgeRunner
     from harness.plugins import Registry
     from harness.suite import CriterionSpec
 
@@ -42,6 +46,15 @@ class SuiteContext:
     """``--judge`` from the command line: replaces every judge of the suite."""
     cache_dir: Path | None = None
     """Where model-based criteria may keep caches (the run directory, or a user's folder)."""
+    judge_share: int = 1
+    """Engines that share each judge's window (Ray actors): a judge's ``max_concurrency`` is
+    divided by it."""
+    loop: EngineLoop = field(default_factory=EngineLoop)
+    """The engine's event loop: a synchronous ``evaluate`` runs its async work there
+    (``context.loop.run(coro)``), so clients bound to a loop are bound to this one."""
+    budget: CostBudget | None = None
+    """The run's spending limit on judge calls, shared by its judges
+    (:func:`harness.judges.budget.cost_budget` makes it on first use)."""
     resources: dict[str, Any] = field(default_factory=dict)
     """Objects the run's criteria share (judge runners, caches, models), owned by the engine."""
 
@@ -56,6 +69,12 @@ class SuiteContext:
         if value is None:
             value = self.resources[key] = make()
         return value
+
+    def judge_runners(self) -> list[JudgeRunner]:
+        """The judge runners the run's criteria share (one per judge and options)."""
+        from harness.judges.runner import JudgeRunner
+
+        return [r for r in self.resources.values() if isinstance(r, JudgeRunner)]
 
 
 class Criterion(ABC):
@@ -101,6 +120,17 @@ class Criterion(ABC):
     async def evaluate_async(self, transcript: Transcript) -> Result:
         """Judge one transcript without blocking the event loop (kinds with ``is_async``)."""
         raise NotImplementedError
+
+    async def evaluate_batch_async(self, transcripts: Sequence[Transcript]
+                                   ) -> list[Result | BaseException]:
+        """Judge many transcripts at once, on the engine's event loop: how the engine calls a
+        criterion of its synchronous front. By default ``evaluate_async`` for each transcript
+        concurrently (kinds with ``is_async``), else :meth:`evaluate_batch`. Override it in a
+        synchronous kind that awaits something for a whole batch (pairwise judging)."""
+        if self.is_async:
+            return list(await asyncio.gather(*(self.evaluate_async(t) for t in transcripts),
+                                             return_exceptions=True))
+        return self.evaluate_batch(transcripts)
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         """Judge many transcripts at once. Override to batch a model or run calls concurrently.

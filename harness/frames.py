@@ -18,7 +18,8 @@ import orjson
 from harness.engine import CHUNK_SIZE, Engine
 from harness.inputs import parse_record
 from harness.models import Decision, InputError, Transcript
-from harness.plugins import Registry, get_registry
+from harness.options import RunOptions
+from harness.plugins import Registry
 from harness.policy import aggregate
 from harness.suite import Suite
 
@@ -127,8 +128,9 @@ def review_frame(
         raise KeyError(f"no column {id_column!r} in the frame")
     if isinstance(suite, Engine):
         return _review(frame, suite, messages_column, id_column, input_format, batch_size, pd)
-    with Engine(suite, registry or get_registry(plugins_dir), judge=judge,
-                all_criteria=all_criteria, cache_dir=cache_dir) as engine:
+    options = RunOptions(judge=judge, all_criteria=all_criteria, cache_dir=cache_dir,
+                         input_format=input_format, plugins_dir=plugins_dir)
+    with Engine(suite, registry, options) as engine:
         return _review(frame, engine, messages_column, id_column, input_format, batch_size, pd)
 
 

@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 
 from harness.export.dedup import Deduper, messages_key
 from harness.models import Transcript
+from harness.policy import criterion_errored
 from harness.rundir import iter_journal, read_meta, write_meta
+from harness.stops import RunStopped
 from harness.tally import Tallies
 
 ROWS_PER_WRITE = 8192
@@ -102,98 +104,117 @@ def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
 
 
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
-             state: str = "complete", stop_reason: str | None = None,
-             workers: int = 1) -> dict[str, Any]:
+             stop: RunStopped | None = None, workers: int = 1) -> dict[str, Any]:
     """Write results, decisions, train/rejected/errors sets and the summary; return the summary.
 
     Every file is written beside its final name and renamed into place at the end, and
     ``run.json`` says ``finalizing`` meanwhile: a kill leaves either the old outputs or the new
-    ones, and a state that says which. ``state`` is what the run is once done (``complete``,
-    or ``stopped`` for a run that ended early and can be resumed). ``workers`` processes read
-    the inputs again for a large run.
+    ones, and a state that says which. The run is ``complete`` once done, or ``stopped`` (it
+    ended early for ``stop`` and can be resumed). ``workers`` processes read the inputs again
+    for a large run.
     """
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     write_meta(run_dir, {**meta, "state": "finalizing"})
     suite = meta.get("suite", {})
-    specs = {c["name"]: c for c in suite.get("criteria", [])}
-    counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
-              "criterion_errors": 0, "transcripts_with_errors": 0}
-    tallies = Tallies()
-    usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
-    train_dedup = Deduper()  # train.jsonl holds each training example once, as exports do
     stats: dict[str, int] = {}
-    tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
-
-    results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
-    decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
-    line = orjson.OPT_APPEND_NEWLINE
-    with (open(_tmp(tmp_files[0]), "wb") as train_jsonl,
-          open(_tmp(tmp_files[1]), "wb") as rejected,
-          open(_tmp(tmp_files[2]), "wb") as errors):
+    with _Outputs(run_dir, {c["name"]: c for c in suite.get("criteria", [])}) as out:
         for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats,
                                   render=train_view, workers=workers):
-            d, t = entry["decision"], entry["transcript"]
-            counts["read"] += 1
-            counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
-            decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"], d["failed"],
-                          d["errored"], t[0] if t else 0)
-            bad = []
-            for v in d["verdicts"]:
-                name = v["criterion"]
-                if v["outcome"] == "error":
-                    bad.append(v)
-                if name in specs:
-                    tallies[name].add(v["outcome"], v["score"], v["details"])
-                add_usage(usage, v)
-                results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
-                            specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
-                            v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
-                            v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
-                            _json(v["details"]))
-            if t is None:
-                counts["input_errors"] += 1
-            elif bad:
-                counts["criterion_errors"] += len(bad)
-                counts["transcripts_with_errors"] += 1
-            if d["outcome"] == "pass" and train_dedup.first_key(t[2]):
-                train_jsonl.write(t[1])
-            elif d["outcome"] == "fail":
-                failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
-                rejected.write(orjson.dumps({
-                    "transcript_id": d["transcript_id"], "source": d["source"],
-                    "failed": d["failed"], "score": d["score"],
-                    "evidence": {v["criterion"]: v["evidence"] for v in failing},
-                    "explanations": {v["criterion"]: v["explanation"] for v in failing},
-                }, option=line))
-            if bad:  # every criterion error is listed, whatever the decision made of it
-                errors.write(orjson.dumps({
-                    "transcript_id": d["transcript_id"], "source": d["source"],
-                    "kind": "input" if t is None else "criterion",
-                    "decision": d["outcome"], "errored": [v["criterion"] for v in bad],
-                    "reason": "; ".join(f"{v['criterion']}: {v['explanation']}" for v in bad),
-                }, option=line))
-    for table in (results, decisions):
-        table.close()
-
-    criteria = {name: {"kind": spec["kind"], "gate": spec["gate"], **tallies.row(name)}
-                for name, spec in specs.items()}
+            out.add(entry["decision"], entry["transcript"])
+    state = "stopped" if stop else "complete"
     summary = {
         "suite": {"name": suite.get("name"), "version": suite.get("version")},
-        **counts,
-        "pass_rate": counts["passed"] / counts["read"] if counts["read"] else None,
-        "train_duplicates": train_dedup.dropped,
+        **out.counts,
+        "pass_rate": out.counts["passed"] / out.counts["read"] if out.counts["read"] else None,
+        "train_duplicates": out.train_dedup.dropped,
         "not_decided": stats.get("not_decided", 0),
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,
-        **({"stop_reason": stop_reason} if stop_reason else {}),
-        "usage": usage,
-        "criteria": criteria,
+        **({"stop": stop.stop.value, "stop_reason": str(stop)} if stop else {}),
+        "usage": out.usage,
+        "criteria": out.criteria(),
         "timings": timings or {},
     }
     _tmp(run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    for name in ("results.parquet", "decisions.parquet", "train.jsonl", "rejected.jsonl",
-                 "errors.jsonl", "summary.json"):
+    for name in (*_Outputs.FILES, "summary.json"):
         os.replace(_tmp(run_dir / name), run_dir / name)
     write_meta(run_dir, {**read_meta(run_dir), "state": state})
     return summary
+
+
+class _Outputs:
+    """The output files of a run, written beside their names while decisions are added."""
+
+    FILES = ("results.parquet", "decisions.parquet", "train.jsonl", "rejected.jsonl",
+             "errors.jsonl")
+
+    def __init__(self, run_dir: Path, specs: dict[str, dict[str, Any]]) -> None:
+        self.specs = specs
+        self.counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
+                       "criterion_errors": 0, "transcripts_with_errors": 0}
+        self.tallies = Tallies()
+        self.usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
+        self.train_dedup = Deduper()  # train.jsonl holds each example once, as exports do
+        self.results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
+        self.decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
+        self.train, self.rejected, self.errors = (
+            open(_tmp(run_dir / name), "wb")  # noqa: SIM115 - closed in __exit__
+            for name in ("train.jsonl", "rejected.jsonl", "errors.jsonl"))
+
+    def __enter__(self) -> _Outputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fh in (self.train, self.rejected, self.errors):
+            fh.close()
+        self.results.close()
+        self.decisions.close()
+
+    def add(self, d: dict[str, Any], t: tuple[int, bytes, bytes] | None) -> None:
+        """One decision ``d`` and its transcript's :func:`train_view` (``None``: unreadable)."""
+        counts = self.counts
+        counts["read"] += 1
+        counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
+        self.decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"],
+                           d["failed"], d["errored"], t[0] if t else 0)
+        bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
+        for v in d["verdicts"]:
+            self.verdict(d, v)
+        if t is None:
+            counts["input_errors"] += 1
+        elif bad:
+            counts["criterion_errors"] += len(bad)
+            counts["transcripts_with_errors"] += criterion_errored(d["errored"])
+        if d["outcome"] == "pass" and t is not None and self.train_dedup.first_key(t[2]):
+            self.train.write(t[1])
+        elif d["outcome"] == "fail":
+            failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
+            self.rejected.write(orjson.dumps({
+                "transcript_id": d["transcript_id"], "source": d["source"],
+                "failed": d["failed"], "score": d["score"],
+                "evidence": {v["criterion"]: v["evidence"] for v in failing},
+                "explanations": {v["criterion"]: v["explanation"] for v in failing},
+            }, option=orjson.OPT_APPEND_NEWLINE))
+        if bad:  # every criterion error is listed, whatever the decision made of it
+            self.errors.write(orjson.dumps({
+                "transcript_id": d["transcript_id"], "source": d["source"],
+                "kind": "input" if t is None else "criterion",
+                "decision": d["outcome"], "errored": [v["criterion"] for v in bad],
+                "reason": "; ".join(f"{v['criterion']}: {v['explanation']}" for v in bad),
+            }, option=orjson.OPT_APPEND_NEWLINE))
+
+    def verdict(self, d: dict[str, Any], v: dict[str, Any]) -> None:
+        name = v["criterion"]
+        if name in self.specs:
+            self.tallies[name].add(v["outcome"], v["score"], v["details"])
+        add_usage(self.usage, v)
+        self.results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
+                         self.specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
+                         v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
+                         v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
+                         _json(v["details"]))
+
+    def criteria(self) -> dict[str, Any]:
+        return {name: {"kind": spec["kind"], "gate": spec["gate"], **self.tallies.row(name)}
+                for name, spec in self.specs.items()}

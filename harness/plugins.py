@@ -75,6 +75,9 @@ class Registry:
     """``(registry, name) -> plugin name`` for everything registered."""
     plugins_dir: str | None = None
     """The ``--plugins-dir`` it was built with (worker processes rebuild the same registry)."""
+    rebuildable: bool = False
+    """Built by :func:`get_registry`, so another process rebuilds the same one (a registry
+    built by hand from a plugin manager is not)."""
 
     def provider(self, registry: str, name: str) -> str:
         return self.providers.get((registry, name), "?")
@@ -207,6 +210,6 @@ def get_registry(plugins_dir: str | Path | None = None, *, fresh: bool = False) 
     key = (str(plugins_dir) if plugins_dir else None, os.environ.get(BLOCK_ENV, ""))
     if fresh or key not in _cache:
         registry = build_registry(load_plugins(plugins_dir))
-        registry.plugins_dir = key[0]
+        registry.plugins_dir, registry.rebuildable = key[0], True
         _cache[key] = registry
     return _cache[key]

@@ -33,28 +33,35 @@ def abstained(verdict: Verdict | Mapping[str, Any]) -> bool:
     return outcome == "skipped" and details.get(ABSTAINED) is True
 
 
-def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
-    """Normalise what a criterion returned into a verdict. Anything unexpected is an error."""
+def criterion_errored(errored: Sequence[str]) -> bool:
+    """Whether a decision's ``errored`` names a criterion error, not only an unreadable record:
+    the one definition the error budget, a resume's retries and the summary count."""
+    return any(name != INPUT_CRITERION for name in errored)
+
+
+def normalise(result: Result | BaseException, threshold: float) -> Verdict:
+    """What a criterion (or a pytest criterion function) returned, as a verdict: ``True`` and
+    ``False`` pass and fail, a score passes from ``threshold`` on; anything unexpected, an
+    exception included, is an error. A verdict handed out before is copied, never shared."""
     if isinstance(result, BaseException):
-        verdict = Verdict(outcome="error", explanation=f"{type(result).__name__}: {result}")
-    elif isinstance(result, Verdict):
-        verdict = result
-    elif isinstance(result, bool):  # the hot path: built without validation (values known)
-        verdict = trusted(Verdict, outcome="pass" if result else "fail",
-                                          score=1.0 if result else 0.0)
-    elif isinstance(result, int | float):
+        return Verdict(outcome="error", explanation=f"{type(result).__name__}: {result}")
+    if isinstance(result, Verdict):
+        return result.model_copy(deep=True) if result.criterion else result
+    if isinstance(result, bool):  # the hot path: built without validation (values known)
+        return trusted(Verdict, outcome="pass" if result else "fail",
+                       score=1.0 if result else 0.0)
+    if isinstance(result, int | float):
         score = float(result)
         if math.isnan(score) or not 0.0 <= score <= 1.0:
-            verdict = Verdict(outcome="error", explanation=f"score {result!r} is not in [0, 1]")
-        else:
-            passed = score >= criterion.pass_threshold
-            verdict = Verdict(outcome="pass" if passed else "fail", score=score)
-    else:
-        verdict = Verdict(outcome="error",
-                          explanation=f"criterion returned {type(result).__name__}, "
-                                      "expected bool, float or Verdict")
-    if verdict.criterion:  # a verdict object the criterion handed out before: keep it intact
-        verdict = verdict.model_copy(deep=True)
+            return Verdict(outcome="error", explanation=f"score {result!r} is not in [0, 1]")
+        return Verdict(outcome="pass" if score >= threshold else "fail", score=score)
+    return Verdict(outcome="error", explanation=f"criterion returned {type(result).__name__}, "
+                                                "expected bool, float or Verdict")
+
+
+def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
+    """Normalise what a criterion returned (:func:`normalise`), stamped with its name."""
+    verdict = normalise(result, criterion.pass_threshold)
     spec = criterion.spec
     # straight into the fields: pydantic's __setattr__ costs more than the rest of this function
     verdict.__dict__.update(criterion=spec.name, version=spec.version, kind=spec.kind)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +40,9 @@ from harness.inputs.sources import (
     same_inputs,
 )
 from harness.models import Decision, InputError, Transcript, compact_json, with_defaults
+from harness.options import RunOptions
+from harness.policy import criterion_errored
+from harness.stops import RunStopped
 from harness.suite import Suite
 
 JOURNAL = "journal.jsonl"
@@ -65,16 +69,6 @@ def suite_fingerprint(suite: Suite, options: dict[str, Any] | None = None) -> st
         c.pop("origin", None)
     data["options"] = options or {}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def describe_inputs(paths: list[str | Path | Source]) -> list[dict[str, Any]]:
-    """Each input file as it is now (folders, globs and URLs resolved): as named, resolved,
-    kind, size and modification time (and ETag for URLs where the store gives one)."""
-    return describe_sources(resolve_inputs(paths))
-
-
-def _same_inputs(recorded: list[Any], now: list[dict[str, Any]]) -> bool:
-    return same_inputs(recorded, now)
 
 
 def recorded_sources(meta: dict[str, Any]) -> list[Source]:
@@ -138,8 +132,7 @@ def index_journal(run_dir: str | Path) -> JournalIndex:
             if key in latest:
                 index.duplicates += 1
             latest[key] = start
-            errored = decision.get("errored")
-            if errored and errored != ["input"]:  # a criterion errored, whatever the outcome
+            if criterion_errored(decision.get("errored") or ()):  # whatever the outcome
                 index.errored.add(key)
             else:
                 index.errored.discard(key)
@@ -151,16 +144,10 @@ def index_journal(run_dir: str | Path) -> JournalIndex:
 
 REREAD_CHUNK = 512
 """Records per chunk when worker processes read the inputs again."""
-_RENDER: tuple[Any, str, Callable[[Any], Any]] | None = None
 
 
 def _identity(item: Any) -> Any:
     return item
-
-
-def _raw_entries(inputs: list[Source], limit: int | None = None
-                 ) -> Iterator[tuple[int, str, Any]]:
-    return iter_entries(inputs, limit=limit)
 
 
 def _render(chunk: list[tuple[int, str, Any]], formats: Any, input_format: str,
@@ -172,27 +159,23 @@ def _render(chunk: list[tuple[int, str, Any]], formats: Any, input_format: str,
                                                    input_format))]
 
 
-def _render_chunk(chunk: list[tuple[int, str, Any]]) -> list[tuple[int, int, Any]]:
-    """In a worker process (see :func:`_render_init`)."""
-    assert _RENDER is not None
-    return _render(chunk, *_RENDER)
-
-
-def _render_init(plugins_dir: str | None, input_format: str,
-                 render: Callable[[Any], Any]) -> None:
-    global _RENDER
+@functools.lru_cache(maxsize=4)
+def _formats(plugins_dir: str | None) -> Any:
     from harness.plugins import get_registry
-    from harness.stages import exit_with_parent
 
-    exit_with_parent()
-
-    _RENDER = (get_registry(plugins_dir).formats, input_format, render)
+    return get_registry(plugins_dir).formats
 
 
-def iter_items(inputs: list[str | Path | Source], formats: Any, input_format: str = "auto", *,
-               render: Callable[[Any], Any] | None = None, workers: int = 1,
-               plugins_dir: str | None = None,
-               limit: int | None = None) -> Iterator[tuple[int, int, Any]]:
+def _render_chunk(plugins_dir: str | None, input_format: str, render: Callable[[Any], Any],
+                  chunk: list[tuple[int, str, Any]]) -> list[tuple[int, int, Any]]:
+    """In a worker process: the registry's formats are built once per process."""
+    return _render(chunk, _formats(plugins_dir), input_format, render)
+
+
+def numbered_items(inputs: list[str | Path | Source], formats: Any, input_format: str = "auto",
+                   *, render: Callable[[Any], Any] | None = None, workers: int = 1,
+                   plugins_dir: str | None = None,
+                   limit: int | None = None) -> Iterator[tuple[int, int, Any]]:
     """``(seq, sub, item)`` for every transcript of the inputs, as the engine numbered them
     (the first ``limit`` records only, when given).
 
@@ -203,26 +186,28 @@ def iter_items(inputs: list[str | Path | Source], formats: Any, input_format: st
     render = render or _identity
     inputs = resolve_inputs(inputs)
     if workers <= 1:
-        for entry in _raw_entries(inputs, limit):
+        for entry in iter_entries(inputs, limit=limit):
             yield from _render([entry], formats, input_format, render)
         return
     import multiprocessing
 
+    from harness.stages import worker_init
+
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_render_init,
-                               initargs=(plugins_dir, input_format, render))
+                               initializer=worker_init)
+    task = functools.partial(_render_chunk, plugins_dir, input_format, render)
     window: deque[Future[list[tuple[int, int, Any]]]] = deque()
     try:
         chunk: list[tuple[int, str, Any]] = []
-        for entry in _raw_entries(inputs, limit):
+        for entry in iter_entries(inputs, limit=limit):
             chunk.append(entry)
             if len(chunk) >= REREAD_CHUNK:
-                window.append(pool.submit(_render_chunk, chunk))
+                window.append(pool.submit(task, chunk))
                 chunk = []
                 while len(window) > 2 * workers:
                     yield from window.popleft().result()
         if chunk:
-            window.append(pool.submit(_render_chunk, chunk))
+            window.append(pool.submit(task, chunk))
         while window:
             yield from window.popleft().result()
     finally:
@@ -291,9 +276,9 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
     keys, offsets = index.keys, index.offsets
     if len(keys) < PARALLEL_FROM:
         workers = 1
-    items = iter_items(sources, formats, meta.get("input_format", "auto"),
-                       render=render or transcript_dict, workers=workers,
-                       plugins_dir=meta.get("plugins_dir"), limit=meta.get("limit"))
+    items = numbered_items(sources, formats, meta.get("input_format", "auto"),
+                           render=render or transcript_dict, workers=workers,
+                           plugins_dir=meta.get("plugins_dir"), limit=meta.get("limit"))
     with (run_dir / JOURNAL).open("rb") as journal:
         for seq, sub, transcript in items:
             key = (seq, sub)
@@ -335,6 +320,12 @@ def _repair_journal(path: Path) -> None:
         fh.truncate(0)
 
 
+def mark_stopped(run_dir: Path, stop: RunStopped) -> None:
+    """Record in ``run.json`` that the run stopped (its outputs are not rebuilt)."""
+    write_meta(run_dir, {**read_meta(run_dir), "state": "stopped", "stop": stop.stop.value,
+                         "stop_reason": str(stop)})
+
+
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     """``run.json``, replaced atomically."""
     atomic_write_text(run_dir / RUN_META, json.dumps(meta, indent=2))
@@ -354,26 +345,18 @@ class RunWriter:
     whose decision errored out of :attr:`done`, so they are reviewed again.
     """
 
-    def __init__(self, run_dir: str | Path, suite: Suite, inputs: list[str | Path | Source], *,
-                 resume: bool = False, overwrite: bool = False,
-                 options: dict[str, Any] | None = None, retry_errors: bool = True,
-                 limit: int | None = None) -> None:
+    def __init__(self, run_dir: str | Path, suite: Suite, inputs: list[str | Path | Source],
+                 options: RunOptions | None = None, *, resume: bool = False,
+                 overwrite: bool = False, retry_errors: bool = True) -> None:
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise RunDirError(f"{self.run_dir} is a file, not a run directory")
         self.suite = suite
-        options = dict(options or {})
-        column = options.get("messages_column") or DEFAULT_MESSAGES_COLUMN
-        self.sources = resolve_inputs(inputs, messages_column=column)
+        self.options = options = options or RunOptions()
+        self.sources = resolve_inputs(inputs, messages_column=options.messages_column)
         """The input files, in reading order (folders, globs and URLs resolved)."""
-        self.limit = limit
+        self.limit = options.limit
         journal = self.run_dir / JOURNAL
-        verdict_options = {"judge": options.get("judge"),
-                           "all_criteria": bool(options.get("all_criteria")),
-                           "input_format": options.get("input_format") or "auto"}
-        if column != DEFAULT_MESSAGES_COLUMN:  # only then: older runs keep their fingerprint
-            verdict_options["messages_column"] = column
-        fingerprint = suite_fingerprint(suite, verdict_options)
         self.done: set[tuple[int, int]] = set()
         self.index = JournalIndex()
         if journal.exists() and not (resume or overwrite):
@@ -382,41 +365,47 @@ class RunWriter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.run_dir)
         try:
+            fingerprint = suite_fingerprint(suite, options.verdict_options())
             described = describe_sources(self.sources)
             if resume and journal.exists():
-                meta = read_meta(self.run_dir)
-                if meta.get("suite_fingerprint") not in (None, fingerprint):
-                    raise RunDirError(f"{self.run_dir}: the suite or its options changed (--judge, "
-                                      "--all-criteria, --input-format, --messages-column) since "
-                                      "this run "
-                                      "started; start a new run directory (or --overwrite)")
-                if "inputs" in meta and not _same_inputs(meta["inputs"], described):
-                    raise RunDirError(f"{self.run_dir}: the inputs differ from the run's "
-                                      "(other files, another order, or changed since): resume "
-                                      "with the same inputs, or --overwrite")
-                _repair_journal(journal)
-                self.index = index_journal(self.run_dir)
-                self.done = set(self.index.keys)
-                if retry_errors:
-                    self.done -= self.index.errored
-                meta["resumed"] = [*meta.get("resumed", []), _now()]
+                meta = self._resumed(fingerprint, described, retry_errors)
             else:
                 for name in (JOURNAL, *OUTPUTS):
                     with contextlib.suppress(FileNotFoundError):
                         (self.run_dir / name).unlink()
                 meta = {"started": _now()}
             meta.update(suite_fingerprint=fingerprint, suite=_suite_info(suite), inputs=described,
-                        options=options, input_format=options.get("input_format", "auto"),
-                        plugins_dir=options.get("plugins_dir"), state="running",
+                        options=options.record(), input_format=options.input_format,
+                        plugins_dir=options.plugins_dir, state="running",
                         input_specs=[s.name if isinstance(s, Source) else os.fspath(s)
                                      for s in inputs],
-                        messages_column=column, limit=limit)
+                        messages_column=options.messages_column, limit=options.limit)
             self.meta = meta
             write_meta(self.run_dir, meta)
             self._journal: IO[bytes] = journal.open("ab")
         except BaseException:
             self._lock.close()
             raise
+
+    def _resumed(self, fingerprint: str, described: list[dict[str, Any]],
+                 retry_errors: bool) -> dict[str, Any]:
+        """The run's metadata, checked: a resume goes on with the same suite and inputs."""
+        meta = read_meta(self.run_dir)
+        if meta.get("suite_fingerprint") not in (None, fingerprint):
+            raise RunDirError(f"{self.run_dir}: the suite or its options changed (--judge, "
+                              "--all-criteria, --input-format, --messages-column) since this run "
+                              "started; start a new run directory (or --overwrite)")
+        if "inputs" in meta and not same_inputs(meta["inputs"], described):
+            raise RunDirError(f"{self.run_dir}: the inputs differ from the run's (other files, "
+                              "another order, or changed since): resume with the same inputs, "
+                              "or --overwrite")
+        _repair_journal(self.run_dir / JOURNAL)
+        self.index = index_journal(self.run_dir)
+        self.done = set(self.index.keys)
+        if retry_errors:
+            self.done -= self.index.errored
+        meta["resumed"] = [*meta.get("resumed", []), _now()]
+        return meta
 
     def write(self, seq: int, sub: int, decision: Decision | bytes) -> None:
         """Journal one decision (an object, or its JSON)."""

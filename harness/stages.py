@@ -1,35 +1,29 @@
-"""The synchronous stage of the engine: records parsed and cheap criteria run a chunk at a time.
+"""The synchronous stage of the engine: records parsed and the plan's front run a chunk at a time.
 
 The same :class:`SyncStage` runs in the engine's process or in worker processes
-(:func:`worker_init` builds it once per worker from a picklable :class:`StageSpec`), so results
+(:func:`worker_run` builds it once per worker from a picklable :class:`WorkerSpec`), so results
 do not depend on where a chunk ran.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import pickle
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from harness.criterion import Criterion
-from harness.inputs.reader import parse_record
+from harness.inputs.reader import decode, parse_record
 from harness.models import Decision, InputError, Transcript, Verdict, compact_json
-from harness.policy import aggregate, blocks_expensive, decide, input_error_decision, to_verdict
-from harness.suite import CriterionSpec, Suite
+from harness.options import RunOptions
+from harness.plan import Plan
+from harness.policy import input_error_decision
+from harness.suite import Suite
 
-try:
-    from harness.inputs.reader import decode, iter_raw
-except ImportError:  # pragma: no cover - until the reader ships it
-
-    def decode(raw: Any) -> Any:
-        return raw
-
-
-__all__ = ["Entry", "Finished", "Pending", "StageSpec", "SyncStage", "evaluate", "iter_raw",
-           "parse_entry", "skipped_verdict", "worker_init", "worker_run"]
+__all__ = ["Entry", "Finished", "Pending", "SyncStage", "WorkerSpec", "parse_entry",
+           "worker_init", "worker_run"]
 
 Entry = tuple[int, str, Any, frozenset[int]]
 """``(seq, source, payload, skip)``: a record's position in the input, where it was read, the
@@ -109,52 +103,6 @@ def recordable(decision: Decision) -> tuple[Decision, bytes]:
         return error, compact_json(error)
 
 
-def skipped_verdict(criterion: Criterion, gate: str) -> Verdict:
-    return to_verdict(Verdict(outcome="skipped", explanation=f"skipped: gate '{gate}' already "
-                                                             "failed"), criterion)
-
-
-def _run(criterion: Criterion, units: list[Transcript]) -> list[Verdict]:
-    started = time.perf_counter()
-    try:
-        results = criterion.evaluate_batch(units)
-        if len(results) != len(units):
-            raise RuntimeError(f"evaluate_batch returned {len(results)} results "
-                               f"for {len(units)} transcripts")
-    except Exception:  # isolate the culprit: one at a time
-        results = Criterion.evaluate_batch(criterion, units)
-    each = round((time.perf_counter() - started) / max(len(units), 1), 7)  # 0.1 us is plenty
-    verdicts = []
-    for result in results:
-        verdict = to_verdict(result, criterion)
-        if not verdict.latency_s:
-            verdict.__dict__["latency_s"] = each
-        verdicts.append(verdict)
-    return verdicts
-
-
-def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]) -> list[list[Verdict]]:
-    """One criterion's verdicts for each transcript, the whole batch at once.
-
-    A message-scoped criterion judges, for each assistant message, the conversation up to it,
-    and gives one verdict per message (``message_index`` set).
-    """
-    if criterion.spec.scope != "message":
-        return [[v] for v in _run(criterion, list(transcripts))]
-    units, owners = [], []
-    for i, transcript in enumerate(transcripts):
-        for m, message in enumerate(transcript.messages):
-            if message.role == "assistant":
-                units.append(transcript.model_copy(
-                    update={"messages": transcript.messages[: m + 1]}))
-                owners.append((i, m))
-    out: list[list[Verdict]] = [[] for _ in transcripts]
-    for (i, m), verdict in zip(owners, _run(criterion, units), strict=True):
-        verdict.__dict__["message_index"] = m
-        out[i].append(verdict)
-    return out
-
-
 def parse_entry(entry: Entry, formats: Mapping[str, Any],
                 input_format: str) -> list[Transcript | InputError]:
     """The transcripts of one record (or its input error); never raises."""
@@ -170,28 +118,21 @@ def parse_entry(entry: Entry, formats: Mapping[str, Any],
 
 
 class SyncStage:
-    """Parses a chunk of records and runs the synchronous criteria on all of it, cheapest first."""
+    """Parses a chunk of records and runs the plan's synchronous front on all of it."""
 
-    def __init__(self, criteria: list[Criterion], suite: Suite, formats: Mapping[str, Any],
-                 input_format: str, all_criteria: bool, has_tail: bool,
-                 specs: list[CriterionSpec] | None = None) -> None:
-        self.criteria = criteria
-        self.suite = suite
+    def __init__(self, plan: Plan, formats: Mapping[str, Any], *, serialize: bool = False
+                 ) -> None:
+        self.plan = plan
         self.formats = formats
-        self.input_format = input_format
-        self.all_criteria = all_criteria
-        self.has_tail = has_tail
-        self.specs = specs if specs is not None else [c.spec for c in criteria]
-        self.rank = {s.name: n for n, s in enumerate(self.specs)}
-        self.serialize = False
+        self.serialize = serialize
         """Hand decisions out as JSON (in worker processes: cheaper to send than objects)."""
 
-    def run(self, chunk: Sequence[Entry]) -> list[Finished | Pending]:
+    async def run(self, chunk: Sequence[Entry]) -> list[Finished | Pending]:
         out: list[Finished | Pending] = []
         items: list[tuple[int, int, int, Transcript | InputError]] = []
         for entry in chunk:
             seq, skip = entry[0], entry[3]
-            parsed = parse_entry(entry, self.formats, self.input_format)
+            parsed = parse_entry(entry, self.formats, self.plan.options.input_format)
             kept = [(sub, v) for sub, v in enumerate(parsed) if sub not in skip]
             if not kept:
                 out.append(Finished(seq, -1, 0, "", ""))
@@ -201,21 +142,7 @@ class SyncStage:
         # code: one that edits its transcript changes neither its id nor the outputs, which
         # are built from the inputs, never from these objects)
         names = [(t.id, t.source) for t in transcripts]
-        verdicts: list[list[Verdict]] = [[] for _ in transcripts]
-        blocked: dict[int, str] = {}
-        for criterion in self.criteria:
-            todo = []
-            for i in range(len(transcripts)):
-                if criterion.expensive and i in blocked and not self.all_criteria:
-                    verdicts[i].append(skipped_verdict(criterion, blocked[i]))
-                else:
-                    todo.append(i)
-            blocking = blocks_expensive(criterion)
-            for i, found in zip(todo, evaluate(criterion, [transcripts[i] for i in todo]),
-                                strict=True):
-                verdicts[i].extend(found)
-                if blocking and aggregate(found)[0] in ("fail", "error"):
-                    blocked.setdefault(i, criterion.name)
+        verdicts, blocked = await self.plan.run_front(transcripts)
         n = 0
         for seq, sub, count, value in items:
             if isinstance(value, InputError):
@@ -224,33 +151,23 @@ class SyncStage:
                 continue
             found, gate, (tid, source) = verdicts[n], blocked.get(n), names[n]
             n += 1
-            if self.has_tail:
+            if self.plan.has_tail:
                 value.id, value.source = tid, source
                 out.append(Pending(seq, sub, count, value, found, gate))
             else:
-                found.sort(key=lambda v: self.rank[v.criterion])
-                decision = decide(value, found, self.specs, self.suite.threshold, (tid, source))
+                decision = self.plan.decide(value, found, (tid, source))
                 out.append(Finished.of(seq, sub, count, decision, self.serialize))
         return out
 
 
-@dataclass
-class StageSpec:
+@dataclass(frozen=True)
+class WorkerSpec:
     """What a worker process needs to build the same synchronous stage as the engine."""
 
     suite: Suite
-    plugins_dir: str | None
-    judge: str | None
-    all_criteria: bool
-    cache_dir: Path | None
-    input_format: str
-    sync: list[str]
-    names: list[str]
-    has_tail: bool
-    env: dict[str, str] = field(default_factory=dict)
-
-
-_STAGE: SyncStage | None = None
+    options: RunOptions
+    front: tuple[str, ...]
+    """Names of the criteria of the plan's front (the only ones a worker builds)."""
 
 
 PARENT_CHECK_S = 1.0
@@ -275,23 +192,24 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def worker_init(spec: StageSpec) -> None:
-    """Build the stage once per worker process."""
-    global _STAGE
+def worker_init() -> None:
+    """Set up a worker process: it ends with its parent and keeps to one core."""
     exit_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: no oversubscription
-    from harness.engine import Engine
+
+
+@functools.lru_cache(maxsize=2)
+def _stage(spec: bytes) -> SyncStage:
+    """The stage a pickled :class:`WorkerSpec` describes, built once per worker process."""
     from harness.plugins import get_registry
 
-    engine = Engine(spec.suite, get_registry(spec.plugins_dir), judge=spec.judge,
-                    all_criteria=spec.all_criteria, cache_dir=spec.cache_dir,
-                    input_format=spec.input_format, only=spec.sync)
-    specs = [s for s in spec.suite.criteria if s.name in spec.names]
-    _STAGE = SyncStage(engine.order, spec.suite, engine.registry.formats, spec.input_format,
-                       spec.all_criteria, spec.has_tail, specs)
-    _STAGE.serialize = True
+    worker: WorkerSpec = pickle.loads(spec)  # the engine's own pickle, never outside data
+    plan = Plan(worker.suite, get_registry(worker.options.plugins_dir), worker.options,
+                build=worker.front)
+    return SyncStage(plan, plan.registry.formats, serialize=True)
 
 
-def worker_run(chunk: list[Entry]) -> list[Finished | Pending]:
-    assert _STAGE is not None, "worker_init did not run"
-    return _STAGE.run(chunk)
+def worker_run(spec: bytes, chunk: list[Entry]) -> list[Finished | Pending]:
+    """Run the stage ``spec`` describes on a chunk (in a worker process)."""
+    stage = _stage(spec)
+    return stage.plan.context.loop.run(stage.run(chunk))

@@ -42,6 +42,7 @@ from harness.judges.base import JudgeUnavailable
 from harness.judges.cache import JudgeCache
 from harness.judges.runner import JudgeCallFailed
 from harness.models import Transcript, Verdict
+from harness.options import RunOptions
 from harness.plugins import Registry, get_registry
 from harness.rundir import (
     JOURNAL,
@@ -127,19 +128,16 @@ class Corrector:
         if not suite_path:
             raise UsageError(f"{run_dir}: run.json names no suite file")
         self.suite = load_suite(suite_path)
-        run_options = meta.get("options") or {}
-        verdict_options = {"judge": run_options.get("judge"),
-                           "all_criteria": bool(run_options.get("all_criteria")),
-                           "input_format": meta.get("input_format") or "auto"}
-        if meta.get("suite_fingerprint") not in (None, suite_fingerprint(self.suite,
-                                                                          verdict_options)):
+        reviewed = RunOptions.recorded(meta)
+        if meta.get("suite_fingerprint") not in (None, suite_fingerprint(
+                self.suite, reviewed.verdict_options())):
             raise UsageError(f"{suite_path} changed since {run_dir} was reviewed: corrections "
                              "are reviewed with the run's own suite; review again first")
         cache_dir = Path(options.cache_dir) if options.cache_dir else out_dir
-        self.engine = api.run_engine(self.suite, out_dir, registry=registry,
-                                     judge=run_options.get("judge"),
-                                     all_criteria=bool(run_options.get("all_criteria")),
-                                     cache_dir=cache_dir, workers=options.workers or 1)
+        # the corrections are read from the JSONL this command writes: any format, all of it
+        self.engine = api.run_engine(self.suite, out_dir, RunOptions(
+            judge=reviewed.judge, all_criteria=reviewed.all_criteria, cache_dir=cache_dir,
+            workers=options.workers or 1, plugins_dir=registry.plugins_dir), registry)
         self.cache = JudgeCache(cache_dir.resolve())
         self.secret = self.cache.nonce_key()
         try:
@@ -157,7 +155,7 @@ class Corrector:
         self.rubrics = {c.name: c.rubric_source for c in self.engine.criteria
                         if isinstance(getattr(c, "rubric_source", None), str)}
         self.descriptions = {s.name: s.description for s in self.suite.criteria}
-        self.loop = asyncio.new_event_loop()
+        self.loop = self.engine.context.loop  # the agents' calls share the engine's loop
 
     # --- one transcript, one round ------------------------------------------------------------
     async def _continue(self, item: Item) -> Transcript:
@@ -206,7 +204,7 @@ class Corrector:
         for _ in range(self.options.max_rounds):
             if not active:
                 return
-            results = self.loop.run_until_complete(self._round(active))
+            results = self.loop.run(self._round(active))
             reviewable: list[tuple[Item, Transcript]] = []
             for item, result in zip(active, results, strict=True):
                 if isinstance(result, BaseException):
@@ -256,13 +254,10 @@ class Corrector:
             yield item
 
     def close(self) -> None:
-        loop = getattr(self, "loop", None)
-        if loop is not None and not loop.is_closed():
+        if getattr(self, "loop", None) is not None:
             for agent in (self.generator, self.supervisor):
                 if agent is not None:
-                    loop.run_until_complete(agent.runner.release())
-                    loop.run_until_complete(agent.runner.aclose())
-            loop.close()
+                    self.loop.run(agent.runner.aclose())
         self.engine.close()
         self.cache.close()
 

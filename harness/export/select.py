@@ -24,12 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.engine import aggregate, decide, weighted_mean
 from harness.export.options import ExportOptions
 from harness.export.provenance import RunInfo, judge_model, rubric_hash
 from harness.models import Transcript, Verdict
 from harness.outputs import OPENAI_MESSAGE_KEYS
-from harness.policy import counted, masked_turns
+from harness.policy import aggregate, counted, decide, masked_turns, weighted_mean
 from harness.rundir import iter_journal
 from harness.tally import Tallies
 

@@ -1,7 +1,7 @@
 """A run's spending limit on judge calls (``harness run --max-cost USD``).
 
-Every :class:`~harness.judges.runner.JudgeRunner` of a run shares one :class:`CostBudget` (from
-the run's ``context.shared``). A runner checks it right before it sends a call (after waiting
+Every :class:`~harness.judges.runner.JudgeRunner` of a run shares one :class:`CostBudget` (its
+``context.budget``). A runner checks it right before it sends a call (after waiting
 for its concurrency slot, so calls queued behind the limit never start) and adds each answer's
 ``cost_usd`` to it. Once the cost recorded in this process reaches the limit, calls raise
 :class:`BudgetSpent`: like an endpoint that is down, it stops the run (state ``stopped``, what
@@ -13,12 +13,12 @@ in flight: at most ``max_concurrency`` calls per judge, or one batch for a ``bat
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.judges.base import JudgeUnavailable
 
-BUDGET_KEY = "judge-cost-budget"
-"""Where the run's budget lives in ``context.resources``."""
+if TYPE_CHECKING:
+    from harness.criterion import SuiteContext
 
 
 class BudgetSpent(JudgeUnavailable):
@@ -55,20 +55,20 @@ class CostBudget:
             )
 
 
-def cost_budget(context: Any) -> CostBudget:
-    """The run's budget (a :class:`~harness.criterion.SuiteContext`'s shared object)."""
-    return context.shared(BUDGET_KEY, CostBudget)
+def cost_budget(context: SuiteContext) -> CostBudget:
+    """The run's budget (its context's, made on first use)."""
+    if context.budget is None:
+        context.budget = CostBudget()
+    return context.budget
 
 
-def unpriced_judges(context: Any) -> list[str]:
+def unpriced_judges(context: SuiteContext) -> list[str]:
     """Names of the run's judges whose calls carry no cost (no prices set), sorted."""
-    from harness.judges.runner import JudgeRunner
-
-    return sorted({r.backend.name for r in context.resources.values()
-                   if isinstance(r, JudgeRunner) and not r.backend.has_prices()})
+    return sorted({r.backend.name for r in context.judge_runners()
+                   if not r.backend.has_prices()})
 
 
-def limit_cost(context: Any, max_cost: float | None) -> None:
+def limit_cost(context: SuiteContext, max_cost: float | None) -> None:
     """Set the run's ``--max-cost`` (``None`` leaves it as it is).
 
     Raises ``ValueError`` when a judge records no cost (no prices set): the limit would never

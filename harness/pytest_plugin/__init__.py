@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.pytest_plugin.names import PLUGIN_NAME
+
 if TYPE_CHECKING:
     from harness.pytest_plugin.assertions import ReviewFailure, assert_passes
-
-PLUGIN_NAME = "harness-review"
-"""Name of the active review plugin object in pytest's plugin manager."""
 
 __all__ = ["PLUGIN_NAME", "ReviewFailure", "assert_passes"]
 

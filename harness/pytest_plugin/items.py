@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.engine import INPUT_CRITERION, aggregate
 from harness.models import InputError, Transcript, Verdict
 from harness.plugins import PluginError
-from harness.policy import decide, weighted_mean
+from harness.policy import INPUT_CRITERION, aggregate, weighted_mean
 from harness.pytest_plugin.corpus import Record, param_id
+from harness.pytest_plugin.names import PLUGIN_NAME
 from harness.pytest_plugin.render import describe, safe
 from harness.suite import SuiteError
 
@@ -24,8 +24,6 @@ class VerdictFailure(Exception):
 
 
 def review_of(node: pytest.Item | pytest.Collector) -> ReviewPlugin:
-    from harness.pytest_plugin import PLUGIN_NAME
-
     return node.config.pluginmanager.get_plugin(PLUGIN_NAME)
 
 
@@ -128,7 +126,7 @@ class TranscriptItem(ReviewItem):
             return None  # this criterion cannot be what fails the transcript
         runner = review.runner()
         verdicts = [v for c in engine.criteria for v in runner.verdicts(c.name, [record])[0]]
-        decision = decide(record, verdicts, [c.spec for c in engine.criteria], threshold)
+        decision = engine.plan.decide(record, verdicts)
         if decision.failed != ["threshold"]:
             return None  # passed, or failed by a gate (whose own item fails)
         non_gates = [c.spec for c in engine.criteria if not c.spec.gate]

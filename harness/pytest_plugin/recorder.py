@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from harness.engine import INPUT_CRITERION, decide, input_error_decision
 from harness.models import InputError, Transcript, Verdict
+from harness.options import RunOptions
+from harness.policy import INPUT_CRITERION, decide, input_error_decision
 from harness.pytest_plugin.corpus import record_key
 from harness.pytest_plugin.session import PARTS_DIR, ReviewPlugin
-from harness.rundir import JOURNAL, RunWriter, iter_items
+from harness.rundir import JOURNAL, RunWriter, numbered_items
 from harness.suite import CriterionSpec, Suite, load_suite
 
 
@@ -76,7 +77,7 @@ class RunRecorder:
 
     def _records(self) -> Iterator[tuple[int, int, Transcript | InputError]]:
         corpus = self.review.corpus
-        return iter_items(list(corpus.paths), corpus.registry.formats,
+        return numbered_items(list(corpus.paths), corpus.registry.formats,
                           corpus.input_format)
 
     def _decided(self, suite: Suite) -> Iterator[tuple[int, int, Any]]:
@@ -136,13 +137,11 @@ class RunRecorder:
         try:
             suite = self._suite()
             corpus = self.review.corpus
-            writer = RunWriter(self.run_dir, suite, list(corpus.paths),
-                               overwrite=True,
-                               options={"judge": self.review.config.getoption("review_judge"),
-                                        "all_criteria": self.review.config.getoption(
-                                            "review_all_criteria"),
-                                        "input_format": corpus.input_format, "runner": "pytest",
-                                        "plugins_dir": corpus.registry.plugins_dir})
+            opt = self.review.config.getoption
+            options = RunOptions(judge=opt("review_judge"), input_format=corpus.input_format,
+                                 all_criteria=opt("review_all_criteria"),
+                                 plugins_dir=corpus.registry.plugins_dir)
+            writer = RunWriter(self.run_dir, suite, list(corpus.paths), options, overwrite=True)
             decided = 0
             try:
                 try:

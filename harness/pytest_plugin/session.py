@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from harness.engine import CHUNK_SIZE, INPUT_CRITERION, Engine
+from harness.engine import CHUNK_SIZE, Engine
 from harness.models import InputError, Transcript, Verdict
+from harness.options import RunOptions
 from harness.plugins import PluginError, get_registry
+from harness.policy import INPUT_CRITERION
 from harness.pytest_plugin.corpus import Corpus, Record, expand_paths, param_id, record_key
 from harness.pytest_plugin.evaluate import CriterionRunner
 from harness.pytest_plugin.items import (
@@ -90,9 +92,9 @@ class ReviewPlugin:
     def engine(self) -> Engine:
         if self._engine is None:
             opt = self.config.getoption
-            self._engine = Engine(self.suite_path, self.registry, judge=opt("review_judge"),
-                                  all_criteria=opt("review_all_criteria"),
-                                  cache_dir=self.run_dir)
+            options = RunOptions(judge=opt("review_judge"), cache_dir=self.run_dir,
+                                 all_criteria=opt("review_all_criteria"))
+            self._engine = Engine(self.suite_path, self.registry, options)
         return self._engine
 
     def runner(self, memo_size: int = 4096) -> CriterionRunner:
@@ -304,7 +306,7 @@ class ReviewPlugin:
         verdicts = self._verdicts(item, call, report, spec, record)
         if verdicts is None or record is None:
             return report
-        from harness.engine import aggregate
+        from harness.policy import aggregate
 
         outcome, score = aggregate(verdicts)
         tid = record.id if isinstance(record, Transcript) else (record.transcript_id or "")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import heapq
 import inspect
-import math
 from itertools import count
 from typing import Any
 
 import pytest
 
-from harness.engine import aggregate
 from harness.models import Transcript, Verdict
+from harness.policy import aggregate, normalise
 from harness.pytest_plugin.assertions import ReviewFailure
 from harness.pytest_plugin.render import describe, safe
 from harness.suite import CriterionSpec
@@ -48,25 +47,12 @@ def _stamp(verdict: Verdict, spec: dict) -> Verdict:
 
 
 def result_verdict(spec: dict, threshold: float, result: Any) -> Verdict:
-    """What a test that did not raise returned: None is a pass; a bool, score or Verdict counts."""
-    if result is None or result is True:
-        verdict = Verdict(outcome="pass", score=1.0)
-    elif result is False:
-        verdict = Verdict(outcome="fail", score=0.0, explanation="the test returned False")
-    elif isinstance(result, Verdict):
-        verdict = result
-    elif isinstance(result, int | float):
-        score = float(result)
-        if math.isnan(score) or not 0.0 <= score <= 1.0:
-            verdict = Verdict(outcome="error", explanation=f"score {result!r} is not in [0, 1]")
-        else:
-            verdict = Verdict(outcome="pass" if score >= threshold else "fail", score=score,
-                              explanation="" if score >= threshold
-                              else f"score {score:.3f} is below {threshold}")
-    else:
-        verdict = Verdict(outcome="error", explanation=f"the test returned "
-                                                       f"{type(result).__name__}; expected None, "
-                                                       "bool, a score in [0, 1] or a Verdict")
+    """What a test that did not raise returned: None is a pass; a bool, score or Verdict counts
+    as a criterion's result does (:func:`harness.policy.normalise`)."""
+    verdict = normalise(True if result is None else result, threshold)
+    if verdict.outcome == "fail" and not verdict.explanation:
+        verdict.explanation = ("the test returned False" if result is False else
+                               f"score {verdict.score:.3f} is below {threshold}")
     return _stamp(verdict, spec)
 
 

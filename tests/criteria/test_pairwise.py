@@ -165,7 +165,7 @@ def test_pairs_compare_beside_an_asynchronous_judge(tmp_path: Path, server: Chat
     rubric: "Good? {{ last_assistant }}"
 """
     engine = Engine(suite(tmp_path, server, extra), get_registry())
-    assert [c.kind for c in engine.order] == ["pairwise", "llm_judge"]
+    assert [c.kind for c in engine.plan.order] == ["pairwise", "llm_judge"]
     chosen, rejected = engine.review(
         [Transcript(id=f"p:{side}", metadata={"pair_id": "p"},
                     messages=[Message(role="user", content="Q?"),

@@ -33,13 +33,13 @@ def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
     from harness.inputs import resolve_inputs
     from harness_ray.driver import start_ray
 
-    if any(getattr(r, "batch", None) for r in engine.context.resources.values()):
+    if any(r.batch for r in engine.context.judge_runners()):
         raise UsageError("judges with `batch: true` run on the local engine only (one "
                          "process sends a run's batches): drop --engine ray or `batch: true`")
 
     sources = getattr(args, "sources", None) or resolve_inputs(
         inputs, messages_column=getattr(args, "messages_column", "messages"))
-    return start_ray(engine, sources, limit=getattr(args, "limit", None),
+    return start_ray(engine, sources, limit=engine.options.limit,
                      address=getattr(args, "ray_address", None),
                      actors=getattr(args, "ray_actors", None),
                      batch_size=getattr(args, "ray_batch_size", 1024),

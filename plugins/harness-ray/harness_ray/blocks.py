@@ -15,9 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from harness.engine import unavailable_errors
 from harness.inputs import Source
 from harness.stages import Entry, Finished
+from harness.stops import RunStopped, Stop
 
 RECORDS = pa.schema([("seq", pa.int64()), ("source", pa.string()), ("payload", pa.binary()),
                      ("skip", pa.list_(pa.int64()))])
@@ -66,13 +66,14 @@ STOPPED = -1
 """``seq`` of the one row of a block that says the run must stop (its ``line``: why)."""
 
 
-def stop_block(reason: str, decided: list[Finished] | None = None) -> pa.Table:
+def stop_block(stop: RunStopped, decided: list[Finished] | None = None) -> pa.Table:
     """A block saying that the run must stop (a judge endpoint down, ``--max-cost`` reached),
     after the transcripts the actor decided before that: an exception raised in an actor
-    reaches the driver only as text, so it travels as data."""
-    stop = pa.table({"seq": [STOPPED], "sub": [STOPPED], "outcome": ["stop"], "source": [""],
-                     "errored": [[]], "line": [reason.encode()]}, schema=DECISIONS)
-    return pa.concat_tables([from_decisions(decided), stop]) if decided else stop
+    reaches the driver only as text, so it travels as data (its kind in ``outcome``)."""
+    row = pa.table({"seq": [STOPPED], "sub": [STOPPED], "outcome": [stop.stop.value],
+                    "source": [""], "errored": [[]], "line": [str(stop).encode()]},
+                   schema=DECISIONS)
+    return pa.concat_tables([from_decisions(decided), row]) if decided else row
 
 
 def to_decisions(block: pa.Table) -> list[Finished]:
@@ -85,15 +86,15 @@ def to_decisions(block: pa.Table) -> list[Finished]:
                    data["line"], strict=True) if seq != STOPPED]
 
 
-def stop_of(block: pa.Table) -> BaseException | None:
-    """What stops the run, as a local run would raise it
-    (:func:`harness.engine.unavailable_errors`), when the block ends with a stop row."""
+def stop_of(block: pa.Table) -> RunStopped | None:
+    """What stops the run, as a local run would raise it, when the block ends with a stop
+    row."""
     seqs = block.column("seq").to_pylist()
     if STOPPED not in seqs:
         return None
-    reason = block.column("line")[seqs.index(STOPPED)].as_py().decode()
-    stop = unavailable_errors()
-    return stop[0](reason) if stop else RuntimeError(reason)
+    at = seqs.index(STOPPED)
+    return RunStopped(Stop(block.column("outcome")[at].as_py()),
+                      block.column("line")[at].as_py().decode())
 
 
 SAMPLE_RECORDS = 200

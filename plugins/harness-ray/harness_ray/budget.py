@@ -1,6 +1,6 @@
 """``--max-cost`` across a cluster: one ledger actor that every actor's judges report to.
 
-Each actor's judge runners share a :class:`ClusterBudget` in place of the local
+Each actor's engine is built with a :class:`ClusterBudget` in place of the local
 :class:`~harness.judges.budget.CostBudget`: an answer's cost is added to the ledger, which
 returns what the whole cluster has spent, and a call starts only while that is below the limit.
 As on one machine, calls already sent finish and are recorded, so the total may pass the limit
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.judges.budget import BUDGET_KEY, BudgetSpent, CostBudget
-from harness.judges.runner import JudgeRunner
+from harness.judges.budget import BudgetSpent, CostBudget
 
 
 class Ledger:
@@ -48,12 +47,3 @@ class ClusterBudget(CostBudget):
             raise BudgetSpent(
                 f"--max-cost ${self.limit:g} reached: the cluster's judge calls recorded "
                 f"${self.everywhere:.4f}; no new judge call was started", connection=False)
-
-
-def share_budget(engine: Any, ledger: Any, limit: float) -> None:
-    """Make every judge runner of ``engine`` count against the cluster's ``limit``."""
-    budget = ClusterBudget(ledger, limit)
-    engine.context.resources[BUDGET_KEY] = budget
-    for runner in engine.context.resources.values():
-        if isinstance(runner, JudgeRunner):
-            runner.budget = budget

@@ -13,6 +13,7 @@ import socket
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 from harness.engine import Engine
@@ -88,11 +89,14 @@ def start_ray(engine: Engine, sources: list[Source], *, limit: int | None = None
     started = connect(ray, address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     size = actors or max(1, cpus)
-    spec = ActorSpec(suite=engine.suite, plugins_dir=engine.registry.plugins_dir,
-                     judge=engine.judge, all_criteria=engine.all_criteria,
-                     cache_dir=str(engine.cache_dir.resolve()) if engine.cache_dir else None,
-                     input_format=engine.input_format, max_in_flight=engine.max_in_flight,
-                     actors=size, cwd=os.getcwd(), max_cost=max_cost)
+    options = engine.options
+    suite = engine.suite
+    if suite.path is None:  # relative paths of the suite resolve against this folder
+        suite = suite.model_copy(update={"path": Path.cwd() / "<suite>"})
+    spec = ActorSpec(suite=suite, options=options.replace(
+        workers=1, judge_share=size,
+        cache_dir=options.cache_dir.resolve() if options.cache_dir else None),
+        max_cost=max_cost)
     if max_cost is not None:  # one account for the cluster's judge calls
         spec.ledger = ray.remote(num_cpus=0)(Ledger).remote()
 

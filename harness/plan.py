@@ -1,0 +1,270 @@
+"""The compiled plan: a suite's criteria built once, and every rule of running them.
+
+A :class:`Plan` knows the criteria in cost order, where the synchronous front ends and the
+asynchronous tail begins, the gate rule (a failed transcript-scoped gate skips the expensive
+criteria after it, unless ``all_criteria``), message-scope expansion, result normalisation and
+the decision. The engine's synchronous stage (here or in a worker process), its async tail, the
+pytest plugin and the Ray actors all run a plan; none of them re-derives a rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.criterion import Criterion, SuiteContext
+from harness.loop import EngineLoop
+from harness.models import Decision, Transcript, Verdict
+from harness.options import RunOptions
+from harness.plugins import Registry
+from harness.policy import aggregate, blocks_expensive, decide, to_verdict
+from harness.suite import CriterionSpec, Suite, SuiteError, validate_config
+
+if TYPE_CHECKING:
+    from harness.judges.budget import CostBudget
+
+Evaluate = Callable[[Criterion, Sequence[Transcript]], Awaitable[list[list[Verdict]]]]
+"""One criterion's verdicts for each of some transcripts (:meth:`Plan.evaluate`)."""
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that stop the run instead of becoming an error verdict (endpoint down)."""
+    from harness.judges.base import JudgeUnavailable
+
+    return (JudgeUnavailable,)
+
+
+class Plan:
+    """A suite compiled for a run (see the module docstring).
+
+    ``build`` names the criteria to instantiate (default: all those ``options.only`` selects);
+    a worker process builds only the synchronous front, and knows the rest by their specs.
+    """
+
+    def __init__(self, suite: Suite, registry: Registry, options: RunOptions, *,
+                 build: Collection[str] | None = None, budget: CostBudget | None = None
+                 ) -> None:
+        if suite.threshold is not None and all(c.gate for c in suite.criteria):
+            raise SuiteError(f"{suite.path}: `threshold` needs at least one non-gate "
+                             "criterion (gate: false) to average")
+        self.suite = suite
+        self.registry = registry
+        self.options = options
+        self.context = SuiteContext(
+            registry=registry, suite_dir=suite.directory, variables=suite.variables,
+            judge=suite.judge, judge_override=options.judge, cache_dir=options.cache_dir,
+            judge_share=options.judge_share, loop=EngineLoop(), budget=budget)
+        self.specs: list[CriterionSpec] = [
+            s for s in suite.criteria if options.only is None or s.name in options.only]
+        """The criteria of the run, in suite order (the decision's order)."""
+        self.rank = {s.name: n for n, s in enumerate(self.specs)}
+        self.criteria = [self._build(s) for s in self.specs if build is None or s.name in build]
+        """The criteria built here, in suite order."""
+        self.order = sorted(self.criteria, key=lambda c: c.cost)  # stable: suite order in a tier
+        front = 0
+        while front < len(self.order) and not self.order[front].is_async:
+            front += 1
+        self.front = self.order[:front]
+        """The synchronous criteria that run first, a chunk of transcripts at once."""
+        self.tail = _groups(self.order[front:])
+        """The rest (judges), per transcript: each group concurrently, groups in order."""
+        self.has_tail = len(self.front) < len(self.specs)
+
+    def _build(self, spec: CriterionSpec) -> Criterion:
+        cls = self.registry.kinds.get(spec.kind)
+        if cls is None:
+            known = ", ".join(sorted(self.registry.kinds))
+            raise SuiteError(f"{spec.origin}: criterion '{spec.name}': unknown kind "
+                             f"'{spec.kind}' (known kinds: {known})")
+        config = validate_config(spec, cls.Config)
+        try:
+            criterion: Criterion = cls(spec, config, self.context)
+        except SuiteError:
+            raise
+        except Exception as exc:
+            raise SuiteError(
+                f"{spec.origin}: criterion '{spec.name}' ({spec.kind}): {exc}") from exc
+        return criterion
+
+    # --- the gate rule ------------------------------------------------------------------------
+    def skips(self, criterion: Criterion, gate: str | None) -> bool:
+        """Whether ``criterion`` is skipped for a transcript whose gate ``gate`` failed."""
+        return gate is not None and criterion.expensive and not self.options.all_criteria
+
+    @staticmethod
+    def blocks(criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
+        """Whether these verdicts of ``criterion`` skip the expensive criteria after it."""
+        return blocks_expensive(criterion) and aggregate(verdicts)[0] in ("fail", "error")
+
+    @staticmethod
+    def skipped(criterion: Criterion, gate: str) -> Verdict:
+        return to_verdict(Verdict(outcome="skipped",
+                                  explanation=f"skipped: gate '{gate}' already failed"),
+                          criterion)
+
+    # --- running the criteria -----------------------------------------------------------------
+    async def run_front(self, transcripts: Sequence[Transcript],
+                        criteria: Sequence[Criterion] | None = None,
+                        evaluate: Evaluate | None = None
+                        ) -> tuple[list[list[Verdict]], dict[int, str]]:
+        """``criteria`` (default: the front) in cost order over a batch of transcripts, each
+        over the transcripts none of its gates skipped; the verdicts of each transcript, and
+        the gate that failed for each blocked one."""
+        evaluate = evaluate or _evaluate
+        verdicts: list[list[Verdict]] = [[] for _ in transcripts]
+        blocked: dict[int, str] = {}
+        for criterion in self.front if criteria is None else criteria:
+            todo = []
+            for i in range(len(transcripts)):
+                if self.skips(criterion, blocked.get(i)):
+                    verdicts[i].append(self.skipped(criterion, blocked[i]))
+                else:
+                    todo.append(i)
+            found = await evaluate(criterion, [transcripts[i] for i in todo])
+            for i, vs in zip(todo, found, strict=True):
+                verdicts[i].extend(vs)
+                if i not in blocked and self.blocks(criterion, vs):
+                    blocked[i] = criterion.name
+        return verdicts, blocked
+
+    async def run_tail(self, transcript: Transcript, verdicts: list[Verdict],
+                       gate: str | None) -> list[Verdict]:
+        """The tail for one transcript, after the front gave ``verdicts`` (and maybe a failed
+        ``gate``): the same rule as :meth:`run_front`, a group of criteria at a time."""
+        for group in self.tail:
+            runs = []
+            for criterion in group:
+                if self.skips(criterion, gate):
+                    verdicts.append(self.skipped(criterion, gate))  # type: ignore[arg-type]
+                else:
+                    runs.append(criterion)
+            if len(runs) == 1:  # no task to spawn for the common case of one judge
+                found = [await evaluate_async(runs[0], transcript)]
+            else:
+                found = await asyncio.gather(*(evaluate_async(c, transcript) for c in runs))
+            for criterion, vs in zip(runs, found, strict=True):
+                verdicts.extend(vs)
+                if gate is None and self.blocks(criterion, vs):
+                    gate = criterion.name
+        return verdicts
+
+    def gates_before(self, target: Criterion) -> list[Criterion]:
+        """The criteria whose verdicts decide whether ``target`` runs (those that can skip it,
+        before it in cost order), then ``target``: one criterion run alone (pytest items)
+        goes through :meth:`run_front` with these."""
+        if not target.expensive or self.options.all_criteria:
+            return [target]
+        before = self.order[: self.order.index(target)]
+        return [c for c in before if blocks_expensive(c)] + [target]
+
+    def decide(self, transcript: Transcript, verdicts: list[Verdict],
+               ident: tuple[str, str] | None = None) -> Decision:
+        """The decision on a transcript from all its verdicts (put in suite order)."""
+        verdicts.sort(key=lambda v: self.rank[v.criterion])
+        return decide(transcript, verdicts, self.specs, self.suite.threshold, ident)
+
+    def close(self) -> None:
+        """Release the judge clients, caches and models the criteria share, and the loop."""
+        resources = list(self.context.resources.values())
+        self.context.resources.clear()
+        self.context.loop.close(*(r.aclose() for r in resources if hasattr(r, "aclose")))
+        for r in resources:
+            if not hasattr(r, "aclose") and hasattr(r, "close"):
+                r.close()
+
+
+# --- evaluating one criterion -------------------------------------------------------------------
+def units(criterion: Criterion, transcript: Transcript) -> list[tuple[int | None, Transcript]]:
+    """What a criterion judges of a transcript: the transcript itself or, for message scope,
+    the conversation up to each assistant message (with that message's index)."""
+    if criterion.spec.scope != "message":
+        return [(None, transcript)]
+    return [(m, transcript.model_copy(update={"messages": transcript.messages[: m + 1]}))
+            for m, message in enumerate(transcript.messages) if message.role == "assistant"]
+
+
+async def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]
+                   ) -> list[list[Verdict]]:
+    """One criterion's verdicts for each transcript, the whole batch at once (one verdict per
+    assistant message for message scope), normalised and stamped."""
+    owners: list[tuple[int, int | None]] = []
+    batch: list[Transcript] = []
+    for i, transcript in enumerate(transcripts):
+        for m, unit in units(criterion, transcript):
+            owners.append((i, m))
+            batch.append(unit)
+    started = time.perf_counter()
+    results = await _batch(criterion, batch)
+    each = round((time.perf_counter() - started) / max(len(batch), 1), 7)
+    out: list[list[Verdict]] = [[] for _ in transcripts]
+    for (i, m), result in zip(owners, results, strict=True):
+        out[i].append(_stamped(result, criterion, each, m))
+    return out
+
+
+async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[Verdict]:
+    """One criterion's verdicts for one transcript, awaited (the tail, per transcript).
+    :func:`unavailable_errors` propagate: they stop the run."""
+    if not criterion.is_async:  # a synchronous criterion after an async one in cost order
+        return (await evaluate(criterion, [transcript]))[0]
+    todo = units(criterion, transcript)
+    started = time.perf_counter()
+    results: list[Any]
+    if len(todo) == 1:  # no task to spawn for the common case
+        try:
+            results = [await criterion.evaluate_async(todo[0][1])]
+        except Exception as exc:  # noqa: BLE001 - becomes the verdict (or stops the run)
+            results = [exc]
+    else:
+        results = await asyncio.gather(*(criterion.evaluate_async(u) for _, u in todo),
+                                       return_exceptions=True)
+    each = round((time.perf_counter() - started) / max(len(todo), 1), 7)
+    stop = unavailable_errors()
+    for result in results:
+        if isinstance(result, stop) or (isinstance(result, BaseException)
+                                        and not isinstance(result, Exception)):
+            raise result  # the endpoint is down; an interrupt, a cancellation
+    return [_stamped(r, criterion, each, m) for (m, _), r in zip(todo, results, strict=True)]
+
+
+def _groups(criteria: list[Criterion]) -> list[list[Criterion]]:
+    """Criteria grouped so that each group runs concurrently; a new group starts after a
+    criterion that can skip the ones after it (the same result as running in order)."""
+    groups: list[list[Criterion]] = []
+    current: list[Criterion] = []
+    for criterion in criteria:
+        current.append(criterion)
+        if blocks_expensive(criterion):
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return groups
+
+
+async def _batch(criterion: Criterion, units: list[Transcript]) -> list[Any]:
+    """The batch's results, or one at a time when it fails as a whole (to isolate the
+    culprit)."""
+    try:
+        results = await criterion.evaluate_batch_async(units)
+        if len(results) != len(units):
+            raise RuntimeError(f"evaluate_batch returned {len(results)} results "
+                               f"for {len(units)} transcripts")
+        return results
+    except Exception:  # noqa: BLE001 - isolate the culprit: one at a time
+        return Criterion.evaluate_batch(criterion, units)
+
+
+def _stamped(result: Any, criterion: Criterion, latency: float, message: int | None) -> Verdict:
+    verdict = to_verdict(result, criterion)
+    fields = verdict.__dict__  # straight into the fields: the hot path
+    if not fields["latency_s"]:
+        fields["latency_s"] = latency
+    if message is not None:
+        fields["message_index"] = message
+    return verdict
+
+
+_evaluate = evaluate  # Plan.run_front's default (its parameter has the same name)
