@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import logging
 import os
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pluggy
@@ -60,7 +64,7 @@ class ExecutionEngine:
 
 @dataclass
 class Registry:
-    """Everything the plugins registered. The first registration of a name wins."""
+    """Everything the plugins registered. The first registration of a name wins; later ones warn."""
 
     plugin_manager: pluggy.PluginManager
     kinds: dict[str, type] = field(default_factory=dict)
@@ -83,10 +87,10 @@ class Registry:
         return self.providers.get((registry, name), "?")
 
     def plugins(self) -> list[dict[str, Any]]:
-        """Registered plugins with where they come from and which hooks they implement."""
+        """Registered plugins, first called first, with where they come from and their hooks."""
         pm = self.plugin_manager
         rows = []
-        for name, plugin in pm.list_name_plugin():
+        for name, plugin in reversed(pm.list_name_plugin()):
             if plugin is None:
                 continue
             hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
@@ -119,7 +123,7 @@ def _load_plugins_dir(pm: pluggy.PluginManager, folder: Path) -> None:
 
 
 def load_plugins(plugins_dir: str | Path | None = None) -> pluggy.PluginManager:
-    """A plugin manager with the plugins folder, the entry points, then the built-ins."""
+    """A plugin manager calling the plugins folder, the entry points, then the built-ins."""
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
     for name in filter(None, (n.strip() for n in os.environ.get(BLOCK_ENV, "").split(","))):
@@ -135,6 +139,12 @@ def load_plugins(plugins_dir: str | Path | None = None) -> pluggy.PluginManager:
     for module_name in DEFAULT_PLUGINS:
         if not pm.is_blocked(module_name) and not pm.has_plugin(module_name):
             pm.register(importlib.import_module(module_name), name=module_name)
+    # loaded in that order (a name taken is skipped), registered again in reverse: pluggy calls
+    # the last registered first (after the tryfirst implementations, before the trylast ones)
+    for name, plugin in reversed(pm.list_name_plugin()):
+        if plugin is not None:  # None: a blocked name
+            pm.unregister(plugin)
+            pm.register(plugin, name=name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -143,62 +153,60 @@ def load_plugins(plugins_dir: str | Path | None = None) -> pluggy.PluginManager:
     return pm
 
 
-def _collect(registry: Registry, hook_name: str, target: str, add: Callable[..., None]) -> None:
-    """Call one hook plugin by plugin, so each registration is attributed to its plugin."""
-    pm = registry.plugin_manager
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        plugin_name = impl.plugin_name
+def _collect(registry: Registry, hook_name: str, target: str,
+             entry: Callable[..., tuple[str, Any]]) -> None:
+    """Call one hook through pluggy (tryfirst, trylast, wrappers hold); the first call wins. The
+    one ``register`` finds its caller up the stack: the innermost hook implementation's plugin."""
+    hook = getattr(registry.plugin_manager.hook, hook_name)
+    owners = {inspect.unwrap(i.function).__code__: i.plugin_name for i in hook.get_hookimpls()}
+    store = getattr(registry, target)
 
-        def register(*args: Any, _plugin: str = plugin_name, **kwargs: Any) -> None:
-            key = add(*args, **kwargs)
-            if key is not None and (target, key) not in registry.providers:
-                registry.providers[(target, key)] = _plugin
+    def plugin_in(frames: Iterable[tuple[FrameType, int]]) -> str:
+        return next((owners[f.f_code] for f, _ in frames if f.f_code in owners), "?")
 
-        try:
-            impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin_name} failed in {hook_name}: {exc}") from exc
+    def register(*args: Any, **kwargs: Any) -> None:
+        key, value = entry(*args, **kwargs)
+        plugin = plugin_in(traceback.walk_stack(inspect.currentframe()))
+        first = registry.providers.setdefault((target, key), plugin)
+        if isinstance(store, list):  # report template folders: all kept, first called first
+            store.append(value)
+        elif key in store:
+            logging.getLogger("harness").warning(
+                "harness: warning: plugin %s registers %s %r, already registered by plugin %s, "
+                "which wins", plugin, target, key, first)
+        else:
+            store[key] = value
+
+    try:
+        hook(register=register)
+    except Exception as exc:  # a PluginError of register's too: it gets the plugin's name
+        plugin = plugin_in(reversed(list(traceback.walk_tb(exc.__traceback__))))
+        raise PluginError(f"plugin {plugin} failed in {hook_name}: {exc}") from exc
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Call every hook; what each ``register`` accepts is typed in :mod:`harness.hookspecs`."""
     registry = Registry(plugin_manager=pm)
 
-    def first(mapping: dict[str, Any], key: str, value: Any) -> str:
-        mapping.setdefault(key, value)
-        return key
-
-    def kind(cls: type) -> str:
+    def kind(cls: type) -> tuple[str, type]:
         name = getattr(cls, "kind", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"criterion class {cls!r} has no `kind` name")
-        return first(registry.kinds, name, cls)
+        return name, cls
 
-    def command(name: str, add_arguments: Callable, run: Callable, help: str = "") -> str:
-        return first(registry.commands, name, Command(name, add_arguments, run, help))
-
-    def engine(name: str, add_arguments: Callable, start: Callable, help: str = "") -> str:
-        return first(registry.engines, name, ExecutionEngine(name, add_arguments, start, help))
-
-    def template_dir(path: str | Path) -> str:
-        registry.report_templates.append(Path(path))
-        return str(path)
-
-    # get_hookimpls() lists implementations in registration order: plugins folder, entry
-    # points, built-ins. `first` keeps the first, so a user's plugin overrides a built-in.
     _collect(registry, "register_criterion_kinds", "kinds", kind)
-    _collect(registry, "register_input_formats", "formats",
-             lambda fmt: first(registry.formats, fmt.name, fmt))
-    _collect(registry, "register_exporters", "exporters",
-             lambda name, fn: first(registry.exporters, name, fn))
+    _collect(registry, "register_input_formats", "formats", lambda fmt: (fmt.name, fmt))
+    _collect(registry, "register_exporters", "exporters", lambda name, export: (name, export))
     _collect(registry, "register_judge_backends", "judges",
-             lambda prefix, factory: first(registry.judges, prefix, factory))
+             lambda prefix, factory: (prefix, factory))
     _collect(registry, "register_classifier_backends", "classifiers",
-             lambda name, factory: first(registry.classifiers, name, factory))
-    _collect(registry, "register_commands", "commands", command)
-    _collect(registry, "register_report_templates", "report_templates", template_dir)
-    _collect(registry, "register_engines", "engines", engine)
+             lambda name, factory: (name, factory))
+    _collect(registry, "register_commands", "commands",
+             lambda name, *args, **kwargs: (name, Command(name, *args, **kwargs)))
+    _collect(registry, "register_report_templates", "report_templates",
+             lambda path: (str(path), Path(path)))
+    _collect(registry, "register_engines", "engines",
+             lambda name, *args, **kwargs: (name, ExecutionEngine(name, *args, **kwargs)))
     return registry
 
 
