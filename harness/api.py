@@ -82,10 +82,6 @@ def review(
                                  batch_size)
 
 
-class RunStopped(Exception):
-    """The run stopped before the end (judge endpoint down, error budget spent); resumable."""
-
-
 def run_engine(
     suite: Suite | str | Path,
     run_dir: str | Path,

@@ -326,7 +326,9 @@ class Engine:
     # --- sync entry points ----------------------------------------------------------------------
     def review(self, items: Iterable[Transcript | InputError],
                batch_size: int | None = None) -> Iterator[Decision]:
-        """Decisions in input order, yielded lazily (``batch_size`` is accepted, unused)."""
+        """Decisions in input order, yielded lazily; ``batch_size`` items go through the
+        synchronous criteria together (default ``CHUNK_SIZE``, at most the in-flight bound; 1
+        for a generate-and-review loop)."""
         entries = ((n, getattr(item, "source", ""), item, NO_SKIP) for n, item in enumerate(items))
         for batch in drive(self.astream(entries, ordered=True,
                                         chunk_size=batch_size or CHUNK_SIZE)):

@@ -67,12 +67,6 @@ def suite_fingerprint(suite: Suite, options: dict[str, Any] | None = None) -> st
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def describe_inputs(paths: list[str | Path | Source]) -> list[dict[str, Any]]:
-    """Each input file as it is now (folders, globs and URLs resolved): as named, resolved,
-    kind, size and modification time (and ETag for URLs where the store gives one)."""
-    return describe_sources(resolve_inputs(paths))
-
-
 def _same_inputs(recorded: list[Any], now: list[dict[str, Any]]) -> bool:
     return same_inputs(recorded, now)
 

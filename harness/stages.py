@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.criterion import Criterion
-from harness.inputs.reader import parse_record
+from harness.inputs.reader import decode, iter_raw, parse_record
 from harness.models import Decision, InputError, Transcript, Verdict, compact_json
 from harness.policy import aggregate, blocks_expensive, decide, input_error_decision, to_verdict
 from harness.suite import CriterionSpec, Suite
-
-try:
-    from harness.inputs.reader import decode, iter_raw
-except ImportError:  # pragma: no cover - until the reader ships it
-
-    def decode(raw: Any) -> Any:
-        return raw
-
 
 __all__ = ["Entry", "Finished", "Pending", "StageSpec", "SyncStage", "evaluate", "iter_raw",
            "parse_entry", "skipped_verdict", "worker_init", "worker_run"]
