@@ -146,6 +146,20 @@ def test_json_bytes_that_are_not_utf8_cost_only_their_record(tmp_path):
     assert got[1].source.endswith("latin1.json:2") and "invalid UTF-8: byte 0xe9" in got[1].reason
 
 
+def test_json_records_read_as_a_jsonl_line_is(tmp_path):
+    """A .json record is decoded like a JSONL line: an integer past 64 bits kept exactly, NaN
+    accepted, a lone surrogate escape that record's error (not a "?"), the rest read on."""
+    records = [chat("q", "big", metadata={"n": 2**70}),
+               chat("q", "nan", metadata={"x": float("nan")}),
+               chat("q", "a\ud800b"), chat("q", "ok")]
+    (tmp_path / "values.json").write_text(json.dumps(records))  # NaN, "a\\ud800b" as written
+    got = read([tmp_path / "values.json"])
+    assert [type(t).__name__ for t in got] == ["Transcript", "Transcript", "InputError",
+                                               "Transcript"]
+    assert got[0].metadata == {"n": 2**70} and str(got[1].metadata) == "{'x': nan}"
+    assert got[2].source.endswith("values.json:3") and "lone surrogate" in got[2].reason
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
 def test_json_records_split_at_any_chunk_boundary(size):
     """Records come out whole whatever the chunking: the file is never held whole."""
