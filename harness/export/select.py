@@ -208,12 +208,6 @@ def unstable(verdicts: list[Verdict], options: ExportOptions) -> bool:
     return low is not None and low < options.min_stability
 
 
-def score_of(run: RunInfo, verdicts: list[Verdict]) -> float | None:
-    """The decision score (weighted mean of criterion scores) over these verdicts."""
-    scores = criterion_scores(run, verdicts)
-    return weighted_mean((scores[s.name], s.weight) for s in run.specs)
-
-
 def to_example(run: RunInfo, reviewed: Reviewed, options: ExportOptions,
                stats: Stats) -> Example | None:
     """The policy for one transcript: an example, or None (counted in ``stats.dropped``)."""

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -314,6 +314,8 @@ _JSON_STRUCT = re.compile(r'["\[\]{},]')
 _JSON_STRING_END = re.compile(r'["\\]')
 _WHITESPACE = " \t\r\n"
 _RAW_DECODE = json.JSONDecoder().raw_decode
+_Step = Generator[tuple[int, bytes | Exception], None, bool]  # records, then: go on?
+_EMPTY_ELEMENT = "invalid JSON: an empty array element (a comma too many)"
 
 
 def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Exception]]:
@@ -322,125 +324,176 @@ def _json_records(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes | Except
     top-level objects one after another (numbered by the line each starts on). The bytes are
     decoded later like a JSONL line; ``(0, error)`` when the file is no such thing.
 
-    A record is skipped over by the stdlib's C parser when it is whole in the buffer (the fast
-    path); otherwise, or when it is not valid JSON, token by token, which also finds where a
-    broken record ends so that the next one is read. Bytes that are not UTF-8 pass through
-    unchanged (``surrogateescape``) for the decoder to report.
+    Bytes that are not UTF-8 pass through unchanged (``surrogateescape``) for the decoder to
+    report. (ijson, measured, is no slower, but it stops at the first bad record, reads a lone
+    surrogate as ``?`` and NaN or a 20-digit integer as an error, and gives no line numbers.)
     """
     text = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-    buf, pos, start = "", 0, 0
-    closers: list[str] = []  # the bracket each open one expects: its length is the depth
-    mode: str | None = None
-    in_string, fresh, count = False, False, 0
-    mark, mark_line = 0, 1  # the line number at buf[mark], counted forward only
-
-    def line_at(at: int) -> int:
-        nonlocal mark, mark_line
-        mark_line += buf.count("\n", mark, at)
-        mark = at
-        return mark_line
-
-    def cut() -> None:  # drop what is consumed, once per chunk (not per record)
-        nonlocal buf, pos, start, mark
-        keep = min(start, pos)
-        line_at(keep)
-        buf, pos, start, mark = buf[keep:], pos - keep, start - keep, 0
-
-    def record(begin: int, end: int) -> bytes:
-        return buf[begin:end].strip(_WHITESPACE).encode("utf-8", "surrogateescape")
-
+    split = _JsonSplitter()
     for chunk in chain(chunks, [None]):
-        cut()
-        buf += text.decode(b"", final=True) if chunk is None else text.decode(chunk)
+        yield from split.feed(text.decode(b"", final=True) if chunk is None else text.decode(chunk))
+        if split.mode == "stopped":
+            return
+    yield from split.end()
+
+
+class _JsonSplitter:
+    """The state of :func:`_json_records` between chunks. Between records, a record is skipped
+    over by the stdlib's C parser when it is whole in the buffer (the fast path); otherwise, or
+    when it is not valid JSON, token by token, which also finds where a broken record ends so
+    that the next one is read."""
+
+    def __init__(self) -> None:
+        self.buf, self.pos, self.start = "", 0, 0  # start: where the current record starts
+        self.closers: list[str] = []  # the bracket each open one expects: its length is the depth
+        self.mode: str | None = None  # "array", "objects", "done" (after the array), "stopped"
+        self.in_string, self.fresh, self.count = False, False, 0  # fresh: an element is next
+        self.mark, self.mark_line = 0, 1  # the line number at buf[mark], counted forward only
+
+    def line_at(self, at: int) -> int:
+        self.mark_line += self.buf.count("\n", self.mark, at)
+        self.mark = at
+        return self.mark_line
+
+    def record(self, begin: int, end: int) -> bytes:
+        return self.buf[begin:end].strip(_WHITESPACE).encode("utf-8", "surrogateescape")
+
+    def feed(self, text: str) -> Iterator[tuple[int, bytes | Exception]]:
+        """The records ``text`` completes (what is consumed is dropped first, once per chunk)."""
+        keep = min(self.start, self.pos)
+        self.line_at(keep)
+        self.buf, self.pos, self.start, self.mark = (self.buf[keep:] + text, self.pos - keep,
+                                                     self.start - keep, 0)
+        going = True
+        while going:
+            if self.mode in (None, "done") or (self.mode == "objects" and not self.closers):
+                going = yield from self._between()
+            else:
+                going = yield from self._scan()
+
+    def _between(self) -> _Step:
+        """One step at the top level; whether to go on."""
+        buf, pos = self.buf, self.pos
+        while pos < len(buf) and buf[pos] in _WHITESPACE:
+            pos += 1
+        self.pos = pos
+        if pos == len(buf):
+            return False
+        char = buf[pos]
+        if self.mode is None and char == "[":
+            self.mode, self.pos, self.start, self.fresh = "array", pos + 1, pos + 1, True
+            self.closers.append("]")
+        elif self.mode != "done" and char == "{":
+            self.mode, self.start = "objects", pos
+            try:
+                end = _RAW_DECODE(buf, pos)[1]
+            except ValueError:  # not whole here, or broken: token by token
+                self.closers.append("}")
+                self.pos = pos + 1
+            else:
+                self.count += 1
+                yield self.line_at(pos), self.record(pos, end)
+                self.pos = self.start = end
+        elif self.mode is None:
+            yield 0, RecordError(f"not a JSON array or object (starts with {char!r}); "
+                                 "a .json file holds an array of records or an object")
+            self.mode = "stopped"
+        else:
+            line, after = self.line_at(pos), "array" if self.mode == "done" else "object"
+            yield (self.count + 1 if self.mode == "done" else line), RecordError(
+                f"invalid JSON: unexpected {char!r} after the {after} at line {line}")
+            self.mode = "stopped"
+        return self.mode != "stopped"
+
+    def _scan(self) -> _Step:
+        """Tokens inside the array or an object record, up to its end or the buffer's; whether
+        to go on."""
+        buf, pos, closers, array = self.buf, self.pos, self.closers, self.mode == "array"
+        if self.fresh:
+            if (at := self._element(pos)) is None:
+                return False
+            pos, self.fresh = at, False
         while True:
-            if mode is None or (mode == "objects" and not closers) or mode == "done" or fresh:
-                while pos < len(buf) and buf[pos] in _WHITESPACE:
-                    pos += 1
-                if pos == len(buf):
-                    break
-                char = buf[pos]
-                if fresh:  # an array element starts here: the fast path, when it is whole
-                    fresh = False
-                    if char in '{["':
-                        with contextlib.suppress(ValueError):
-                            pos = _RAW_DECODE(buf, pos)[1]
-                    continue
-                if mode is None and char == "[":
-                    mode, pos, start, fresh = "array", pos + 1, pos + 1, True
-                    closers.append("]")
-                    continue
-                if mode != "done" and char == "{":
-                    mode, start = "objects", pos
-                    try:
-                        end = _RAW_DECODE(buf, pos)[1]
-                    except ValueError:
-                        pass
-                    else:
-                        count += 1
-                        yield line_at(start), record(start, end)
-                        pos = start = end
-                        continue
-                elif mode is None:
-                    yield 0, RecordError(f"not a JSON array or object (starts with {char!r}); "
-                                         "a .json file holds an array of records or an object")
-                    return
-                else:
-                    line = line_at(pos)
-                    yield (count + 1 if mode == "done" else line), RecordError(
-                        f"invalid JSON: unexpected {char!r} after the "
-                        f"{'array' if mode == 'done' else 'object'} at line {line}")
-                    return
-            if in_string:
+            if self.in_string:
                 match = _JSON_STRING_END.search(buf, pos)
                 if match is None:
-                    pos = len(buf)
-                    break
-                if match[0] == "\\":
-                    if match.end() >= len(buf):
-                        pos = match.start()
-                        break
-                    pos = match.end() + 1
-                    continue
-                in_string, pos = False, match.end()
+                    self.pos = len(buf)
+                    return False
+                if match[0] == '"':
+                    self.in_string, pos = False, match.end()
+                elif match.end() < len(buf):
+                    pos = match.end() + 1  # an escape: the escaped character is skipped
+                else:
+                    self.pos = match.start()  # the escaped character is not read yet
+                    return False
                 continue
             match = _JSON_STRUCT.search(buf, pos)
             if match is None:
-                pos = len(buf)
-                break
+                self.pos = len(buf)
+                return False
             char, pos = match[0], match.end()
             if char == '"':
-                in_string = True
+                self.in_string = True
             elif char in "[{":
                 closers.append("]" if char == "[" else "}")
+            elif char == "," and array and len(closers) == 1:
+                self.count += 1
+                yield self.count, self.record(self.start, match.start()) or RecordError(
+                    _EMPTY_ELEMENT)
+                self.start = pos
+                if (at := self._element(pos)) is None:
+                    self.fresh = True
+                    return False
+                pos = at
             elif char in "]}":
                 if closers.pop() != char:
-                    where = count + 1 if mode == "array" else line_at(start)
-                    yield where, RecordError(f"invalid JSON: a {char} closes a bracket it does "
-                                             "not match (the rest of the file is not read)")
-                    return
-                if mode == "array" and not closers:
-                    element = record(start, match.start())
-                    if element or count:
-                        count += 1
-                        yield count, element or RecordError(
-                            "invalid JSON: an empty array element (a comma too many)")
-                    mode, start = "done", pos
-                elif mode == "objects" and not closers:
-                    count += 1
-                    yield line_at(start), record(start, pos)
-                    start = pos
-            elif char == "," and mode == "array" and len(closers) == 1:
-                count += 1
-                yield count, record(start, match.start()) or RecordError(
-                    "invalid JSON: an empty array element (a comma too many)")
-                start, fresh = pos, True
-    if mode is None:
-        yield 0, RecordError("the file is empty (a .json file holds an array of records or an "
-                             "object)")
-    elif mode == "array" or (mode == "objects" and closers):
-        where = count + 1 if mode == "array" else line_at(start)
-        yield where, RecordError(f"invalid JSON: the file ends inside the "
-                                 f"{'array' if mode == 'array' else 'object'} (truncated file?)")
+                    yield (self.count + 1 if array else self.line_at(self.start)), RecordError(
+                        f"invalid JSON: a {char} closes a bracket it does not match (the rest "
+                        "of the file is not read)")
+                    self.mode = "stopped"
+                    return False
+                if not closers:
+                    yield from self._closed(match.start(), pos)
+                    return True
+
+    def _element(self, pos: int) -> int | None:
+        """Where to read on from, for the array element at ``pos``: past it when it is whole in
+        the buffer (the fast path: the stdlib's C parser), else its start; ``None`` when the
+        buffer ends first."""
+        buf = self.buf
+        while pos < len(buf) and buf[pos] in _WHITESPACE:
+            pos += 1
+        if pos == len(buf):
+            self.pos = pos
+            return None
+        if buf[pos] in '{["':
+            with contextlib.suppress(ValueError):
+                return _RAW_DECODE(buf, pos)[1]
+        return pos
+
+    def _closed(self, at: int, end: int) -> Iterator[tuple[int, bytes | Exception]]:
+        """The top-level bracket closing at ``at``: the array, or an object record."""
+        if self.mode == "array":
+            element = self.record(self.start, at)
+            if element or self.count:
+                self.count += 1
+                yield self.count, element or RecordError(_EMPTY_ELEMENT)
+            self.mode = "done"
+        else:
+            self.count += 1
+            yield self.line_at(self.start), self.record(self.start, end)
+        self.pos = self.start = end
+
+    def end(self) -> Iterator[tuple[int, bytes | Exception]]:
+        """What the end of the file says: nothing when it closed what it opened."""
+        if self.mode is None:
+            yield 0, RecordError("the file is empty (a .json file holds an array of records or "
+                                 "an object)")
+        elif self.mode == "array" or (self.mode == "objects" and self.closers):
+            where = self.count + 1 if self.mode == "array" else self.line_at(self.start)
+            yield where, RecordError(f"invalid JSON: the file ends inside the "
+                                     f"{'array' if self.mode == 'array' else 'object'} "
+                                     "(truncated file?)")
 
 
 # -- step 2: decode ---------------------------------------------------------------------------

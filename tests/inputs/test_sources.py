@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from harness.inputs import (
     resolve_inputs,
     same_inputs,
 )
-from harness.inputs.reader import _json_records, read_transcripts
+from harness.inputs.reader import READ_CHUNK, _json_records, iter_raw, read_transcripts
 from harness.models import InputError
 from harness.plugins import get_registry
 
@@ -145,6 +146,20 @@ def test_json_bytes_that_are_not_utf8_cost_only_their_record(tmp_path):
     assert got[1].source.endswith("latin1.json:2") and "invalid UTF-8: byte 0xe9" in got[1].reason
 
 
+def test_json_records_read_as_a_jsonl_line_is(tmp_path):
+    """A .json record is decoded like a JSONL line: an integer past 64 bits kept exactly, NaN
+    accepted, a lone surrogate escape that record's error (not a "?"), the rest read on."""
+    records = [chat("q", "big", metadata={"n": 2**70}),
+               chat("q", "nan", metadata={"x": float("nan")}),
+               chat("q", "a\ud800b"), chat("q", "ok")]
+    (tmp_path / "values.json").write_text(json.dumps(records))  # NaN, "a\\ud800b" as written
+    got = read([tmp_path / "values.json"])
+    assert [type(t).__name__ for t in got] == ["Transcript", "Transcript", "InputError",
+                                               "Transcript"]
+    assert got[0].metadata == {"n": 2**70} and str(got[1].metadata) == "{'x': nan}"
+    assert got[2].source.endswith("values.json:3") and "lone surrogate" in got[2].reason
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
 def test_json_records_split_at_any_chunk_boundary(size):
     """Records come out whole whatever the chunking: the file is never held whole."""
@@ -153,6 +168,78 @@ def test_json_records_split_at_any_chunk_boundary(size):
         chunks = iter([blob[i:i + size] for i in range(0, len(blob), size)])
         got = [orjson.loads(raw) for _, raw in _json_records(chunks)]
         assert got == TRICKY
+
+
+def split_json(blob: bytes, size: int) -> list[tuple[int, object]]:
+    """``_json_records`` over ``blob`` read ``size`` bytes at a time: ``(number, value)``, an
+    error as its message."""
+    chunks = iter([blob[i:i + size] for i in range(0, len(blob), size)])
+    return [(n, str(raw) if isinstance(raw, Exception) else orjson.loads(raw))
+            for n, raw in _json_records(chunks)]
+
+
+EMPTY = "the file is empty (a .json file holds an array of records or an object)"
+COMMA = "invalid JSON: an empty array element (a comma too many)"
+JSON_CASES = {
+    b"": [(0, EMPTY)],
+    b" \n\t ": [(0, EMPTY)],
+    b" [ \n ] ": [],
+    # elements of any kind; brackets, braces and escaped quotes inside strings are text
+    b'[1, "a]", [2, [3]], null, {"k": "}"}, "\\"]\\\\"]': [
+        (1, 1), (2, "a]"), (3, [2, [3]]), (4, None), (5, {"k": "}"}), (6, '"]\\')],
+    b"[1,]": [(1, 1), (2, COMMA)],
+    b"[,1]": [(1, COMMA), (2, 1)],
+    b"[1,,2]": [(1, 1), (2, COMMA), (3, 2)],
+    b"42": [(0, "not a JSON array or object (starts with '4'); a .json file holds an array "
+                "of records or an object")],
+    # top-level objects one after another: numbered by the line each starts on
+    b'{"a": 1}\n\n{"b": "}"}\n  {"c":\n [1]}': [(1, {"a": 1}), (3, {"b": "}"}), (4, {"c": [1]})],
+    b'{"a": 1}\n [2]': [(1, {"a": 1}),
+                        (2, "invalid JSON: unexpected '[' after the object at line 2")],
+    b'{"a": 1}\n{"b": ': [
+        (1, {"a": 1}), (2, "invalid JSON: the file ends inside the object (truncated file?)")],
+    b'{"a": ]}': [(1, "invalid JSON: a ] closes a bracket it does not match (the rest of the "
+                      "file is not read)")],
+    # a last element not closed by "]" is not known to be whole
+    b'[{"a": 1}': [(1, "invalid JSON: the file ends inside the array (truncated file?)")],
+}
+
+
+@pytest.mark.parametrize("blob", list(JSON_CASES), ids=lambda b: repr(b)[:30])
+def test_json_records_edge_cases_at_any_chunking(blob):
+    for size in (1, 3, len(blob) or 1):
+        assert split_json(blob, size) == JSON_CASES[blob], size
+
+
+def test_json_gz_with_a_bom_and_a_record_larger_than_a_read(tmp_path):
+    """A .json.gz (gzip by content) and a plain .json starting with a UTF-8 BOM; a record of
+    several read chunks comes out whole, at its number."""
+    big = chat("q", "x" * (2 * READ_CHUNK + 17), id="big")
+    records = [chat("q", "é ✓", id="a"), big, chat("q", "c", id="c")]
+    blob = b"\xef\xbb\xbf" + json.dumps(records, ensure_ascii=False, indent=1).encode()
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(blob))
+    (tmp_path / "b.json").write_bytes(blob)
+    got = read([tmp_path / "a.json.gz", tmp_path / "b.json"])
+    assert [(Path(t.source).name, t.id) for t in got] == [
+        ("a.json.gz:1", "a"), ("a.json.gz:2", "big"), ("a.json.gz:3", "c"),
+        ("b.json:1", "a"), ("b.json:2", "big"), ("b.json:3", "c")]
+    assert got[1].messages[-1].content == big["messages"][-1]["content"]
+
+
+def test_a_json_array_is_streamed_not_held_whole(tmp_path):
+    """Reading a 16 MB array holds a few read chunks (1 MB) and a record, not the file."""
+    record = json.dumps(chat("q", "y" * 4000))
+    path = tmp_path / "big.json"
+    with path.open("w") as fh:
+        fh.write("[" + ",\n".join([record] * 4000) + "]")
+    tracemalloc.start()
+    try:
+        count = sum(not isinstance(raw, Exception) for _, raw in iter_raw(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 4000
+    assert path.stat().st_size > 15 * READ_CHUNK and peak < 6 * READ_CHUNK, peak
 
 
 # -- URLs ---------------------------------------------------------------------------------------
