@@ -266,3 +266,24 @@ criteria:
         assert code == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["read"], summary["state"]) == (n, "complete")
+
+
+def test_actors_skip_by_the_same_plan(cli, tmp_path, ray_address):
+    """The gate rule of tests/test_plan.py, on the actors."""
+    from test_plan import PLUGIN, SKIPPED, SUITE
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "costly.py").write_text(PLUGIN)
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    write_jsonl(tmp_path / "corpus.jsonl",
+                [chat("Help", "sorry, no." if i % 2 else "Sure.", id=f"t{i}") for i in range(8)])
+    code, _, err = cli("--plugins-dir", tmp_path / "plugins", "run", tmp_path / "suite.yaml",
+                       tmp_path / "corpus.jsonl", "-o", tmp_path / "run", "--engine", "ray",
+                       "--no-progress", "--no-report")
+    assert code == 0, err
+    for row in iter_journal(tmp_path / "run"):
+        d = row["decision"]
+        skipped = {v["criterion"]: v["explanation"] for v in d["verdicts"]
+                   if v["outcome"] == "skipped"}
+        gated = int(d["transcript_id"][1:]) % 2 == 1
+        assert skipped == ({"costly": SKIPPED, "later": SKIPPED} if gated else {}), d
