@@ -116,23 +116,18 @@ def run(
 ) -> dict[str, Any]:
     """Review every input file into ``run_dir`` (journaled, resumable); return the summary.
 
-    What ``harness run`` does, through the same function: ``suite`` is a suite file, a
-    :class:`Suite`, or an open :class:`Engine` (then the engine options ``registry``,
+    What ``harness run`` does, through the same function. ``suite`` is a suite file, a
+    :class:`Suite`, or an open :class:`Engine`, whose options are then its own (``registry``,
     ``plugins_dir``, ``judge``, ``all_criteria``, ``cache_dir``, ``workers``,
-    ``max_in_flight`` and ``input_format`` are the engine's own and must not be given; by
-    default a run's engine caches judge answers in ``run_dir`` and has a worker process per
-    core). The summary's ``state`` is ``complete``, or ``stopped`` when the run ended early
-    (a judge endpoint down, more criterion errors than ``max_error_rate`` allows of ``total``
-    transcripts, ``max_cost`` reached); ``stop`` and ``stop_reason`` say why, and
-    ``resume=True`` goes on from there. With ``report`` (the default), ``run_dir/report.html``
-    is written after the run files; a report that cannot be built is logged and leaves the
-    run's results intact. ``batches(done)`` decides the records (default: the local engine,
-    in this process); an execution engine plugin gives its own (the ``register_engines`` hook).
-    ``max_cost`` (USD) stops the run once its judge calls cost that much (``ValueError`` when a
-    judge has no prices). ``inputs`` are files, folders, globs or URLs
-    (:func:`harness.inputs.resolve_inputs`); ``limit`` reviews only the first ``limit`` records
-    (a resumed run goes on up to its own ``limit``, or to the end without one);
-    ``messages_column`` names the Parquet/Arrow column holding the chat.
+    ``max_in_flight``, ``input_format`` must not be given); a run's own engine caches judge
+    answers in ``run_dir`` and has a worker process per core. The summary's ``state`` is
+    ``complete``, or ``stopped`` (``stop`` and ``stop_reason`` say why: a judge endpoint down,
+    more criterion errors than ``max_error_rate`` of ``total``, ``max_cost`` USD spent);
+    ``resume=True`` goes on. ``report`` writes ``report.html`` (a failure to is logged).
+    ``batches(done)`` decides the records (an execution engine plugin's, see the
+    ``register_engines`` hook; default: this process). ``inputs`` are files, folders, globs
+    or URLs; ``limit`` reviews the first records only; ``messages_column`` names the
+    Parquet/Arrow column holding the chat.
     """
     paths = [inputs] if isinstance(inputs, str | Path | Source) else list(inputs)
     reading = {k: v for k, v in {"limit": limit, "messages_column": messages_column}.items()
@@ -144,11 +139,7 @@ def run(
                          report=report, retry_errors=retry_errors,
                          max_error_rate=max_error_rate, total=total)
     if isinstance(suite, Engine):
-        given = sorted(k for k, v in engine_options.items() if v) + (
-            ["registry"] if registry is not None else [])
-        if given:
-            raise TypeError(f"run(): {', '.join(given)} belong to the Engine given; pass a "
-                            "suite instead, or set them on the Engine")
+        _engine_options_not_given(engine_options, registry)
         limit_cost(suite.context, max_cost)
         return request.run(suite, suite.options.replace(**reading), paths, batches,
                            on_decision)
@@ -159,6 +150,13 @@ def run(
     with run_engine(suite, run_dir, options, registry) as engine:
         limit_cost(engine.context, max_cost)
         return request.run(engine, engine.options, paths, batches, on_decision)
+
+
+def _engine_options_not_given(options: dict[str, Any], registry: Registry | None) -> None:
+    given = sorted(k for k, v in options.items() if v) + (["registry"] if registry else [])
+    if given:
+        raise TypeError(f"run(): {', '.join(given)} belong to the Engine given; pass a suite "
+                        "instead, or set them on the Engine")
 
 
 def local_batches(engine: Engine, inputs: list[str | Path | Source],

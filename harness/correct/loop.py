@@ -298,18 +298,7 @@ def correct_run(run_dir: str | Path, out_dir: str | Path, options: CorrectOption
     run's summary, with its ``corrections`` block."""
     options = options or CorrectOptions()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if out_dir.resolve() == run_dir.resolve():
-        raise UsageError("-o must be a new run directory, not RUN_DIR itself")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"-o {out_dir}: a file is there; a run directory is a folder")
-    progress = out_dir / PROGRESS
-    started = progress.exists() or (out_dir / JOURNAL).exists()
-    if started and not (options.resume or options.overwrite):
-        raise UsageError(f"{out_dir} already holds corrections: pass --resume to go on with "
-                         "them, --overwrite to start again, or choose another directory")
-    if options.overwrite and not options.resume:
-        progress.unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = _prepare(run_dir, out_dir, options)
     corrector = Corrector(run_dir, out_dir, options, registry or get_registry())
     stopped, finished = None, False
     try:
@@ -342,19 +331,35 @@ def correct_run(run_dir: str | Path, out_dir: str | Path, options: CorrectOption
                           report=options.report)
     finally:
         corrector.close()
-    block = {
+    summary["corrections"] = {
         "from": str(run_dir), "style": options.style, "max_rounds": options.max_rounds,
         "generator": corrector.generator.name,
         "supervisor": corrector.supervisor.name if corrector.supervisor else None,
         **{k.replace(" ", "_"): counts.get(k, 0) for k in STATUSES},
         "rounds": {str(k): v for k, v in sorted(rounds.items())}, "usage": usage,
     }
-    summary["corrections"] = block
     path = out_dir / "summary.json"
-    on_disk = json.loads(path.read_text())
-    on_disk["corrections"] = block
-    atomic_write_text(path, json.dumps(on_disk, indent=2))
+    atomic_write_text(path, json.dumps({**json.loads(path.read_text()),
+                                        "corrections": summary["corrections"]}, indent=2))
     return summary
+
+
+def _prepare(run_dir: Path, out_dir: Path, options: CorrectOptions) -> Path:
+    """The corrections' progress file in ``out_dir``, checked for a start, a resume or an
+    overwrite."""
+    if out_dir.resolve() == run_dir.resolve():
+        raise UsageError("-o must be a new run directory, not RUN_DIR itself")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir}: a file is there; a run directory is a folder")
+    progress = out_dir / PROGRESS
+    started = progress.exists() or (out_dir / JOURNAL).exists()
+    if started and not (options.resume or options.overwrite):
+        raise UsageError(f"{out_dir} already holds corrections: pass --resume to go on with "
+                         "them, --overwrite to start again, or choose another directory")
+    if options.overwrite and not options.resume:
+        progress.unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return progress
 
 
 def _finish_chunk(corrector: Corrector, chunk: list[Item], log: Any) -> None:
