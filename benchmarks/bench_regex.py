@@ -79,7 +79,7 @@ def bare_loop(path: Path) -> dict:
 
 def engine_only(path: Path, suite: Path, workers: int) -> dict:
     import harness
-    from harness.stages import iter_raw
+    from harness.inputs import iter_raw
 
     passed = total = 0
     with harness.Engine(suite, workers=workers) as engine:

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -77,6 +77,16 @@ class SuiteContext:
         return [r for r in self.resources.values() if isinstance(r, JudgeRunner)]
 
 
+class CriterionGroup(Protocol):
+    """Several criteria of one kind judged together (:meth:`Criterion.group`)."""
+
+    def evaluate_batch(self, transcripts: Sequence[Transcript]
+                       ) -> list[list[Result | BaseException]]:
+        """Each criterion's result for each transcript: ``[criterion][transcript]``, each as
+        that criterion's ``evaluate`` would give it."""
+        ...
+
+
 class Criterion(ABC):
     """A criterion kind. Subclass it, name the ``kind``, give a ``Config``, implement ``evaluate``.
 
@@ -131,6 +141,12 @@ class Criterion(ABC):
             return list(await asyncio.gather(*(self.evaluate_async(t) for t in transcripts),
                                              return_exceptions=True))
         return self.evaluate_batch(transcripts)
+
+    @classmethod
+    def group(cls, criteria: Sequence[Criterion]) -> CriterionGroup | None:
+        """Criteria of this kind (transcript-scoped, adjacent in cost order) judged together,
+        e.g. every pattern of a suite in one scan of each text; ``None``: one at a time."""
+        return None
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         """Judge many transcripts at once. Override to batch a model or run calls concurrently.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -175,8 +176,27 @@ def trusted(cls: type[M], /, **fields: Any) -> M:
 def compact_json(model: BaseModel) -> bytes:
     """The model as JSON without the fields that hold their default (the journal's form: a
     decision's verdicts repeat a dozen empty fields otherwise). :func:`with_defaults` restores
-    them."""
-    return model.model_dump_json(exclude_defaults=True).encode()
+    them. Plain values go straight to orjson (the hot path); anything else (a criterion's
+    ``details`` holding an object) through pydantic's serializer, which knows more types."""
+    try:
+        return orjson.dumps(_compact(model))
+    except TypeError:
+        return model.model_dump_json(exclude_defaults=True).encode()
+
+
+def _compact(model: BaseModel) -> dict[str, Any]:
+    static, factories = _defaults_of(type(model))
+    out: dict[str, Any] = {}
+    for name, value in model.__dict__.items():
+        if name in factories:
+            if not value:  # the empty list or dict a factory makes
+                continue
+            if isinstance(value, list) and isinstance(value[0], BaseModel):
+                value = [_compact(v) for v in value]
+        elif name in static and value == static[name]:
+            continue
+        out[name] = value
+    return out
 
 
 def with_defaults(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:

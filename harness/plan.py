@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.criterion import Criterion, SuiteContext
+from harness.criterion import Criterion, CriterionGroup, SuiteContext
 from harness.loop import EngineLoop
 from harness.models import Decision, Transcript, Verdict
 from harness.options import RunOptions
@@ -68,6 +68,8 @@ class Plan:
             front += 1
         self.front = self.order[:front]
         """The synchronous criteria that run first, a chunk of transcripts at once."""
+        self.steps = _steps(self.front)
+        """The front as it runs: one criterion, or a group its kind judges in one pass."""
         self.tail = _groups(self.order[front:])
         """The rest (judges), per transcript: each group concurrently, groups in order."""
         self.has_tail = len(self.front) < len(self.specs)
@@ -112,22 +114,33 @@ class Plan:
         """``criteria`` (default: the front) in cost order over a batch of transcripts, each
         over the transcripts none of its gates skipped; the verdicts of each transcript, and
         the gate that failed for each blocked one."""
-        evaluate = evaluate or _evaluate
         verdicts: list[list[Verdict]] = [[] for _ in transcripts]
         blocked: dict[int, str] = {}
-        for criterion in self.front if criteria is None else criteria:
+        steps = self.steps if criteria is None and evaluate is None else \
+            [([c], None) for c in criteria or self.front]
+        for step, group in steps:
+            if group is not None:  # never skipped (see _steps), judged in one pass
+                found_all = evaluate_group(group, step, transcripts)
+                for criterion, found in zip(step, found_all, strict=True):
+                    self._record(criterion, range(len(transcripts)), found, verdicts, blocked)
+                continue
+            criterion = step[0]
             todo = []
             for i in range(len(transcripts)):
                 if self.skips(criterion, blocked.get(i)):
                     verdicts[i].append(self.skipped(criterion, blocked[i]))
                 else:
                     todo.append(i)
-            found = await evaluate(criterion, [transcripts[i] for i in todo])
-            for i, vs in zip(todo, found, strict=True):
-                verdicts[i].extend(vs)
-                if i not in blocked and self.blocks(criterion, vs):
-                    blocked[i] = criterion.name
+            found = await (evaluate or _evaluate)(criterion, [transcripts[i] for i in todo])
+            self._record(criterion, todo, found, verdicts, blocked)
         return verdicts, blocked
+
+    def _record(self, criterion: Criterion, todo: Iterable[int], found: list[list[Verdict]],
+                verdicts: list[list[Verdict]], blocked: dict[int, str]) -> None:
+        for i, vs in zip(todo, found, strict=True):
+            verdicts[i].extend(vs)
+            if i not in blocked and self.blocks(criterion, vs):
+                blocked[i] = criterion.name
 
     async def run_tail(self, transcript: Transcript, verdicts: list[Verdict],
                        gate: str | None) -> list[Verdict]:
@@ -204,6 +217,19 @@ async def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]
     return out
 
 
+def evaluate_group(group: CriterionGroup, criteria: list[Criterion],
+                   transcripts: Sequence[Transcript]) -> list[list[list[Verdict]]]:
+    """A group's verdicts, per criterion, per transcript (transcript-scoped: one each)."""
+    started = time.perf_counter()
+    try:
+        results = group.evaluate_batch(transcripts)
+    except Exception:  # noqa: BLE001 - as for one criterion: each judged alone
+        results = [Criterion.evaluate_batch(c, transcripts) for c in criteria]
+    each = round((time.perf_counter() - started) / max(len(transcripts) * len(criteria), 1), 7)
+    return [[[_stamped(r, c, each, None)] for r in rs]
+            for c, rs in zip(criteria, results, strict=True)]
+
+
 async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[Verdict]:
     """One criterion's verdicts for one transcript, awaited (the tail, per transcript).
     :func:`unavailable_errors` propagate: they stop the run."""
@@ -227,6 +253,29 @@ async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[V
                                         and not isinstance(result, Exception)):
             raise result  # the endpoint is down; an interrupt, a cancellation
     return [_stamped(r, criterion, each, m) for (m, _), r in zip(todo, results, strict=True)]
+
+
+def _steps(front: list[Criterion]) -> list[tuple[list[Criterion], CriterionGroup | None]]:
+    """The front cut into steps: each run of criteria of one kind that judges them together
+    (:meth:`Criterion.group`; transcript-scoped and not expensive, so no gate skips one of
+    them alone) is one step with its group; any other criterion is a step of its own."""
+    runs: list[list[Criterion]] = []
+    for criterion in front:
+        kind = type(criterion)
+        if (runs and kind.group is not Criterion.group and type(runs[-1][0]) is kind
+                and _groupable(criterion) and _groupable(runs[-1][0])):
+            runs[-1].append(criterion)
+        else:
+            runs.append([criterion])
+    steps: list[tuple[list[Criterion], CriterionGroup | None]] = []
+    for run in runs:
+        group = type(run[0]).group(run) if len(run) > 1 else None
+        steps.extend([(run, group)] if group is not None else [([c], None) for c in run])
+    return steps
+
+
+def _groupable(criterion: Criterion) -> bool:
+    return criterion.spec.scope == "transcript" and not criterion.expensive
 
 
 def _groups(criteria: list[Criterion]) -> list[list[Criterion]]:

@@ -87,10 +87,32 @@ def aggregate(verdicts: Sequence[Verdict] | Sequence[Mapping[str, Any]],
     return outcome, (min(scores) if scores else None)
 
 
+WORST = {"error": 0, "fail": 1, "pass": 2, "skipped": 3}
+"""Outcomes from worst to best: the order :func:`aggregate` keeps the first of."""
+SKIPPED = ("skipped", None)
+
+
+def _results(verdicts: Iterable[Verdict]) -> dict[str, tuple[str, float | None]]:
+    """:func:`aggregate` of every criterion's verdicts, in one pass (the hot path)."""
+    results: dict[str, tuple[str, float | None]] = {}
+    for v in verdicts:
+        outcome, score = v.outcome, v.score
+        if outcome == "skipped":
+            score = None
+        known = results.get(v.criterion)
+        if known is not None:
+            if WORST[known[0]] < WORST[outcome]:
+                outcome = known[0]
+            if score is None or (known[1] is not None and known[1] < score):
+                score = known[1]
+        results[v.criterion] = (outcome, score)
+    return results
+
+
 def weighted_mean(pairs: Iterable[tuple[float | None, float]]) -> float | None:
-    pairs = [(s, w) for s, w in pairs if s is not None]
-    total = sum(w for _, w in pairs)
-    return sum(s * w for s, w in pairs) / total if total else None
+    known = [(s, w) for s, w in pairs if s is not None]
+    total = sum([w for _, w in known])
+    return sum([s * w for s, w in known]) / total if total else None
 
 
 def masked_turns(transcript: Transcript | Mapping[str, Any]) -> set[int]:
@@ -106,7 +128,11 @@ def masked_turns(transcript: Transcript | Mapping[str, Any]) -> set[int]:
 
 def counted(verdicts: list[Any], transcript: Transcript | Mapping[str, Any] | None) -> list[Any]:
     """The verdicts (objects or dicts) the decision counts: all but those on masked turns."""
-    hidden = masked_turns(transcript) if transcript is not None else set()
+    if transcript is None or all(
+            (v.message_index if isinstance(v, Verdict) else v.get("message_index")) is None
+            for v in verdicts):
+        return verdicts  # only message-scoped verdicts can be on a masked turn
+    hidden = masked_turns(transcript)
     if not hidden:
         return verdicts
     return [v for v in verdicts
@@ -129,15 +155,13 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     the failed turn a correction keeps as context) is recorded but decides nothing: training
     never takes that turn as a target.
     """
-    by_name: dict[str, list[Verdict]] = {}
-    for v in counted(verdicts, transcript):
-        by_name.setdefault(v.criterion, []).append(v)
-    results = {s.name: aggregate(by_name.get(s.name, [])) for s in specs}
-    errored = [s.name for s in specs if results[s.name][0] == "error"]
-    failed = [s.name for s in specs if s.gate and results[s.name][0] == "fail"]
-    score = weighted_mean((results[s.name][1], s.weight) for s in specs)
+    results = _results(counted(verdicts, transcript))
+    outcomes = [results.get(s.name, SKIPPED)[0] for s in specs]
+    errored = [s.name for s, o in zip(specs, outcomes, strict=True) if o == "error"]
+    failed = [s.name for s, o in zip(specs, outcomes, strict=True) if s.gate and o == "fail"]
+    score = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight) for s in specs)
     outcome = "pass"
-    if any(s.gate for s in specs if s.name in errored):
+    if any(s.gate and o == "error" for s, o in zip(specs, outcomes, strict=True)):
         outcome = "error"
     elif failed:
         outcome = "fail"
@@ -146,7 +170,8 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
         if any(s.name in errored for s in non_gates):
             outcome = "error"
         else:
-            mean = weighted_mean((results[s.name][1], s.weight) for s in non_gates)
+            mean = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight)
+                                 for s in non_gates)
             if mean is None or mean < threshold:
                 outcome, failed = "fail", ["threshold"]
     tid, source = ident or (transcript.id, transcript.source)

@@ -9,6 +9,7 @@ do it through :class:`harness.plan.Plan`: changing the rule there changes every 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from testutil import chat, write_jsonl
+from testutil import chat, write_jsonl, write_suite
 
-from harness import Engine, load_suite
+from harness import Criterion, CriterionConfig, Engine, Message, Transcript, load_suite
 from harness.api import iter_items
 from harness.plan import Plan
 from harness.plugins import get_registry
@@ -151,3 +152,54 @@ def test_the_rule_lives_in_the_plan(project: Path, monkeypatch: pytest.MonkeyPat
         sorry = [t for t in iter_items(project / "corpus.jsonl", registry) if t.id == "t1"]
         assert [v.outcome for v in runner.verdicts("costly", sorry)[0]] == ["pass"]
         assert [v.outcome for v in runner.verdicts("later", sorry)[0]] == ["pass"]
+
+
+class Counted(Criterion):
+    """Passes when the last message holds its ``word``; judged together with its kind."""
+
+    kind = "counted"
+    groups: list[int] = []
+
+    class Config(CriterionConfig):
+        word: str
+
+    def evaluate(self, transcript):
+        return self.config.word in transcript.messages[-1].content
+
+    @classmethod
+    def group(cls, criteria):
+        class Group:
+            def evaluate_batch(self, transcripts):
+                cls.groups.append(len(criteria))
+                return [[c.evaluate(t) for t in transcripts] for c in criteria]
+
+        return Group()
+
+
+def test_a_kind_judges_its_run_of_criteria_together(tmp_path: Path) -> None:
+    """Adjacent transcript-scoped criteria of a kind with ``group`` are one step of the front:
+    one call per chunk, and the same verdicts as one at a time."""
+    pm_registry = get_registry(fresh=True)
+    registry = dataclasses.replace(pm_registry, kinds={**pm_registry.kinds, "counted": Counted})
+    suite = load_suite(write_suite(tmp_path / "suite.yaml", """\
+name: grouped
+criteria:
+  - {name: a, kind: counted, word: apple}
+  - {name: b, kind: counted, word: pear}
+  - {name: c, kind: counted, word: plum, scope: message}
+"""))
+    transcripts = [Transcript(id=f"t{i}", messages=[
+        Message(role="user", content="fruit?"),
+        Message(role="assistant", content=["apple", "pear plum", "apple pear"][i % 3])])
+        for i in range(7)]
+    Counted.groups.clear()
+    with Engine(suite, registry) as engine:
+        grouped = [[(v.criterion, v.outcome) for v in d.verdicts]
+                   for d in engine.review(transcripts)]
+        assert Counted.groups == [2]  # a and b in one call; c (message scope) alone
+        alone = [[(v.criterion, v.outcome) for v in d.verdicts]
+                 for d in engine.review(transcripts, batch_size=1)]
+    singles = [[("a", "apple" in t.messages[-1].content), ("b", "pear" in t.messages[-1].content),
+                ("c", "plum" in t.messages[-1].content)] for t in transcripts]
+    expected = [[(n, "pass" if ok else "fail") for n, ok in row] for row in singles]
+    assert grouped == alone == expected
