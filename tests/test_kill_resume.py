@@ -96,3 +96,30 @@ def test_worker_processes_end_when_the_run_is_killed_outright(tmp_path: Path) ->
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(w) for w in workers), "worker processes outlived the killed run"
+
+
+def test_ctrl_c_stops_cleanly_records_the_state_and_resume_finishes(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) with worker processes: exit 130, one line, no tracebacks, the state
+    recorded as ``stopped``; ``--resume`` then ends as an uninterrupted run."""
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(core_corpus.records(60_000, seed=5)) + "\n")
+    suite = write_suite(tmp_path / "suite.yaml", SUITE)
+    out = tmp_path / "run"
+    proc = run([str(suite), str(corpus), "-o", str(out), "--workers", "2"])
+    deadline = time.monotonic() + 120
+    while not (out / "journal.jsonl").is_file() or (out / "journal.jsonl").stat().st_size < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Task was destroyed" not in err, err
+    assert "Unclosed" not in err and "aclose()" not in err, err
+    assert "interrupted" in err
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["state"] == "stopped" and meta["stop"] == "interrupted"
+    assert run([str(suite), str(corpus), "-o", str(out), "--workers", "2",
+                "--resume"]).wait() == 0
+    clean = tmp_path / "clean"
+    assert run([str(suite), str(corpus), "-o", str(clean), "--workers", "2"]).wait() == 0
+    assert outputs(out) == outputs(clean)
