@@ -17,7 +17,6 @@ from harness.models import Decision, InputError, Transcript
 from harness.options import RunOptions, default_workers
 from harness.outputs import finalize
 from harness.plugins import Registry
-from harness.policy import criterion_errored
 from harness.rundir import RunWriter, mark_stopped
 from harness.stages import Entry, Finished
 from harness.stops import RunStopped, Stop, over_error_budget, stop_for
@@ -232,13 +231,13 @@ class RunRequest:
                 for finished in batch:
                     writer.write(finished.seq, finished.sub, finished.json())
                     decided += 1
-                    errored += criterion_errored(finished.errored)
+                    errored += bool(finished.errored)  # a criterion's or the input's
                     if on_decision:
                         on_decision(finished)
                 if over_error_budget(errored, self.total, self.max_error_rate):
-                    raise RunStopped(Stop.ERROR_BUDGET, f"{errored} transcripts with criterion "
-                                     f"errors: past --max-error-rate {self.max_error_rate:g} "
-                                     f"of {self.total}")
+                    raise RunStopped(Stop.ERROR_BUDGET, f"{errored} transcripts with errors "
+                                     f"(of a criterion or the input): past --max-error-rate "
+                                     f"{self.max_error_rate:g} of {self.total}")
                 if time.monotonic() - last_flush > 0.25:
                     writer.flush()
                     last_flush = time.monotonic()

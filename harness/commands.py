@@ -20,7 +20,7 @@ from harness.judges.budget import limit_cost
 from harness.options import RunOptions, default_workers
 from harness.plugins import get_registry
 from harness.progress import RunProgress, progress_mode
-from harness.rundir import JOURNAL, decided_records
+from harness.rundir import JOURNAL, check_writable, decided_records
 from harness.stops import Stop, over_error_budget
 from harness.tables import PROSE_WIDTH, name_column, table_console
 
@@ -141,6 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
     out_path = Path(args.out)
     if out_path.exists() and not out_path.is_dir():
         raise UsageError(f"-o {args.out}: a file is there; a run directory is a folder")
+    check_writable(out_path, resume=args.resume, overwrite=args.overwrite)  # before any output
     with Engine(args.suite, registry, run_options(args, registry)) as engine:
         try:
             limit_cost(engine.context, args.max_cost)
@@ -214,6 +215,19 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         print(f"harness: {summary['criterion_errors']} criterion error(s) in "
               f"{summary['transcripts_with_errors']} transcript(s): see "
               f"{run_dir / 'errors.jsonl'}", file=sys.stderr)
+    for name, row in summary["criteria"].items():
+        judged = summary["read"] - summary.get("input_errors", 0)
+        if row.get("errored_transcripts") and row["errored_transcripts"] >= judged:
+            print(f"harness: warning: criterion {name} errored on every transcript "
+                  f"({row['errored_transcripts']}); "
+                  + ("its gate decided nothing" if row["gate"] else
+                     "a non-gate criterion, so it decided nothing: its verdicts are errors"),
+                  file=sys.stderr)
+    for failed in summary.get("inputs_failed", []):
+        hint = " (is the chat in another column? --messages-column NAME)" \
+            if failed["path"].endswith((".parquet", ".arrow")) else ""
+        print(f"harness: every record of {failed['path']} ({failed['records']}) was "
+              f"unreadable: {failed['reason']}{hint}", file=sys.stderr)
 
 
 def _exit_status(args: argparse.Namespace, summary: dict[str, Any]) -> int:
@@ -221,10 +235,11 @@ def _exit_status(args: argparse.Namespace, summary: dict[str, Any]) -> int:
         print(f"harness: run stopped early ({summary['stop_reason']}); what is decided is kept: "
               f"go on later with --resume", file=sys.stderr)
         return Stop(summary["stop"]).exit_code
-    with_errors = summary.get("transcripts_with_errors", 0)
+    with_errors = summary.get("transcripts_with_errors", 0) + summary.get("input_errors", 0)
     if over_error_budget(with_errors, summary["read"], args.max_error_rate):
-        print(f"harness: {with_errors} of {summary['read']} transcripts have criterion errors, "
-              f"past --max-error-rate {args.max_error_rate:g}", file=sys.stderr)
+        print(f"harness: {with_errors} of {summary['read']} transcripts have errors (of a "
+              f"criterion or the input), past --max-error-rate {args.max_error_rate:g}",
+              file=sys.stderr)
         return Stop.ERROR_BUDGET.exit_code
     rate = summary["pass_rate"] or 0.0
     if args.fail_under is not None and rate < args.fail_under:

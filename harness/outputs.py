@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,8 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     write_meta(run_dir, {**meta, "state": "finalizing"})
     suite = meta.get("suite", {})
     stats: dict[str, int] = {}
-    with _Outputs(run_dir, {c["name"]: c for c in suite.get("criteria", [])}) as out:
+    inputs = [i["path"] for i in meta.get("inputs", []) if isinstance(i, dict)]
+    with _Outputs(run_dir, {c["name"]: c for c in suite.get("criteria", [])}, inputs) as out:
         for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats,
                                   render=train_view, workers=workers):
             out.add(entry["decision"], entry["transcript"])
@@ -128,6 +130,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         **out.counts,
         "pass_rate": out.counts["passed"] / out.counts["read"] if out.counts["read"] else None,
         "train_duplicates": out.train_dedup.dropped,
+        "inputs_failed": out.inputs_failed(),
         "not_decided": stats.get("not_decided", 0),
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,
@@ -149,8 +152,11 @@ class _Outputs:
     FILES = ("results.parquet", "decisions.parquet", "train.jsonl", "rejected.jsonl",
              "errors.jsonl")
 
-    def __init__(self, run_dir: Path, specs: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, run_dir: Path, specs: dict[str, dict[str, Any]],
+                 inputs: list[str]) -> None:
         self.specs = specs
+        self.errored_by: Counter[str] = Counter()  # criterion -> transcripts it errored on
+        self.by_input = {name: [0, 0, ""] for name in inputs}  # records, unreadable, why
         self.counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
                        "criterion_errors": 0, "transcripts_with_errors": 0}
         self.tallies = Tallies()
@@ -181,6 +187,8 @@ class _Outputs:
         bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
         for v in d["verdicts"]:
             self.verdict(d, v)
+        self.errored_by.update(d["errored"])
+        self.count_input(d, t is None)
         if t is None:
             counts["input_errors"] += 1
         elif bad:
@@ -215,6 +223,22 @@ class _Outputs:
                          v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
                          _json(v["details"]))
 
+    def count_input(self, d: dict[str, Any], unreadable: bool) -> None:
+        source = d["source"]  # path, path:line or, for a pair, path:line:side
+        tally = next((self.by_input[name] for name in (source, *(
+            source.rsplit(":", n)[0] for n in (1, 2))) if name in self.by_input), None)
+        if tally is not None:
+            tally[0] += 1
+            if unreadable:
+                tally[1] += 1
+                tally[2] = tally[2] or d["verdicts"][0]["explanation"]
+
+    def inputs_failed(self) -> list[dict[str, Any]]:
+        """The inputs none of whose records could be read, each with the first reason."""
+        return [{"path": name, "records": n, "reason": why}
+                for name, (n, bad, why) in self.by_input.items() if n and bad == n]
+
     def criteria(self) -> dict[str, Any]:
-        return {name: {"kind": spec["kind"], "gate": spec["gate"], **self.tallies.row(name)}
+        return {name: {"kind": spec["kind"], "gate": spec["gate"], **self.tallies.row(name),
+                       "errored_transcripts": self.errored_by[name]}
                 for name, spec in self.specs.items()}

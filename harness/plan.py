@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.criterion import Criterion, CriterionGroup, SuiteContext
+from harness.errors import UsageError
 from harness.loop import EngineLoop
 from harness.models import Decision, Transcript, Verdict
 from harness.options import RunOptions
@@ -49,6 +50,13 @@ class Plan:
         if suite.threshold is not None and all(c.gate for c in suite.criteria):
             raise SuiteError(f"{suite.path}: `threshold` needs at least one non-gate "
                              "criterion (gate: false) to average")
+        if options.judge is not None:  # its own error, never blamed on the suite file
+            from harness.judges.override import parse_override
+
+            try:
+                parse_override(options.judge)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         self.suite = suite
         self.registry = registry
         self.options = options

@@ -337,6 +337,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def check_writable(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a run directory that is a file, or that holds a run not to be resumed or
+    overwritten (before anything is read or shown)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a run directory")
+    if (run_dir / JOURNAL).exists() and not (resume or overwrite):
+        raise RunDirError(f"{run_dir} already holds a run: pass --resume to go on with it, "
+                          "--overwrite to start again, or choose another directory")
+
+
 class RunWriter:
     """Appends decisions to a run directory's journal; knows what a resumed run can skip.
 
@@ -349,8 +359,7 @@ class RunWriter:
                  options: RunOptions | None = None, *, resume: bool = False,
                  overwrite: bool = False, retry_errors: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise RunDirError(f"{self.run_dir} is a file, not a run directory")
+        check_writable(self.run_dir, resume=resume, overwrite=overwrite)
         self.suite = suite
         self.options = options = options or RunOptions()
         self.sources = resolve_inputs(inputs, messages_column=options.messages_column)
@@ -359,9 +368,6 @@ class RunWriter:
         journal = self.run_dir / JOURNAL
         self.done: set[tuple[int, int]] = set()
         self.index = JournalIndex()
-        if journal.exists() and not (resume or overwrite):
-            raise RunDirError(f"{self.run_dir} already holds a run: pass --resume to go on with "
-                              "it, --overwrite to start again, or choose another directory")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.run_dir)
         try:

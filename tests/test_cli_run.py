@@ -182,3 +182,62 @@ def test_criteria_lists_judge_backends_and_says_the_embedded_judge_is_poor(cli):
     text = " ".join(out.split())
     assert code == 0 and "openai" in text and "OpenAI-compatible" in text
     assert "local_models" in text and "poor judge" in text  # installed by `make`
+
+
+# --- what a second new-user trial found (issue #24) ---------------------------------------------
+def test_progress_counts_records_not_blank_lines(tmp_path, suite, cli):
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n" + json.dumps(chat("q", "fine answer here")) + "\n\n  \n"
+                    + json.dumps(chat("q", "another fine one")) + "\n\n")
+    from harness.inputs.reader import count_records
+
+    assert count_records([path]) == 2
+    code, _, err = cli("run", suite, path, "-o", tmp_path / "run", "--no-report")
+    assert code == 0, err
+    assert "reviewing 2 records" in err and "reviewed 2" in err
+
+
+def test_an_existing_run_is_refused_before_anything_is_shown(tmp_path, suite, corpus, cli):
+    assert cli("run", suite, corpus, "-o", tmp_path / "run", "--no-report")[0] == 0
+    code, out, err = cli("run", suite, corpus, "-o", tmp_path / "run", "--no-report")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"harness: error: {tmp_path / 'run'} already holds a run: pass --resume to go on "
+        "with it, --overwrite to start again, or choose another directory"]
+
+
+def test_unreadable_inputs_count_in_the_error_budget_and_say_why_once(tmp_path, suite, cli):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "chats.parquet"  # the chat sits in a column named "conversation"
+    pq.write_table(pa.table({"conversation": ['[{"role": "user", "content": "hi"}]'] * 50}),
+                   path)
+    code, _, err = cli("run", suite, path, "-o", tmp_path / "run", "--no-report",
+                       "--max-error-rate", "0.05")
+    assert code == 3, err
+    lines = [line for line in err.splitlines() if "every record of" in line]
+    assert len(lines) == 1 and "(50)" in lines[0] and "--messages-column" in lines[0]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["input_errors"] == 50 and summary["inputs_failed"][0]["records"] == 50
+
+
+def test_a_criterion_that_errors_on_every_transcript_is_said_loudly(tmp_path, corpus, cli):
+    (tmp_path / "boom.py").write_text("def score(t):\n    raise RuntimeError('boom')\n")
+    suite = write_suite(tmp_path / "s.yaml", "name: loud\ncriteria:\n"
+                        "  - {name: soft, kind: python, function: 'boom:score', gate: false}\n")
+    code, _, err = cli("run", suite, corpus, "-o", tmp_path / "run", "--no-report")
+    assert code == 0, err
+    assert "criterion soft errored on every transcript" in err
+    code, _, err = cli("run", suite, corpus, "-o", tmp_path / "run2", "--no-report",
+                       "--max-error-rate", "0.5")
+    assert code == 3, err
+
+
+def test_a_bad_judge_override_is_blamed_on_judge_not_on_the_suite(tmp_path, corpus, cli):
+    suite = write_suite(tmp_path / "s.yaml", "name: j\njudge: openai/gpt-4o-mini\ncriteria:\n"
+                        "  - {name: fine, kind: llm_judge, rubric: 'ok? {{ last_assistant }}'}\n")
+    code, _, err = cli("run", suite, corpus, "-o", tmp_path / "run", "--judge", "gpt-4o")
+    assert code == 2
+    assert err.strip() == ("harness: error: --judge 'gpt-4o': a judge is named PREFIX/MODEL "
+                           "(e.g. openai/gpt-4o-mini)")

@@ -718,10 +718,16 @@ def read_transcripts(
                 yield from parsed
 
 
+def _count_lines(fh: IO[bytes]) -> int:
+    """Lines that hold more than white space (the reader skips the others)."""
+    return sum(1 for line in fh if not line.isspace())
+
+
 def count_records(paths: Iterable[str | Path | Source]) -> int | None:
     """How many records the inputs hold, for a progress bar; ``None`` when that would cost a
-    pass over the data (gzip, ``.json``, a URL). Counts lines, so blank lines make it a slight
-    overestimate; a file that cannot be read counts as its one error."""
+    pass over the data (gzip, ``.json``, a URL). Empty lines are not records; a line of only
+    spaces still counts (a slight overestimate); a file that cannot be read counts as its one
+    error."""
     total = 0
     for item in paths:
         source = item if isinstance(item, Source) else Source(str(item), str(item),
@@ -741,11 +747,7 @@ def count_records(paths: Iterable[str | Path | Source]) -> int | None:
                 if fh.read(2) == b"\x1f\x8b":
                     return None
                 fh.seek(0)
-                last = b"\n"
-                while chunk := fh.read(READ_CHUNK):
-                    total += chunk.count(b"\n")
-                    last = chunk[-1:]
-                total += last != b"\n"
+                total += _count_lines(fh)
         except Exception:  # noqa: BLE001 - the reader reports it as one error
             total += 1
     return total

@@ -36,14 +36,18 @@ def parse_override(value: str | dict[str, Any]) -> dict[str, Any]:
                                  "{name: openai/gpt-4o, base_url: ...}")
             value = loaded
         else:
-            return {"name": text}
+            value = {"name": text}
     mapping = dict(value)
     if "model" in mapping:
         if "name" in mapping:
             raise ValueError("--judge: give the judge as `name` or `model`, not both")
         mapping["name"] = mapping.pop("model")
-    if not isinstance(mapping.get("name"), str):
+    name = mapping.get("name")
+    if not isinstance(name, str):
         raise ValueError(f"--judge {value!r}: the mapping needs `name: PREFIX/MODEL`")
+    if "/" not in name.strip("/"):
+        raise ValueError(f"--judge {name!r}: a judge is named PREFIX/MODEL "
+                         "(e.g. openai/gpt-4o-mini)")
     return mapping
 
 
