@@ -104,6 +104,7 @@ def run(
     max_in_flight: int | None = None,
     input_format: str | None = None,
     on_decision: Callable[[Finished], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     report: bool = True,
     retry_errors: bool = True,
     max_error_rate: float | None = None,
@@ -124,7 +125,8 @@ def run(
     more criterion errors than ``max_error_rate`` of ``total``, ``max_cost`` USD spent);
     ``resume=True`` goes on. ``report`` writes ``report.html`` (a failure to is logged).
     ``batches(done)`` decides the records (an execution engine plugin's, see the
-    ``register_engines`` hook; default: this process). ``inputs`` are files, folders, globs
+    ``register_engines`` hook; default: this process); ``on_start()`` is called once the run
+    directory is open. ``inputs`` are files, folders, globs
     or URLs; ``limit`` reviews the first records only; ``messages_column`` names the
     Parquet/Arrow column holding the chat.
     """
@@ -136,7 +138,7 @@ def run(
                       "max_in_flight": max_in_flight, "input_format": input_format}
     request = RunRequest(run_dir=Path(run_dir), resume=resume, overwrite=overwrite,
                          report=report, retry_errors=retry_errors,
-                         max_error_rate=max_error_rate, total=total)
+                         max_error_rate=max_error_rate, total=total, on_start=on_start)
     if isinstance(suite, Engine):
         _engine_options_not_given(engine_options, registry)
         limit_cost(suite.context, max_cost)
@@ -184,6 +186,8 @@ class RunRequest:
     max_error_rate: float | None = None
     total: int | None = None
     """Records the run will read, when known (the error budget is a share of it)."""
+    on_start: Callable[[], None] | None = None
+    """Called once the run directory is open, before anything is reviewed."""
 
     def run(self, engine: Engine, options: RunOptions, inputs: list[Any],
             batches: Batches | None, on_decision: Callable[[Finished], None] | None
@@ -194,6 +198,8 @@ class RunRequest:
                                                          limit=options.limit))
         started, t0 = datetime.now(UTC), time.perf_counter()
         try:
+            if self.on_start is not None:
+                self.on_start()
             try:
                 decided, stop = self.journal(writer, batches, on_decision)
             except KeyboardInterrupt:

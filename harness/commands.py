@@ -179,7 +179,8 @@ def _run(args: argparse.Namespace, engine: Engine) -> int:
     mode = progress_mode(console, enabled=not args.no_progress)
     with RunProgress(console, to_review, mode, every_s=args.progress_every) as progress:
         summary = api.run(engine, args.sources, args.out, resume=args.resume,
-                          overwrite=args.overwrite, on_decision=progress.tick,
+                          overwrite=args.overwrite, on_start=progress.start,
+                          on_decision=progress.tick,
                           report=not args.no_report, retry_errors=args.retry_errors,
                           max_error_rate=args.max_error_rate, total=total, batches=batches)
         progress.finish(summary["read"])

@@ -63,6 +63,7 @@ class RunProgress:
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
         self._unshown, self._shown_at = 0, 0.0
+        self._entered = False
         self._bar = Progress(TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("records"),
                              TimeRemainingColumn(elapsed_when_finished=True),
@@ -71,6 +72,14 @@ class RunProgress:
         self._task = self._bar.add_task("review", total=total, rate="")
 
     def __enter__(self) -> RunProgress:
+        return self
+
+    def start(self) -> None:
+        """Show the bar (or the first line): once the run is under way, so that a run refused
+        at its start shows nothing but its error."""
+        if self._entered:
+            return
+        self._entered = True
         self._started = time.monotonic()
         self._bar.__enter__()
         if self.mode == "lines":
@@ -79,14 +88,14 @@ class RunProgress:
                         f"{duration(self.every_s)}")
             self._thread = threading.Thread(target=self._lines, name="harness-progress")
             self._thread.start()
-        return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._bar.__exit__(kind, exc, tb)
+        if self._entered:
+            self._bar.__exit__(kind, exc, tb)
 
     def tick(self, finished: Any) -> None:
         """One decided transcript (a :class:`~harness.stages.Finished`)."""
@@ -104,6 +113,7 @@ class RunProgress:
 
     def finish(self, read: int) -> None:
         """The run is over: the bar shows ``read`` of ``read``; the log gets a last line."""
+        self.start()
         done = read if self.total is None else self.total
         self._bar.update(self._task, total=done, completed=done)
         if self.mode == "lines":

@@ -61,14 +61,59 @@ class IncompleteRunError(RunDirError):
     """The run did not finish: its outputs are not complete."""
 
 
-def suite_fingerprint(suite: Suite, options: dict[str, Any] | None = None) -> str:
-    """What a resumed run must share with the run it continues: the suite and the options
-    that change verdicts (judge override, ``--all-criteria``, input format)."""
+NOT_VERDICTS = frozenset({"max_concurrency", "max_attempts", "timeout_s", "base_delay_s",
+                          "max_delay_s", "max_retry_after_s", "breaker_after",
+                          "breaker_cooldown_s", "price_in_per_mtok", "price_out_per_mtok",
+                          "batch", "batch_max_requests", "batch_idle_s", "batch_poll_s",
+                          "batch_discount", "batch_completion_window"})
+"""Keys of a judge mapping that change how (and at what price) it is called, never what it
+answers: a resume may change them."""
+
+
+def verdict_material(suite: Suite, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues, normalised: the suite and the
+    options that change verdicts, a ``--judge`` mapping parsed (key order is not a change) and
+    judge mappings without the keys that only say how to call them (:data:`NOT_VERDICTS`)."""
+    from harness.judges.override import parse_override
+
     data = suite.model_dump(mode="json", exclude={"path"})
     for c in data["criteria"]:
         c.pop("origin", None)
-    data["options"] = options or {}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    data["options"] = dict(options or {})
+    if data["options"].get("judge") is not None:
+        data["options"]["judge"] = parse_override(data["options"]["judge"])
+    return _calls_left_out(data)
+
+
+def _calls_left_out(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_calls_left_out(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    judge = isinstance(value.get("name"), str) and "/" in value["name"]
+    return {k: _calls_left_out(v) for k, v in value.items()
+            if not (judge and k in NOT_VERDICTS)}
+
+
+def suite_fingerprint(suite: Suite, options: dict[str, Any] | None = None) -> str:
+    """A short hash of :func:`verdict_material`."""
+    return _digest(verdict_material(suite, options))
+
+
+def _digest(material: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _differences(before: Any, now: Any, path: str = "") -> list[str]:
+    """Where two materials differ, as dotted paths (criteria by name)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [d for k in sorted(set(before) | set(now), key=str)
+                for d in _differences(before.get(k), now.get(k), f"{path}.{k}".lstrip("."))]
+    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
+        named = all(isinstance(x, dict) and "name" in x for x in before + now)
+        return [d for i, (b, n) in enumerate(zip(before, now, strict=True))
+                for d in _differences(b, n, f"{path}.{b['name'] if named else i}")]
+    return [] if before == now else [path or "(all)"]
 
 
 def recorded_sources(meta: dict[str, Any]) -> list[Source]:
@@ -371,16 +416,18 @@ class RunWriter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.run_dir)
         try:
-            fingerprint = suite_fingerprint(suite, options.verdict_options())
+            material = verdict_material(suite, options.verdict_options())
+            fingerprint = _digest(material)
             described = describe_sources(self.sources)
             if resume and journal.exists():
-                meta = self._resumed(fingerprint, described, retry_errors)
+                meta = self._resumed(material, described, retry_errors)
             else:
                 for name in (JOURNAL, *OUTPUTS):
                     with contextlib.suppress(FileNotFoundError):
                         (self.run_dir / name).unlink()
                 meta = {"started": _now()}
-            meta.update(suite_fingerprint=fingerprint, suite=_suite_info(suite), inputs=described,
+            meta.update(suite_fingerprint=fingerprint, verdicts_from=material,
+                        suite=_suite_info(suite), inputs=described,
                         options=options.record(), input_format=options.input_format,
                         plugins_dir=options.plugins_dir, state="running",
                         input_specs=[s.name if isinstance(s, Source) else os.fspath(s)
@@ -393,14 +440,18 @@ class RunWriter:
             self._lock.close()
             raise
 
-    def _resumed(self, fingerprint: str, described: list[dict[str, Any]],
+    def _resumed(self, material: dict[str, Any], described: list[dict[str, Any]],
                  retry_errors: bool) -> dict[str, Any]:
         """The run's metadata, checked: a resume goes on with the same suite and inputs."""
         meta = read_meta(self.run_dir)
-        if meta.get("suite_fingerprint") not in (None, fingerprint):
-            raise RunDirError(f"{self.run_dir}: the suite or its options changed (--judge, "
-                              "--all-criteria, --input-format, --messages-column) since this run "
-                              "started; start a new run directory (or --overwrite)")
+        if meta.get("suite_fingerprint") not in (None, _digest(material)):
+            changed = _differences(meta.get("verdicts_from"), material) \
+                if isinstance(meta.get("verdicts_from"), dict) else []
+            what = ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "") if changed \
+                else "the suite, --judge, --all-criteria, --input-format or --messages-column"
+            raise RunDirError(f"{self.run_dir}: what decides the verdicts changed since this "
+                              f"run started ({what}); start a new run directory (or "
+                              "--overwrite)")
         if "inputs" in meta and not same_inputs(meta["inputs"], described):
             raise RunDirError(f"{self.run_dir}: the inputs differ from the run's (other files, "
                               "another order, or changed since): resume with the same inputs, "

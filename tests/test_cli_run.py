@@ -174,7 +174,10 @@ def test_resume_refuses_a_changed_suite(cli, suite, corpus, tmp_path):
     assert cli("run", suite, corpus, "-o", out)[0] == 0
     Path(suite).write_text(SUITE.replace("sorry", "apolog"))
     code, _, err = cli("run", suite, corpus, "-o", out, "--resume")
-    assert code == 2 and "suite or its options changed" in err
+    assert err.strip().splitlines() == [
+        f"harness: error: {out}: what decides the verdicts changed since this run started "
+        "(criteria.no_sorry.config.pattern, criteria.no_sorry.name); start a new run "
+        "directory (or --overwrite)"]
 
 
 def test_criteria_lists_judge_backends_and_says_the_embedded_judge_is_poor(cli):
@@ -241,3 +244,23 @@ def test_a_bad_judge_override_is_blamed_on_judge_not_on_the_suite(tmp_path, corp
     assert code == 2
     assert err.strip() == ("harness: error: --judge 'gpt-4o': a judge is named PREFIX/MODEL "
                            "(e.g. openai/gpt-4o-mini)")
+
+
+def test_resume_takes_changes_that_cannot_change_a_verdict_and_names_those_that_can(
+        tmp_path, corpus, cli):
+    suite = write_suite(tmp_path / "j.yaml", "name: j\njudge: {name: openai/m, base_url: "
+                        "http://127.0.0.1:9/v1, max_concurrency: 2, max_attempts: 2}\n"
+                        "criteria:\n  - {name: no_sorry, kind: regex, pattern: sorry, "
+                        "expect: absent}\n")
+    out = tmp_path / "run"
+    judge = "{name: openai/x, base_url: 'http://127.0.0.1:9/v1', timeout_s: 5}"
+    assert cli("run", suite, corpus, "-o", out, "--judge", judge, "--no-report")[0] == 0
+    # keys reordered, runner settings raised: not a change of what decides a verdict
+    suite.write_text(suite.read_text().replace("max_concurrency: 2, max_attempts: 2",
+                                               "max_attempts: 9, max_concurrency: 64"))
+    again = "{timeout_s: 60, base_url: 'http://127.0.0.1:9/v1', name: openai/x}"
+    code, _, err = cli("run", suite, corpus, "-o", out, "--judge", again, "--resume",
+                       "--no-report")
+    assert code == 0, err
+    code, _, err = cli("run", suite, corpus, "-o", out, "--judge", "openai/y", "--resume")
+    assert code == 2 and "(options.judge.base_url, options.judge.name" in err, err
