@@ -11,6 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.export.chat import chat_message, record_fields
 from harness.export.dedup import Deduper, messages_key
 from harness.models import Transcript
 from harness.rundir import iter_journal, read_meta, write_meta
@@ -32,14 +33,12 @@ DECISIONS_SCHEMA = pa.schema([
     ("errored", pa.list_(pa.string())), ("n_messages", pa.int64()),
 ])
 
-OPENAI_MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-
-
 def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages in the OpenAI chat fine-tuning layout (``weight`` 0/1 on assistant turns)."""
+    """Messages in the OpenAI chat fine-tuning layout, as the record wrote them (``weight`` 0/1
+    on assistant turns; see :func:`harness.export.chat.chat_message`)."""
     out = []
     for m in transcript["messages"]:
-        msg = {k: m[k] for k in OPENAI_MESSAGE_KEYS if m.get(k) is not None}
+        msg = chat_message(m)
         if m["role"] == "assistant" and m.get("weight") is not None:
             msg["weight"] = 1 if m["weight"] > 0 else 0
         out.append(msg)
@@ -88,8 +87,10 @@ def train_view(item: Any) -> tuple[int, bytes, bytes] | None:
     if not isinstance(item, Transcript):
         return None
     messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
-    return (len(messages), orjson.dumps({"messages": messages}, option=orjson.OPT_APPEND_NEWLINE),
-            messages_key(messages))
+    record = record_fields(item.metadata)  # the record's tools go with its messages
+    return (len(messages),
+            orjson.dumps({"messages": messages, **record}, option=orjson.OPT_APPEND_NEWLINE),
+            messages_key(messages, record))
 
 
 def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:

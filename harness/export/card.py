@@ -49,6 +49,21 @@ def duplicates_phrase(n: int) -> str:
     return f"{count(n, 'exact duplicate')} dropped"
 
 
+NOT_CARRIED_SHOWN = 20
+"""Kinds of left-out data listed one by one (field names come from the records)."""
+
+
+def not_carried(result: dict[str, Any]) -> list[tuple[str, int]]:
+    """``(what, how many)`` the export's format could not carry, most frequent first; past
+    :data:`NOT_CARRIED_SHOWN` kinds, the rest in one line."""
+    found = sorted(result.get("not_carried", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(found) <= NOT_CARRIED_SHOWN:
+        return found
+    rest = found[NOT_CARRIED_SHOWN - 1:]
+    return [*found[:NOT_CARRIED_SHOWN - 1],
+            (f"{len(rest)} other kinds of fields", sum(n for _, n in rest))]
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -106,6 +121,8 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
         for reason, n in sorted(result["dropped"].items()):
             lines.append(f"| dropped: {_cell(reason)} | {n} |")
     lines.append(f"| exact duplicates dropped | {result['duplicates']} |")
+    for what, n in not_carried(result):
+        lines.append(f"| not carried by {result['format']}: {_cell(what)} | {n} |")
     if result.get("unscored"):
         lines.append(f"| examples without the weighting score (weight null) | "
                      f"{result['unscored']} |")
@@ -147,7 +164,10 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
         "",
         "Every example carries `transcript_id`, `source`, `suite`, `suite_version`, "
         "`criterion_versions`, `judge_models`, `rubric_hashes`, the decision score and each "
-        "criterion's score (`criterion_scores`, per-message scores in `criteria`).",
+        "criterion's score (`criterion_scores`, per-message scores in `criteria`), and the "
+        "record's own metadata (`record_metadata`). Messages are written as the records wrote "
+        "them, with the records' `tools`; what this format has no place for is counted above "
+        "(`not carried`), never dropped silently.",
         "",
         f"- run started: {run.started or '-'}",
         f"- inputs: {', '.join(f'`{p}`' for p in run.inputs) or '-'}",

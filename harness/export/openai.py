@@ -1,10 +1,14 @@
-"""OpenAI chat fine-tuning JSONL: ``{"messages": [...], "metadata": {...}}`` per line.
+"""OpenAI chat fine-tuning JSONL: ``{"messages": [...], "tools": [...], "metadata": {...}}`` per
+line.
 
-Every assistant turn carries ``weight`` 1 (trained) or 0 (masked context), the only values
-OpenAI accepts. ``metadata`` holds the provenance and the review's evidence; the soft label of
-``--weight-by`` is ``metadata.weight`` (OpenAI's own ``weight`` is 0/1 per message). With
-``messages_only`` a line is just ``{"messages": [...]}`` and the metadata goes, line for line,
-to ``OUT.provenance.jsonl``, for uploaders that reject unknown keys.
+Messages are written as the record wrote them (roles, null content, content parts, tool and
+legacy function calls, reasoning, fields harness does not read), and the record's ``tools``
+(legacy ``functions``, ``parallel_tool_calls``) beside them. Every assistant turn carries
+``weight`` 1 (trained) or 0 (masked context), the only values OpenAI accepts. ``metadata`` holds
+the provenance and the review's evidence; the soft label of ``--weight-by`` is
+``metadata.weight`` (OpenAI's own ``weight`` is 0/1 per message). With ``messages_only`` a line
+is just ``{"messages": [...]}`` and the metadata goes, line for line, to
+``OUT.provenance.jsonl``, for uploaders that reject unknown keys.
 """
 
 from __future__ import annotations
@@ -38,15 +42,15 @@ def export_openai(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str
         sink = stack.enter_context(JsonlSink(out))
         side = stack.enter_context(JsonlSink(sidecar_path(out))) if opts.messages_only else None
         for example in iter_examples(run, opts, stats):
-            messages = example.messages()
-            if not dedup.first_messages(messages):
+            messages, record = example.messages(), example.record()
+            if not dedup.first_messages(messages, record):
                 continue
             meta = provenance(run, example)
             if side is not None:
-                sink.add({"messages": messages})
+                sink.add({"messages": messages, **record})
                 side.add(meta)
             else:
-                sink.add({"messages": messages, "metadata": meta})
+                sink.add({"messages": messages, **record, "metadata": meta})
             stats.keep(example)
     extra = {"provenance_file": str(sidecar_path(out))} if opts.messages_only else {}
     return counts("openai", out, run, opts, stats, sink.rows, dedup, **extra)

@@ -112,7 +112,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    from harness.export.card import count, duplicates_phrase, kept_phrase
+    from harness.export.card import count, duplicates_phrase, kept_phrase, not_carried
+    from harness.text import escape_controls
 
     parts = [f"{count(result['examples'], 'example')} -> {result['out']}",
              f"read {result['read']} (passed {result['passed']}, failed {result['failed']}, "
@@ -127,6 +128,10 @@ def _summary(result: dict[str, Any]) -> str:
         parts.append(f"{result['turns_with_logprobs']} turns with token logprobs, "
                      f"{result['turns_without_logprobs']} without")
     parts.append(duplicates_phrase(result["duplicates"]))
+    lost = not_carried(result)
+    if lost:
+        parts.append(f"not carried by {result['format']} (counted in the card): "
+                     + ", ".join(f"{escape_controls(k)} {v}" for k, v in lost))
     dropped = {**result.get("dropped", {}), **result.get("unpaired", {})}
     if dropped:
         parts.append("not exported: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))

@@ -33,7 +33,8 @@ PARQUET_BATCH_ROWS = 1024
 READ_CHUNK = 1 << 20
 GZIP_CHUNK = 1 << 16  # compressed bytes per step: bounds a gzip bomb's output per step
 MAX_DEPTH = 64
-"""Deepest nesting accepted in ``metadata`` and ``tool_calls`` (they are journaled later)."""
+"""Deepest nesting accepted in ``metadata``, ``tool_calls`` and a message's other fields (they
+are written out later)."""
 MAX_REASON = 1000
 
 _DIGITS = b"0123456789"
@@ -605,8 +606,11 @@ def _unwritable(transcripts: list[Transcript]) -> str | None:
         if t.metadata and (why := _check_value(t.metadata)) is not None:
             return f"metadata{why}"
         for i, m in enumerate(t.messages):
-            if m.tool_calls and (why := _check_value(m.tool_calls)) is not None:
-                return f"messages[{i}].tool_calls{why}"
+            for key in ("tool_calls", "function_call", "wire", "extra"):
+                value = getattr(m, key)
+                if value and (why := _check_value(value)) is not None:
+                    # wire and extra hold the message's own keys: named as the record has them
+                    return f"messages[{i}]{'' if key in ('wire', 'extra') else '.' + key}{why}"
     return None
 
 
