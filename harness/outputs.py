@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from harness.export.chat import chat_message, record_fields
 from harness.export.dedup import Deduper, messages_key
+from harness.inputs.ids import IdWatch
 from harness.models import Transcript
 from harness.rundir import iter_journal, read_meta, write_meta
 from harness.tally import Tallies
@@ -123,6 +124,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     tallies = Tallies()
     usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
     train_dedup = Deduper()  # train.jsonl holds each training example once, as exports do
+    ids = IdWatch()  # ids that more than one record has
     stats: dict[str, int] = {}
     tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
 
@@ -152,6 +154,8 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
                             v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
                             v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
                             _json(v["details"]))
+            if t is not None:
+                ids.add(d["transcript_id"])
             if t is None:
                 counts["input_errors"] += 1
             elif bad:
@@ -184,6 +188,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         **counts,
         "pass_rate": counts["passed"] / counts["read"] if counts["read"] else None,
         "train_duplicates": train_dedup.dropped,
+        "duplicate_ids": ids.duplicates,
         "not_decided": stats.get("not_decided", 0),
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import orjson
 
+from harness.inputs.ids import IdWatch
 from harness.inputs.sources import (
     DEFAULT_MESSAGES_COLUMN,
     Source,
@@ -367,6 +368,8 @@ class RunWriter:
         self.sources = resolve_inputs(inputs, messages_column=column)
         """The input files, in reading order (folders, globs and URLs resolved)."""
         self.limit = limit
+        self.ids = IdWatch(warn=True)
+        """The ids written so far: a record reusing another's id is warned about."""
         journal = self.run_dir / JOURNAL
         verdict_options = {"judge": options.get("judge"),
                            "all_criteria": bool(options.get("all_criteria")),
@@ -420,6 +423,7 @@ class RunWriter:
 
     def write(self, seq: int, sub: int, decision: Decision | bytes) -> None:
         """Journal one decision (an object, or its JSON)."""
+        self.ids.observe(decision)
         if not isinstance(decision, bytes):
             decision = compact_json(decision)
         self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n' % (seq, sub, decision))

@@ -29,6 +29,15 @@ def content_id(payload: Any) -> str:
     return "t-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+CONTENT_ID = re.compile(r"t-[0-9a-f]{16}(?::(?:chosen|rejected))?")
+
+
+def is_content_id(tid: str) -> bool:
+    """Whether ``tid`` is a hash of a record's content (:func:`content_id`; a pair's side
+    suffixed): the same such id is the same content, not two records sharing a name."""
+    return CONTENT_ID.fullmatch(tid) is not None
+
+
 def _record_id(record: dict[str, Any], payload: Any) -> str:
     rid = record.get("id")
     if rid is None:
