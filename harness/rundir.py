@@ -40,6 +40,7 @@ from harness.inputs.sources import (
     same_inputs,
 )
 from harness.models import Decision, InputError, Transcript, compact_json, with_defaults
+from harness.redact import redact_config
 from harness.suite import Suite
 
 JOURNAL = "journal.jsonl"
@@ -408,8 +409,10 @@ class RunWriter:
                     with contextlib.suppress(FileNotFoundError):
                         (self.run_dir / name).unlink()
                 meta = {"started": _now()}
-            meta.update(suite_fingerprint=fingerprint, suite=_suite_info(suite), inputs=described,
-                        options=options, input_format=options.get("input_format", "auto"),
+            # run.json is shared: URLs in it (a judge's base_url...) go without credentials
+            meta.update(suite_fingerprint=fingerprint, suite=redact_config(_suite_info(suite)),
+                        inputs=described, options=redact_config(options),
+                        input_format=options.get("input_format", "auto"),
                         plugins_dir=options.get("plugins_dir"), state="running",
                         input_specs=[s.name if isinstance(s, Source) else os.fspath(s)
                                      for s in inputs],
