@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.export import parquet
-from harness.export.common import counts, prepare
+from harness.export.common import ALL_DUPLICATES, counts, prepare
 from harness.export.dedup import Deduper
 from harness.export.prompt_completion import completions
 from harness.export.select import Stats, iter_examples, provenance
@@ -58,6 +58,7 @@ def tokens_start(completion: str, tokens: list[dict[str, Any]] | None) -> int | 
 COMPLETION_KEYS = frozenset({"role", "content", "logprobs"})
 """What a distill row carries of its completion turn (the text, and its tokens)."""
 CALL_TURN = "tool-call turns (a distill completion is text)"
+ONLY_CALLS = "only tool-call turns to train (a distill completion is text)"
 
 
 def completion_text(message: dict[str, Any], lost: Counter) -> str | None:
@@ -102,11 +103,12 @@ def export_distill(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[st
         for example in iter_examples(run, opts, stats):
             meta = provenance(run, example)
             record = example.record()
-            wrote = False
+            wrote = texts = False
             for index, prompt, message in completions(example):
                 text = completion_text(message, lost)
                 if text is None:
                     continue
+                texts = True
                 tokens = tokens_of(message)
                 # the prompt's earlier turns go without their tokens (each has its own row)
                 prompt = [{k: v for k, v in m.items() if k != "logprobs"} for m in prompt]
@@ -126,5 +128,7 @@ def export_distill(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[st
                 wrote = True
             if wrote:
                 stats.keep(example)
+            else:
+                stats.dropped[ALL_DUPLICATES if texts else ONLY_CALLS] += 1
     return counts("distill", out, run, opts, stats, sink.rows, dedup,
                   turns_with_logprobs=with_tokens, turns_without_logprobs=without)

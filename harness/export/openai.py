@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.export.common import counts, prepare
+from harness.export.common import ALL_DUPLICATES, counts, prepare
 from harness.export.dedup import Deduper
 from harness.export.select import Stats, iter_examples, provenance
 from harness.export.sinks import JsonlSink, is_parquet
@@ -44,6 +44,7 @@ def export_openai(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str
         for example in iter_examples(run, opts, stats):
             messages, record = example.messages(), example.record()
             if not dedup.first_messages(messages, record):
+                stats.dropped[ALL_DUPLICATES] += 1
                 continue
             meta = provenance(run, example)
             if side is not None:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.errors import UsageError
-from harness.export.common import counts, prepare
+from harness.export.common import ALL_DUPLICATES, counts, prepare
 from harness.export.dedup import Deduper
 from harness.export.provenance import RunInfo
 from harness.export.select import Stats, iter_examples, provenance
@@ -221,6 +221,7 @@ def export_parquet(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[st
         for example in iter_examples(run, opts, stats):
             messages, record = example.messages(), example.record()
             if not dedup.first_messages(messages, record):
+                stats.dropped[ALL_DUPLICATES] += 1
                 continue
             sink.add({"messages": messages_rows(messages, stats.not_carried),
                       **record_row(record, stats.not_carried),

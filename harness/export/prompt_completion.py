@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.export import parquet
-from harness.export.common import counts, prepare, strip_weight
+from harness.export.common import ALL_DUPLICATES, counts, prepare, strip_weight
 from harness.export.dedup import Deduper
 from harness.export.select import Example, Stats, iter_examples, provenance
 from harness.export.sinks import JsonlSink, ParquetSink, Sink, is_parquet
@@ -69,4 +69,6 @@ def export_prompt_completion(run_dir: Path, out: Path, options: dict[str, Any]) 
                 wrote = True
             if wrote:
                 stats.keep(example)
+            else:
+                stats.dropped[ALL_DUPLICATES] += 1
     return counts("prompt-completion", out, run, opts, stats, sink.rows, dedup)
