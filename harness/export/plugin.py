@@ -145,8 +145,8 @@ def _summary(result: dict[str, Any]) -> str:
     parts.append(duplicates_phrase(result["duplicates"], result))
     transcripts, prompts = not_exported(result)
     if transcripts:
-        parts.append(f"transcripts {'in no pair' if result['format'] == 'pairs' else 'not exported'}"
-                     f": {listed(transcripts)}")
+        where = "in no pair" if result["format"] == "pairs" else "not exported"
+        parts.append(f"transcripts {where}: {listed(transcripts)}")
     if prompts:
         parts.append(f"prompts without a pair: {listed(prompts)}")
     lost = not_carried(result)
