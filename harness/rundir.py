@@ -254,6 +254,11 @@ def check_complete(run_dir: str | Path, *, allow_incomplete: bool = False) -> di
     meta = read_meta(run_dir)
     state = meta.get("state", "complete")
     if state != "complete" and not allow_incomplete:
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            raise IncompleteRunError(
+                f"{run_dir}: a harness run is writing this directory now (pid {holder}); wait "
+                "for it to finish, then try again (its outputs are not written yet)")
         raise IncompleteRunError(
             f"{run_dir}: the run is incomplete (state: {state}); finish it with "
             f"`harness run ... -o {run_dir} --resume` (its outputs would be partial)")
@@ -442,6 +447,21 @@ class RunWriter:
     def release(self) -> None:
         self.close()
         self._lock.close()
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """The pid of the harness run holding ``run_dir``'s lock now, else ``None``."""
+    try:
+        fh = (run_dir / LOCK).open("r")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "?"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
 
 
 def _lock(run_dir: Path) -> IO[str]:
