@@ -84,8 +84,8 @@ criteria:
     kind: llm_judge
     rubric: "Is this fine? {{{{ last_assistant }}}}"
 """)
-        corpus = write_jsonl(tmp_path / "c.jsonl", [
-            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}])
+        corpus = write_jsonl(tmp_path / "c.jsonl", [{"messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}])
         code, _, err = cli("run", suite, corpus, "-o", tmp_path / "run", "--no-progress")
     assert code == 0, err
     written = {p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")}

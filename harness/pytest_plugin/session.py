@@ -95,6 +95,13 @@ class ReviewPlugin:
                                   cache_dir=self.run_dir)
         return self._engine
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Release the engine (judge clients, the judge cache: a closed SQLite database leaves
+        no ``-wal``/``-shm`` files behind), after the run directory is written."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
     def runner(self, memo_size: int = 4096) -> CriterionRunner:
         if memo_size not in self._runners:
             self._runners[memo_size] = CriterionRunner(self.engine(), memo_size)
