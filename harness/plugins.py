@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import multiprocessing
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +152,8 @@ def _collect(registry: Registry, hook_name: str, target: str, add: Callable[...,
             key = add(*args, **kwargs)
             if key is not None and (target, key) not in registry.providers:
                 registry.providers[(target, key)] = _plugin
+            elif key is not None and registry.providers[(target, key)] != _plugin:
+                _shadowed(target, key, registry.providers[(target, key)], _plugin)
 
         try:
             impl.function(register=register)
@@ -157,6 +161,16 @@ def _collect(registry: Registry, hook_name: str, target: str, add: Callable[...,
             raise
         except Exception as exc:
             raise PluginError(f"plugin {plugin_name} failed in {hook_name}: {exc}") from exc
+
+
+def _shadowed(target: str, key: str, used: str, hidden: str) -> None:
+    """Warn (once, in the main process) that plugin ``used`` registered a name that plugin
+    ``hidden`` registers too: the first registration wins."""
+    if target != "report_templates" and multiprocessing.parent_process() is None:
+        logging.getLogger("harness").warning(
+            "harness: warning: plugin %r registers %s %r, which shadows the one of plugin %r "
+            "(the plugins folder and entry points come before built-ins); name it otherwise "
+            "to keep both", used, target.rstrip("s"), key, hidden)
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
