@@ -182,3 +182,13 @@ def test_criteria_lists_judge_backends_and_says_the_embedded_judge_is_poor(cli):
     text = " ".join(out.split())
     assert code == 0 and "openai" in text and "OpenAI-compatible" in text
     assert "local_models" in text and "poor judge" in text  # installed by `make`
+
+
+def test_criteria_lists_the_keys_every_criterion_has(cli):
+    code, out, _ = cli("criteria")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "keys every criterion has" in flat
+    for key in ("name", "kind", "gate=True", "weight=1.0", "scope='transcript'",
+                "min_pass_rate=None", "version='1'", "description=''"):
+        assert key in flat, key
