@@ -32,7 +32,10 @@ DECISIONS_SCHEMA = pa.schema([
     ("transcript_id", pa.string()), ("source", pa.string()), ("outcome", pa.string()),
     ("score", pa.float64()), ("failed", pa.list_(pa.string())),
     ("errored", pa.list_(pa.string())), ("n_messages", pa.int64()),
+    ("train_line", pa.int64()),
 ])
+"""``train_line``: the row of ``train.jsonl`` holding the transcript (0-based), null when it is
+not there (not passed, or an exact duplicate of an earlier one)."""
 
 def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
     """Messages in the OpenAI chat fine-tuning layout, as the record wrote them (``weight`` 0/1
@@ -125,6 +128,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
     train_dedup = Deduper()  # train.jsonl holds each training example once, as exports do
     ids = IdWatch()  # ids that more than one record has
+    train_rows = 0  # lines written to train.jsonl
     stats: dict[str, int] = {}
     tmp_files = [run_dir / n for n in ("train.jsonl", "rejected.jsonl", "errors.jsonl")]
 
@@ -139,8 +143,12 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
             d, t = entry["decision"], entry["transcript"]
             counts["read"] += 1
             counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
+            train_line = None
+            if d["outcome"] == "pass" and t is not None and train_dedup.first_key(t[2]):
+                train_jsonl.write(t[1])
+                train_line, train_rows = train_rows, train_rows + 1
             decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"], d["failed"],
-                          d["errored"], t[0] if t else 0)
+                          d["errored"], t[0] if t else 0, train_line)
             bad = []
             for v in d["verdicts"]:
                 name = v["criterion"]
@@ -161,9 +169,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
             elif bad:
                 counts["criterion_errors"] += len(bad)
                 counts["transcripts_with_errors"] += 1
-            if d["outcome"] == "pass" and train_dedup.first_key(t[2]):
-                train_jsonl.write(t[1])
-            elif d["outcome"] == "fail":
+            if d["outcome"] == "fail":
                 failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
                 rejected.write(orjson.dumps({
                     "transcript_id": d["transcript_id"], "source": d["source"],
