@@ -77,6 +77,8 @@ class RunSummary(BaseModel):
     """``passed / read``."""
     train_duplicates: int = 0
     """Passing transcripts left out of ``train.jsonl`` as exact duplicates of an earlier one."""
+    duplicate_ids: int = 0
+    """Transcripts whose id an earlier record of the run has (ids should be unique)."""
     not_decided: int = 0
     """Input transcripts without a decision (a stopped run)."""
     bad_journal_lines: int = 0
