@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.export.chat import chat_message, record_fields
+from harness.export.chat import chat_message, record_fields, strict
 from harness.export.dedup import Deduper, messages_key
 from harness.inputs.ids import IdWatch
 from harness.models import Transcript
@@ -38,11 +38,13 @@ DECISIONS_SCHEMA = pa.schema([
 not there (not passed, or an exact duplicate of an earlier one)."""
 
 def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages in the OpenAI chat fine-tuning layout, as the record wrote them (``weight`` 0/1
-    on assistant turns; see :func:`harness.export.chat.chat_message`)."""
+    """Messages in the OpenAI chat fine-tuning layout, as the record wrote them, with the keys
+    OpenAI accepts only (``weight`` 0/1 on assistant turns; see
+    :func:`harness.export.chat.chat_message`; ``harness export`` keeps the reasoning and the
+    other keys)."""
     out = []
     for m in transcript["messages"]:
-        msg = chat_message(m)
+        msg = strict(chat_message(m))[0]
         if m["role"] == "assistant" and m.get("weight") is not None:
             msg["weight"] = 1 if m["weight"] > 0 else 0
         out.append(msg)

@@ -5,7 +5,8 @@ as ``system``, a ``function`` role as ``tool``, a null ``content`` or content pa
 ``reasoning_content`` as the reasoning); :class:`~harness.models.Message` keeps how they were
 written (``wire``) and the keys it does not read (``extra``). Every chat line harness writes
 (``train.jsonl`` and the exports) goes through :func:`chat_message`, so what the record held
-comes out again. The record's top-level tool keys (``tools``, legacy ``functions``,
+comes out again (a strict OpenAI line, :func:`strict`, keeps only the keys OpenAI's fine-tuning
+accepts). The record's top-level tool keys (``tools``, legacy ``functions``,
 ``parallel_tool_calls``) are kept in the transcript's metadata and written back beside the
 messages (:func:`record_fields`).
 """
@@ -19,6 +20,10 @@ from harness.inputs.formats import OPENAI_ROLES, content_text
 CHAT_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "function_call",
              "reasoning")
 """The message fields of the chat layout, in the order they are written."""
+OPENAI_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "function_call",
+                         "weight"})
+"""The message keys OpenAI's fine-tuning accepts: a strict line (``train.jsonl``,
+``--messages-only``) has no others (no reasoning, logprobs nor keys harness does not know)."""
 RECORD_KEYS = ("tools", "functions", "parallel_tool_calls")
 """Top-level keys of a chat record besides ``messages`` that a chat export writes back."""
 
@@ -64,3 +69,22 @@ def record_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """The record's own metadata (its ``metadata`` and other top-level keys), less the tool
     keys :func:`record_fields` writes beside the messages."""
     return {k: v for k, v in metadata.items() if k not in RECORD_KEYS}
+
+
+def strict(message: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A chat message with only the keys OpenAI's fine-tuning accepts, and the keys left out."""
+    left = [k for k in message if k not in OPENAI_KEYS]
+    if not left:
+        return message, []
+    return {k: v for k, v in message.items() if k in OPENAI_KEYS}, left
+
+
+LEFT_OUT = {"reasoning": "reasoning (OpenAI fine-tuning has no field for it)",
+            "reasoning_content": "reasoning (OpenAI fine-tuning has no field for it)",
+            "logprobs": "token logprobs (--format distill carries them)"}
+"""How a key a strict line leaves out is counted in the dataset card."""
+
+
+def left_out(key: str) -> str:
+    """The card's name for a message key a format leaves out."""
+    return LEFT_OUT.get(key) or f"message field `{key}`"

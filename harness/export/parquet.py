@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.errors import UsageError
+from harness.export.chat import left_out
 from harness.export.common import ALL_DUPLICATES, counts, prepare
 from harness.export.dedup import Deduper
 from harness.export.provenance import RunInfo
@@ -96,7 +97,7 @@ def message_row(message: dict[str, Any], lost: Counter | None = None) -> dict[st
         content = content_text(content, "content")
     for key in message:
         if key not in MESSAGE_COLUMNS:
-            lost[LEFT_OUT.get(key) or f"message field `{key}`"] += 1
+            lost[left_out(key)] += 1
     calls = message.get("tool_calls")
     return {
         "role": message["role"], "content": content, "name": message.get("name"),
@@ -109,7 +110,6 @@ def message_row(message: dict[str, Any], lost: Counter | None = None) -> dict[st
 
 
 MESSAGE_COLUMNS = frozenset({*(f.name for f in MESSAGE.fields), "reasoning_content"})
-LEFT_OUT = {"logprobs": "token logprobs (--format distill carries them)"}
 
 
 def messages_rows(messages: list[dict[str, Any]],

@@ -98,14 +98,28 @@ def by_id(rows: list[dict[str, Any]], key: str = "transcript_id") -> dict[str, d
     return {r["metadata"][key] if "metadata" in r else r[key]: r for r in rows}
 
 
-def test_train_jsonl_keeps_tools_roles_null_content_reasoning_and_unknown_fields(agentic_run):
+def openai_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with the keys OpenAI's fine-tuning accepts (train.jsonl's own rule)."""
+    keys = {"role", "content", "name", "tool_calls", "tool_call_id", "function_call", "weight"}
+    return [{k: v for k, v in m.items() if k in keys} for m in messages]
+
+
+def test_train_jsonl_keeps_tools_roles_null_content_and_calls(agentic_run):
+    """train.jsonl is OpenAI's fine-tuning format: everything of it is kept (tools, developer
+    and function roles, null content, content parts, tool and function calls); reasoning and
+    keys OpenAI does not accept are for `harness export`."""
     lines = read_jsonl(agentic_run / "train.jsonl")
     assert len(lines) == len(RECORDS)  # the two records differing in tools are both kept
-    assert lines[0] == {"tools": [WEATHER], "messages": RECORDS[0]["messages"]}
+    assert lines[0] == {"tools": [WEATHER], "messages": openai_only(RECORDS[0]["messages"])}
+    assert lines[0]["messages"][0]["role"] == "developer"
+    assert lines[0]["messages"][2]["content"] is None
     assert lines[1]["tools"] == [WEATHER, TIME]
-    assert lines[2] == {"functions": LEGACY["functions"], "messages": LEGACY["messages"]}
-    assert lines[3] == {"messages": [PARTS["messages"][0], {
-        "role": "assistant", "content": "A cat.", "annotations": [{"n": 1}]}]}
+    assert lines[2] == {"functions": LEGACY["functions"],
+                        "messages": openai_only(LEGACY["messages"])}
+    assert lines[2]["messages"][3] == {"role": "function", "name": "get_weather",
+                                       "content": "21 C"}
+    assert lines[3] == {"messages": [PARTS["messages"][0],
+                                     {"role": "assistant", "content": "A cat."}]}
 
 
 def test_openai_export_round_trips_agentic_records(agentic_run, tmp_path):
@@ -122,11 +136,16 @@ def test_openai_export_round_trips_agentic_records(agentic_run, tmp_path):
     assert "| not carried by" not in Path(result["card"]).read_text()
 
 
-def test_messages_only_keeps_the_tools_on_the_line(agentic_run, tmp_path):
+def test_messages_only_keeps_the_tools_and_counts_the_keys_openai_rejects(agentic_run,
+                                                                         tmp_path):
     out = tmp_path / "sft.jsonl"
-    export_run(agentic_run, out, "openai", {"messages_only": True})
-    first = read_jsonl(out)[0]
-    assert set(first) == {"messages", "tools"} and first["tools"] == [WEATHER]
+    result = export_run(agentic_run, out, "openai", {"messages_only": True})
+    rows = read_jsonl(out)
+    assert set(rows[0]) == {"messages", "tools"} and rows[0]["tools"] == [WEATHER]
+    assert rows[0]["messages"] == with_weights(openai_only(RECORDS[0]["messages"]))
+    assert result["not_carried"] == {
+        "reasoning (OpenAI fine-tuning has no field for it)": 3,
+        "message field `annotations`": 1}
 
 
 def test_parquet_tool_calls_are_typed_and_the_card_counts_what_parquet_cannot_carry(
@@ -223,8 +242,9 @@ def test_records_differing_only_in_a_dropped_field_are_not_merged(tmp_path):
     (tmp_path / "suite.yaml").write_text(SUITE)
     summary = review_into(tmp_path / "run", tmp_path / "suite.yaml",
                           [write_jsonl(tmp_path / "in.jsonl", records)])
-    assert summary["train_duplicates"] == 0
-    assert len(read_jsonl(tmp_path / "run" / "train.jsonl")) == 6
+    # train.jsonl has no reasoning (OpenAI's format): the two that differ only there are one
+    assert summary["train_duplicates"] == 1
+    assert len(read_jsonl(tmp_path / "run" / "train.jsonl")) == 5
     for fmt, name in (("openai", "o.jsonl"), ("parquet", "o.parquet"),
                       ("prompt-completion", "pc.jsonl")):
         result = export_run(tmp_path / "run", tmp_path / name, fmt)
