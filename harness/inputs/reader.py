@@ -306,7 +306,25 @@ def _parquet_row(row: dict[str, Any], column: str = "messages") -> dict[str, Any
         value = decode(meta)
         if not isinstance(value, Exception):
             row["metadata"] = value
+    for key in ("tools", "functions"):
+        if isinstance(row.get(key), list):
+            row[key] = [_table_function(item) for item in row[key]]
     return {k: v for k, v in row.items() if v is not None}
+
+
+def _table_function(item: Any) -> Any:
+    """A tool (or legacy function) from a table column, as the chat layout has it: the fields
+    the column's struct left null dropped, a ``parameters`` schema stored as JSON text (as
+    ``harness export --format parquet`` writes it) decoded."""
+    if not isinstance(item, dict):
+        return item
+    out = {k: _table_function(v) if k == "function" else v
+           for k, v in item.items() if v is not None}
+    if isinstance(out.get("parameters"), str):
+        value = decode(out["parameters"])
+        if isinstance(value, dict):
+            out["parameters"] = value
+    return out
 
 
 # -- .json files: records split out of an array (or a sequence of objects), streamed -----------

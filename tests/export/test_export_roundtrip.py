@@ -263,3 +263,18 @@ def test_hugging_face_datasets_loads_the_typed_tool_calls(agentic_run, tmp_path,
     assert first["transcript_id"] == "weather"
     assert first["messages"][2]["tool_calls"] == [CALL]
     assert json.loads(first["record_metadata"]) == {}
+
+
+def test_a_parquet_export_reads_back_as_the_records_it_holds(agentic_run, tmp_path):
+    """Reviewing the exported Parquet file gives the train.jsonl lines the records gave (what
+    Parquet could not carry, counted in the card, aside): tools with their schemas, calls."""
+    out = tmp_path / "sft.parquet"
+    export_run(agentic_run, out, "parquet")
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    review_into(tmp_path / "again", tmp_path / "suite.yaml", [out])
+    before = read_jsonl(agentic_run / "train.jsonl")[:3]  # the fourth had an image part
+    after = read_jsonl(tmp_path / "again" / "train.jsonl")[:3]
+    for line in after:  # the export trained every assistant turn: weight 1
+        for m in line["messages"]:
+            assert m.pop("weight", 1) == 1
+    assert after == before
