@@ -294,6 +294,8 @@ def export_pairs(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str,
                 why["no shared prompt"] += 1
                 continue
             tools = record_fields(row)
+            if record_fields(bad.transcript.metadata) != tools:
+                stats.not_carried["the rejected side's tools (a pair has the chosen side's)"] += 1
             if not dedup.first([row["prompt"], row["chosen"], row["rejected"], tools] if tools
                                else [row["prompt"], row["chosen"], row["rejected"]]):
                 continue

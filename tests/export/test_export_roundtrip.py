@@ -218,6 +218,7 @@ def test_pairs_carry_the_tools(tmp_path):
     export_run(root / "run", out, "pairs")
     [pair] = read_jsonl(out)
     assert pair["tools"] == [WEATHER]
+    assert "not_carried" not in pair
     assert pair["prompt"][0]["role"] == "developer"
     assert pair["prompt"][2]["tool_calls"] == [CALL]
 
@@ -278,3 +279,17 @@ def test_a_parquet_export_reads_back_as_the_records_it_holds(agentic_run, tmp_pa
         for m in line["messages"]:
             assert m.pop("weight", 1) == 1
     assert after == before
+
+
+def test_a_pair_whose_sides_had_other_tools_says_so(tmp_path):
+    good, bad = agentic("good", [WEATHER]), agentic("bad", [WEATHER, TIME])
+    bad["messages"][-1]["content"] = "Your key is sk-" + "a" * 24
+    for r in (good, bad):
+        r["metadata"] = {"pair_id": "p1"}
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    review_into(tmp_path / "run", tmp_path / "suite.yaml",
+                [write_jsonl(tmp_path / "in.jsonl", [good, bad])])
+    result = export_run(tmp_path / "run", tmp_path / "pairs.jsonl", "pairs")
+    assert result["pairs"] == 1
+    assert result["not_carried"] == {
+        "the rejected side's tools (a pair has the chosen side's)": 1}
