@@ -57,8 +57,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="openai (default), prompt-completion, pairs, parquet, distill, or any "
                         "registered exporter")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
-                   help="output file (.jsonl, .jsonl.gz, or .parquet for prompt-completion "
-                        "and pairs); the dataset card goes next to it as OUT.card.md")
+                   help="output file: .jsonl or .jsonl.gz, or .parquet (--format parquet; "
+                        "prompt-completion, pairs and distill too); the dataset card goes next "
+                        "to it as OUT.card.md")
     p.add_argument("--weight-by", metavar="score|CRITERION",
                    help="write a per-example `weight` (soft label) from the decision score or "
                         "one criterion's score")
