@@ -248,7 +248,7 @@ def _parquet_row(row: dict[str, Any], run: RunInfo, lost: Counter) -> dict[str, 
     row = {**row, **{k: parquet.messages_rows(row[k], lost)
                      for k in ("prompt", "chosen", "rejected")},
            **parquet.record_row(row, lost),
-           **{k: json.dumps(row[k], ensure_ascii=False)
+           **{k: json.dumps(row[k], ensure_ascii=False, default=str)
               for k in ("chosen_record_metadata", "rejected_record_metadata")}}
     if not run.names:
         for k in ("chosen_criterion_scores", "rejected_criterion_scores", "criterion_versions"):

@@ -202,7 +202,8 @@ def record_row(record: dict[str, Any], lost: Counter | None = None) -> dict[str,
 def provenance_row(fields: dict[str, Any], run: RunInfo) -> dict[str, Any]:
     """Provenance fields shaped for the Parquet schema."""
     row = dict(fields)
-    row["record_metadata"] = json.dumps(row.get("record_metadata") or {}, ensure_ascii=False)
+    row["record_metadata"] = json.dumps(row.get("record_metadata") or {}, ensure_ascii=False,
+                                        default=str)
     if not run.names:
         row.pop("criterion_scores", None)
         row.pop("criterion_versions", None)
