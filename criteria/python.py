@@ -7,7 +7,9 @@ The function runs under guards, so one criterion cannot take the run down with i
 - ``sys.exit()`` in the function is an ``error`` verdict; ``os._exit()`` is replaced, while the
   function runs, by one that raises, also an ``error`` verdict;
 - exiting while the module is imported (``sys.exit``/``os._exit`` at module level) is a
-  ``SuiteError`` naming the module, when the suite is loaded.
+  ``SuiteError`` naming the module, when the suite is loaded;
+- an exception is an ``error`` verdict whose explanation is the exception and whose
+  ``details.traceback`` is a short traceback through the criterion's own code.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -233,6 +236,7 @@ class Python(Criterion):
     def __init__(self, spec, config: PythonConfig, context) -> None:
         super().__init__(spec, config, context)
         self.pass_threshold = config.threshold
+        self.suite_dir = Path(context.suite_dir).resolve() if context.suite_dir else None
         try:
             with no_os_exit() as exited:
                 try:
@@ -266,8 +270,46 @@ class Python(Criterion):
                 try:
                     results.append(guard.call(lambda t=transcript: function(t, **args), limit))
                 except Exception as exc:  # noqa: BLE001 - fail closed, per transcript
-                    results.append(exc)
+                    results.append(Verdict(
+                        outcome="error", explanation=f"{type(exc).__name__}: {exc}",
+                        details={"traceback": short_traceback(exc, self.suite_dir)}))
         return results
+
+
+TRACE_FRAMES = 8
+"""Frames of the criterion's own code kept in ``details.traceback`` (the innermost ones)."""
+TRACE_LINE = 300
+
+
+def short_traceback(exc: BaseException, suite_dir: Path | None = None) -> str:
+    """The exception's traceback through the criterion's code only (the frames of this module,
+    which called it, left out), at most :data:`TRACE_FRAMES` frames; files under the suite's
+    folder named relative to it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve() != _THIS_FILE]
+    lines = ["Traceback (most recent call last):"]
+    if len(frames) > TRACE_FRAMES:
+        lines.append(f"  ... {len(frames) - TRACE_FRAMES} frames left out ...")
+    for frame in frames[-TRACE_FRAMES:]:
+        lines.append(f'  File "{_shown_path(frame.filename, suite_dir)}", line {frame.lineno}, '
+                     f"in {frame.name}"[:TRACE_LINE])
+        if frame.line:
+            lines.append(f"    {frame.line}"[:TRACE_LINE])
+    lines.extend(line[:TRACE_LINE] for line in
+                 "".join(traceback.format_exception_only(type(exc), exc)).rstrip().splitlines())
+    return "\n".join(lines)
+
+
+_THIS_FILE = Path(__file__).resolve()
+
+
+def _shown_path(filename: str, suite_dir: Path | None) -> str:
+    if suite_dir is not None:
+        try:
+            return str(Path(filename).resolve().relative_to(suite_dir))
+        except ValueError:
+            pass
+    return filename
 
 
 def _code(exc: SystemExit) -> str:

@@ -257,6 +257,16 @@ def _config_keys(cls: type) -> str:
     return ", ".join(keys) or "-"
 
 
+def _common_keys() -> str:
+    """``name, kind, gate=True, weight=1.0, ...``: the keys of every criterion (the suite's
+    :class:`~harness.suite.CriterionSpec`), beside each kind's own."""
+    from harness.suite import CriterionSpec
+
+    return ", ".join(name if field.is_required() else f"{name}={field.default!r}"
+                     for name, field in CriterionSpec.model_fields.items()
+                     if name not in ("config", "origin"))
+
+
 def criteria_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     table = Table(title="criterion kinds")
@@ -276,6 +286,8 @@ def criteria_command(args: argparse.Namespace) -> int:
         judges.add_row(prefix, registry.provider("judges", prefix), doc)
     console = table_console(table, judges)
     console.print(table)
+    console.print(f"keys every criterion has, whatever its kind: {_common_keys()}",
+                  highlight=False, markup=False)
     console.print(judges)
     classifiers = ", ".join(f"{name} ({registry.provider('classifiers', name)})"
                             for name in sorted(registry.classifiers)) or "none"

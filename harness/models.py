@@ -12,6 +12,10 @@ Outcome = Literal["pass", "fail", "error", "skipped"]
 DecisionOutcome = Literal["pass", "fail", "error"]
 
 
+def _unset(value: Any) -> bool:
+    return value is None
+
+
 class Message(BaseModel):
     """One turn of a conversation."""
 
@@ -35,6 +39,18 @@ class Message(BaseModel):
     """The generator's token log-probabilities for this turn, in the OpenAI chat-completions
     layout (``{"content": [{"token", "logprob", "top_logprobs": [...]}]}``); the review ignores
     them, exports carry them."""
+    # The fields below are left out of a dump while unset (``exclude_if``), so transcripts
+    # without them dump, hash and render (judge prompts, cache keys) as before they existed.
+    function_call: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
+    """A legacy OpenAI function call on an assistant turn (``{"name", "arguments"}``)."""
+    wire: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
+    """How the record wrote what the review reads another way, for the exports to write it
+    back: ``role`` (``developer`` is reviewed as ``system``, ``function`` as ``tool``),
+    ``content`` when it was not text (null, or content parts: reviewed as their text), and
+    ``reasoning_key`` (``reasoning_content``: the reasoning's key in the record)."""
+    extra: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
+    """The message's other keys (``refusal``, ``audio``, a vendor's fields...): the review
+    ignores them, exports write them back as they were."""
 
 
 class Transcript(BaseModel):

@@ -12,7 +12,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.export.chat import chat_message, record_fields, strict
 from harness.export.dedup import Deduper, messages_key
+from harness.inputs.ids import IdWatch
 from harness.models import Transcript
 from harness.policy import criterion_errored
 from harness.rundir import iter_journal, read_meta, write_meta
@@ -33,16 +35,19 @@ DECISIONS_SCHEMA = pa.schema([
     ("transcript_id", pa.string()), ("source", pa.string()), ("outcome", pa.string()),
     ("score", pa.float64()), ("failed", pa.list_(pa.string())),
     ("errored", pa.list_(pa.string())), ("n_messages", pa.int64()),
+    ("train_line", pa.int64()),
 ])
-
-OPENAI_MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-
+"""``train_line``: the row of ``train.jsonl`` holding the transcript (0-based), null when it is
+not there (not passed, or an exact duplicate of an earlier one)."""
 
 def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages in the OpenAI chat fine-tuning layout (``weight`` 0/1 on assistant turns)."""
+    """Messages in the OpenAI chat fine-tuning layout, as the record wrote them, with the keys
+    OpenAI accepts only (``weight`` 0/1 on assistant turns; see
+    :func:`harness.export.chat.chat_message`; ``harness export`` keeps the reasoning and the
+    other keys)."""
     out = []
     for m in transcript["messages"]:
-        msg = {k: m[k] for k in OPENAI_MESSAGE_KEYS if m.get(k) is not None}
+        msg = strict(chat_message(m))[0]
         if m["role"] == "assistant" and m.get("weight") is not None:
             msg["weight"] = 1 if m["weight"] > 0 else 0
         out.append(msg)
@@ -91,8 +96,10 @@ def train_view(item: Any) -> tuple[int, bytes, bytes] | None:
     if not isinstance(item, Transcript):
         return None
     messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
-    return (len(messages), orjson.dumps({"messages": messages}, option=orjson.OPT_APPEND_NEWLINE),
-            messages_key(messages))
+    record = record_fields(item.metadata)  # the record's tools go with its messages
+    return (len(messages),
+            orjson.dumps({"messages": messages, **record}, option=orjson.OPT_APPEND_NEWLINE),
+            messages_key(messages, record))
 
 
 def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
@@ -130,6 +137,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         **out.counts,
         "pass_rate": out.counts["passed"] / out.counts["read"] if out.counts["read"] else None,
         "train_duplicates": out.train_dedup.dropped,
+        "duplicate_ids": out.ids.duplicates,
         "inputs_failed": out.inputs_failed(),
         "not_decided": stats.get("not_decided", 0),
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
@@ -162,6 +170,8 @@ class _Outputs:
         self.tallies = Tallies()
         self.usage: dict[str, Any] = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
         self.train_dedup = Deduper()  # train.jsonl holds each example once, as exports do
+        self.train_rows = 0  # lines written to train.jsonl
+        self.ids = IdWatch()  # ids that more than one record has
         self.results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
         self.decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
         self.train, self.rejected, self.errors = (
@@ -182,8 +192,12 @@ class _Outputs:
         counts = self.counts
         counts["read"] += 1
         counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
+        train_line = None
+        if d["outcome"] == "pass" and t is not None and self.train_dedup.first_key(t[2]):
+            self.train.write(t[1])
+            train_line, self.train_rows = self.train_rows, self.train_rows + 1
         self.decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"],
-                           d["failed"], d["errored"], t[0] if t else 0)
+                           d["failed"], d["errored"], t[0] if t else 0, train_line)
         bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
         for v in d["verdicts"]:
             self.verdict(d, v)
@@ -194,9 +208,9 @@ class _Outputs:
         elif bad:
             counts["criterion_errors"] += len(bad)
             counts["transcripts_with_errors"] += criterion_errored(d["errored"])
-        if d["outcome"] == "pass" and t is not None and self.train_dedup.first_key(t[2]):
-            self.train.write(t[1])
-        elif d["outcome"] == "fail":
+        if t is not None:
+            self.ids.add(d["transcript_id"])
+        if d["outcome"] == "fail":
             failing = [v for v in d["verdicts"] if v["outcome"] == "fail"]
             self.rejected.write(orjson.dumps({
                 "transcript_id": d["transcript_id"], "source": d["source"],

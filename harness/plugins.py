@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import multiprocessing
 import os
 import traceback
 from collections.abc import Callable, Iterable
@@ -171,9 +172,10 @@ def _collect(registry: Registry, hook_name: str, target: str,
         if isinstance(store, list):  # report template folders: all kept, first called first
             store.append(value)
         elif key in store:
-            logging.getLogger("harness").warning(
-                "harness: warning: plugin %s registers %s %r, already registered by plugin %s, "
-                "which wins", plugin, target, key, first)
+            if multiprocessing.parent_process() is None:  # said once, not by each worker
+                logging.getLogger("harness").warning(
+                    "harness: warning: plugin %s registers %s %r, already registered by "
+                    "plugin %s, which wins", plugin, target, key, first)
         else:
             store[key] = value
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.criterion import Criterion, Result
 from harness.models import Decision, InputError, Transcript, Verdict, trusted
+from harness.redact import redact_text
 from harness.suite import CriterionSpec
 
 INPUT_CRITERION = "input"
@@ -62,6 +63,9 @@ def normalise(result: Result | BaseException, threshold: float) -> Verdict:
 def to_verdict(result: Result | BaseException, criterion: Criterion) -> Verdict:
     """Normalise what a criterion returned (:func:`normalise`), stamped with its name."""
     verdict = normalise(result, criterion.pass_threshold)
+    if verdict.outcome == "error" and "://" in verdict.explanation:
+        # an error names an endpoint, maybe with its credentials: never written as they are
+        verdict.__dict__["explanation"] = redact_text(verdict.explanation)
     spec = criterion.spec
     # straight into the fields: pydantic's __setattr__ costs more than the rest of this function
     verdict.__dict__.update(criterion=spec.name, version=spec.version, kind=spec.kind)

@@ -77,6 +77,8 @@ class RunSummary(BaseModel):
     """``passed / read``."""
     train_duplicates: int = 0
     """Passing transcripts left out of ``train.jsonl`` as exact duplicates of an earlier one."""
+    duplicate_ids: int = 0
+    """Transcripts whose id an earlier record of the run has (ids should be unique)."""
     not_decided: int = 0
     """Input transcripts without a decision (a stopped run)."""
     bad_journal_lines: int = 0
@@ -115,8 +117,23 @@ class Run:
 
     @cached_property
     def train(self) -> pd.DataFrame:
-        """The training set (``train.jsonl``): a ``messages`` column."""
-        return self._jsonl("train.jsonl", ["messages"])
+        """The training set (``train.jsonl``): ``transcript_id`` and ``source`` of each row's
+        transcript (from ``decisions.parquet``'s ``train_line``), then the line's own columns
+        (``messages``, and ``tools`` when the records had them)."""
+        import pandas as pd
+
+        lines = self._jsonl("train.jsonl", ["messages"])
+        decisions = self.decisions
+        ids: list[Any] = [None] * len(lines)
+        sources: list[Any] = [None] * len(lines)
+        if "train_line" in decisions:  # runs from before it: rows without their ids
+            placed = decisions[decisions["train_line"].notna()]
+            for tid, source, line in zip(placed["transcript_id"], placed["source"],
+                                         placed["train_line"], strict=True):
+                if 0 <= int(line) < len(lines):
+                    ids[int(line)], sources[int(line)] = tid, source
+        return pd.concat([pd.DataFrame({"transcript_id": ids, "source": sources}), lines],
+                         axis=1)
 
     @cached_property
     def rejected(self) -> pd.DataFrame:

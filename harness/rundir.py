@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import orjson
 
+from harness.inputs.ids import IdWatch
 from harness.inputs.sources import (
     DEFAULT_MESSAGES_COLUMN,
     Source,
@@ -42,6 +43,7 @@ from harness.inputs.sources import (
 from harness.models import Decision, InputError, Transcript, compact_json, with_defaults
 from harness.options import RunOptions
 from harness.policy import criterion_errored
+from harness.redact import redact_config
 from harness.stops import RunStopped
 from harness.suite import Suite
 
@@ -282,6 +284,11 @@ def check_complete(run_dir: str | Path, *, allow_incomplete: bool = False) -> di
     meta = read_meta(run_dir)
     state = meta.get("state", "complete")
     if state != "complete" and not allow_incomplete:
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            raise IncompleteRunError(
+                f"{run_dir}: a harness run is writing this directory now (pid {holder}); wait "
+                "for it to finish, then try again (its outputs are not written yet)")
         raise IncompleteRunError(
             f"{run_dir}: the run is incomplete (state: {state}); finish it with "
             f"`harness run ... -o {run_dir} --resume` (its outputs would be partial)")
@@ -410,6 +417,8 @@ class RunWriter:
         self.sources = resolve_inputs(inputs, messages_column=options.messages_column)
         """The input files, in reading order (folders, globs and URLs resolved)."""
         self.limit = options.limit
+        self.ids = IdWatch(warn=True)
+        """The ids written so far: a record reusing another's id is warned about."""
         journal = self.run_dir / JOURNAL
         self.done: set[tuple[int, int]] = set()
         self.index = JournalIndex()
@@ -426,9 +435,11 @@ class RunWriter:
                     with contextlib.suppress(FileNotFoundError):
                         (self.run_dir / name).unlink()
                 meta = {"started": _now()}
-            meta.update(suite_fingerprint=fingerprint, verdicts_from=material,
-                        suite=_suite_info(suite), inputs=described,
-                        options=options.record(), input_format=options.input_format,
+            # run.json is shared: URLs in it (a judge's base_url...) go without credentials
+            meta.update(suite_fingerprint=fingerprint, verdicts_from=redact_config(material),
+                        suite=redact_config(_suite_info(suite)), inputs=described,
+                        options=redact_config(options.record()),
+                        input_format=options.input_format,
                         plugins_dir=options.plugins_dir, state="running",
                         input_specs=[s.name if isinstance(s, Source) else os.fspath(s)
                                      for s in inputs],
@@ -445,7 +456,7 @@ class RunWriter:
         """The run's metadata, checked: a resume goes on with the same suite and inputs."""
         meta = read_meta(self.run_dir)
         if meta.get("suite_fingerprint") not in (None, _digest(material)):
-            changed = _differences(meta.get("verdicts_from"), material) \
+            changed = _differences(meta.get("verdicts_from"), redact_config(material)) \
                 if isinstance(meta.get("verdicts_from"), dict) else []
             what = ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "") if changed \
                 else "the suite, --judge, --all-criteria, --input-format or --messages-column"
@@ -466,6 +477,7 @@ class RunWriter:
 
     def write(self, seq: int, sub: int, decision: Decision | bytes) -> None:
         """Journal one decision (an object, or its JSON)."""
+        self.ids.observe(decision)
         if not isinstance(decision, bytes):
             decision = compact_json(decision)
         self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n' % (seq, sub, decision))
@@ -481,6 +493,21 @@ class RunWriter:
     def release(self) -> None:
         self.close()
         self._lock.close()
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """The pid of the harness run holding ``run_dir``'s lock now, else ``None``."""
+    try:
+        fh = (run_dir / LOCK).open("r")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "?"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
 
 
 def _lock(run_dir: Path) -> IO[str]:

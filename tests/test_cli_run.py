@@ -264,3 +264,13 @@ def test_resume_takes_changes_that_cannot_change_a_verdict_and_names_those_that_
     assert code == 0, err
     code, _, err = cli("run", suite, corpus, "-o", out, "--judge", "openai/y", "--resume")
     assert code == 2 and "(options.judge.base_url, options.judge.name" in err, err
+
+
+def test_criteria_lists_the_keys_every_criterion_has(cli):
+    code, out, _ = cli("criteria")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "keys every criterion has" in flat
+    for key in ("name", "kind", "gate=True", "weight=1.0", "scope='transcript'",
+                "min_pass_rate=None", "version='1'", "description=''"):
+        assert key in flat, key

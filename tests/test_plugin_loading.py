@@ -121,3 +121,27 @@ def test_every_hook_is_documented_and_tested():
         assert name in documented, f"{name} has no :param: docstring"
         assert name in readme, f"{name} is not in the README"
         assert sources.count(name) >= 1, f"{name} is not exercised by any test or plugin"
+
+
+def test_a_plugin_kind_named_like_a_built_in_one_says_that_it_shadows_it(tmp_path):
+    """A plugin's `regex` kind replaces the built-in one (plugins come first): said once, on
+    stderr, naming both plugins."""
+    import subprocess
+    import sys
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "myregex.py").write_text(PLUGIN.replace('"shout"', '"regex"'))
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "--plugins-dir",
+                           str(tmp_path / "plugins"), "criteria"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "already registered" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "myregex" in warnings[0] and "'regex'" in warnings[0]
+    assert "harness_criteria.regex" in warnings[0]
+    # a plugin's own new kind says nothing
+    (tmp_path / "plugins" / "myregex.py").write_text(PLUGIN)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "--plugins-dir",
+                           str(tmp_path / "plugins"), "criteria"],
+                          capture_output=True, text=True, timeout=120)
+    assert "already registered" not in done.stderr

@@ -94,3 +94,26 @@ def test_the_readme_python_api_examples_run(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
     assert scope["run"].summary.read == scope["summary"]["read"]
     assert set(scope["out"]["outcome"]) <= {"pass", "fail", "error"}
+
+
+def test_train_rows_carry_their_transcript_id_and_source(tmp_path):
+    """Each row of `open_run(...).train` says which transcript it is, duplicates left out of
+    train.jsonl notwithstanding; `decisions` says which line of train.jsonl holds each one."""
+    records = [chat("q", "Sure: 4.", id="first"), chat("q", "As an AI language model, no.",
+                                                       id="refused"),
+               chat("q", "Sure: 4.", id="again"), chat("q2", "It is 12.", id="other")]
+    harness.run(SUITE, write_jsonl(tmp_path / "c.jsonl", records), tmp_path / "run",
+                workers=1, report=False)
+    run = harness.open_run(tmp_path / "run")
+    assert list(run.train["transcript_id"]) == ["first", "other"]
+    assert [s.rsplit(":", 1)[1] for s in run.train["source"]] == ["1", "4"]
+    assert run.train["messages"][1][-1]["content"] == "It is 12."
+    lines = dict(zip(run.decisions["transcript_id"], run.decisions["train_line"], strict=True))
+    assert lines["first"] == 0 and lines["other"] == 1
+    assert pd_isna(lines["refused"]) and pd_isna(lines["again"])  # failed; a duplicate
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

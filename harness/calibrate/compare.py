@@ -26,9 +26,11 @@ import numpy as np
 from harness.calibrate import metrics
 from harness.calibrate.labels import Label
 from harness.errors import UsageError
+from harness.inputs.formats import is_content_id
 from harness.models import InputError, Transcript
 from harness.policy import INPUT_CRITERION, aggregate
 from harness.rundir import JOURNAL, check_complete, iter_journal
+from harness.text import safe
 
 DECISION = "decision"
 """Name of the decision's row (``(decision)`` in a suite with a criterion named ``decision``);
@@ -195,6 +197,7 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     length_rng = random.Random(f"{seed}:lengths")
     matched: set[str] = set()
     seen_ids: Counter[str] = Counter()
+    sources: dict[str, list[str]] = {}
     errored_transcripts = 0
     for entry in iter_journal(run_dir, render=response_length):
         d, length = entry["decision"], entry["transcript"]
@@ -216,6 +219,8 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
             continue
         matched.add(tid)
         seen_ids[tid] += 1
+        if len(sources.setdefault(tid, [])) < 3:
+            sources[tid].append(d["source"])
         errored_transcripts += d["outcome"] == "error"
         for name, row in rows.items():
             general = own.get((None, None))
@@ -236,6 +241,7 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
                             if v["message_index"] == message_index]
                 outcome, score = ("error", None) if unreadable else _outcome(verdicts)
                 row.compare(label, outcome, score, length)
+    refuse_ambiguous(seen_ids, sources)
     unmatched = [tid for tid in index.by_id if tid not in matched]
     unmatched_labels = sum(len(index.by_id[tid]) for tid in unmatched)
     results = []
@@ -262,6 +268,23 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
         "rows": results,
         "judge_agreement": judge_agreement(run_dir, names),
     }
+
+
+def refuse_ambiguous(seen: Counter[str], sources: dict[str, list[str]]) -> None:
+    """A :class:`UsageError` when a labelled id names more than one record of the run: the label
+    cannot say which one it is about. (Ids that hash a record's content name the same content:
+    each occurrence is compared.)"""
+    ambiguous = [tid for tid, n in seen.items() if n > 1 and not is_content_id(tid)]
+    if not ambiguous:
+        return
+    shown = "; ".join(f"{safe(tid, 80)!r} ({', '.join(safe(s, 120) for s in sources[tid])}"
+                      f"{', ...' if seen[tid] > len(sources[tid]) else ''})"
+                      for tid in ambiguous[:5])
+    more = f" and {len(ambiguous) - 5} more" if len(ambiguous) > 5 else ""
+    raise UsageError(f"the labels name {len(ambiguous)} transcript id(s) that more than one "
+                     f"record of the run has: {shown}{more}; a label cannot say which record "
+                     "it is about. Give the records unique ids and review them again, or "
+                     "leave those ids out of the labels")
 
 
 AGREEMENT_HINTS = ("agreement", "kappa", "alpha", "stability", "position_bias", "abstained")

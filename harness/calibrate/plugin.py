@@ -135,8 +135,8 @@ def notes(result: dict[str, Any]) -> list[str]:
         lines.append(f"  {lab['errored_transcripts']} labelled transcripts were decided error: "
                      "their errored verdicts are not compared (column 'not compared')")
     if lab["ids_in_run_more_than_once"]:
-        lines.append(f"  {lab['ids_in_run_more_than_once']} labelled ids occur more than once "
-                     "in the run: each occurrence is compared")
+        lines.append(f"  {lab['ids_in_run_more_than_once']} labelled ids name identical records "
+                     "that occur more than once in the run: each occurrence is compared")
     for r in result["rows"]:
         for kind, ids in r["problem_ids"].items():
             more = " ..." if r[kind] > len(ids) else ""

@@ -1,7 +1,9 @@
 """The dataset card: a Markdown file next to the export stating what is in it and why.
 
 It has the Hugging Face dataset-card front matter (so ``datasets`` finds the data file when the
-folder is pushed as a dataset), the counts (read, kept, masked, dropped and why, duplicates),
+folder is pushed as a dataset), the counts, each in its unit (transcripts read, kept, masked,
+not exported and why; examples or pairs written and their duplicates; what the format could
+not carry),
 the filters used, each criterion with its version, pass rate and mean score, and provenance.
 """
 
@@ -44,9 +46,48 @@ def kept_phrase(kept: int, kept_masked: int, turns_masked: int) -> str:
     return text
 
 
-def duplicates_phrase(n: int) -> str:
-    """``1 exact duplicate dropped``, ``0 exact duplicates dropped``."""
-    return f"{count(n, 'exact duplicate')} dropped"
+PER_EXAMPLE = {"openai": "one per transcript", "parquet": "one per transcript",
+               "prompt-completion": "one per trained assistant turn",
+               "distill": "one per trained assistant turn"}
+"""What one example of a built-in format is made of (pairs are counted as pairs)."""
+
+
+def unit(result: dict[str, Any]) -> str:
+    """What the export writes: ``pair`` or ``example``."""
+    return "pair" if result.get("format") == "pairs" else "example"
+
+
+def examples_phrase(result: dict[str, Any]) -> str:
+    """``4 examples (one per transcript)``, ``1 pair``: what was written, in its unit."""
+    per = PER_EXAMPLE.get(result.get("format", ""))
+    return count(result["examples"], unit(result)) + (f" ({per})" if per else "")
+
+
+def duplicates_phrase(n: int, result: dict[str, Any] | None = None) -> str:
+    """``1 exact duplicate example dropped``, ``0 exact duplicate pairs dropped``."""
+    return f"{count(n, 'exact duplicate ' + unit(result or {}))} dropped"
+
+
+def not_exported(result: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Why things were not exported: ``(transcripts by reason, prompts by reason)``; the
+    second is for pairs (a prompt group that made no pair)."""
+    transcripts = {**result.get("dropped", {}), **result.get("not_grouped", {})}
+    return transcripts, dict(result.get("unpaired", {}))
+
+
+NOT_CARRIED_SHOWN = 20
+"""Kinds of left-out data listed one by one (field names come from the records)."""
+
+
+def not_carried(result: dict[str, Any]) -> list[tuple[str, int]]:
+    """``(what, how many)`` the export's format could not carry, most frequent first; past
+    :data:`NOT_CARRIED_SHOWN` kinds, the rest in one line."""
+    found = sorted(result.get("not_carried", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(found) <= NOT_CARRIED_SHOWN:
+        return found
+    rest = found[NOT_CARRIED_SHOWN - 1:]
+    return [*found[:NOT_CARRIED_SHOWN - 1],
+            (f"{len(rest)} other kinds of fields", sum(n for _, n in rest))]
 
 
 def _pct(value: float | None) -> str:
@@ -59,6 +100,11 @@ def _num(value: float | None) -> str:
 
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _written(result: dict[str, Any]) -> str:
+    per = PER_EXAMPLE.get(result.get("format", ""))
+    return f"{unit(result)}s written" + (f" ({per})" if per else "")
 
 
 def _masked_cell(result: dict[str, Any]) -> str:
@@ -92,20 +138,23 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
         f"| transcripts read | {result['read']} |",
         f"| passed / failed / errored | {result['passed']} / {result['failed']} / "
         f"{result['errored']} |",
-        f"| examples written | {result['examples']} |",
+        f"| {_written(result)} | {result['examples']} |",
     ]
+    transcripts, prompts = not_exported(result)
     if result["format"] == "pairs":
-        lines += [f"| prompt groups | {result.get('groups', 0)} |",
-                  f"| pairs | {result.get('pairs', 0)} |"]
-        for reason, n in sorted({**result.get("unpaired", {}),
-                                 **result.get("not_grouped", {})}.items()):
-            lines.append(f"| no pair: {_cell(reason)} | {n} |")
+        lines.append(f"| prompt groups | {result.get('groups', 0)} |")
+        for reason, n in sorted(transcripts.items()):
+            lines.append(f"| transcripts in no pair: {_cell(reason)} | {n} |")
+        for reason, n in sorted(prompts.items()):
+            lines.append(f"| prompts without a pair: {_cell(reason)} | {n} |")
     else:
         lines += [f"| transcripts kept | {result['kept']} |",
                   f"| kept with masked assistant turns | {_masked_cell(result)} |"]
-        for reason, n in sorted(result["dropped"].items()):
-            lines.append(f"| dropped: {_cell(reason)} | {n} |")
-    lines.append(f"| exact duplicates dropped | {result['duplicates']} |")
+        for reason, n in sorted(transcripts.items()):
+            lines.append(f"| transcripts not exported: {_cell(reason)} | {n} |")
+    lines.append(f"| exact duplicate {unit(result)}s dropped | {result['duplicates']} |")
+    for what, n in not_carried(result):
+        lines.append(f"| not carried by {result['format']}: {_cell(what)} | {n} |")
     if result.get("unscored"):
         lines.append(f"| examples without the weighting score (weight null) | "
                      f"{result['unscored']} |")
@@ -147,7 +196,10 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
         "",
         "Every example carries `transcript_id`, `source`, `suite`, `suite_version`, "
         "`criterion_versions`, `judge_models`, `rubric_hashes`, the decision score and each "
-        "criterion's score (`criterion_scores`, per-message scores in `criteria`).",
+        "criterion's score (`criterion_scores`, per-message scores in `criteria`), and the "
+        "record's own metadata (`record_metadata`). Messages are written as the records wrote "
+        "them, with the records' `tools`; what this format has no place for is counted above "
+        "(`not carried`), never dropped silently.",
         "",
         f"- run started: {run.started or '-'}",
         f"- inputs: {', '.join(f'`{p}`' for p in run.inputs) or '-'}",

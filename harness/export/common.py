@@ -36,3 +36,8 @@ def counts(fmt: str, out: Path, run: RunInfo, opts: ExportOptions, stats: Stats,
         **stats.as_dict(), "criteria": stats.criterion_table(run),
         "options": opts.model_dump(), **extra,
     }
+
+
+ALL_DUPLICATES = "every example an exact duplicate"
+"""Why a kept transcript of a per-turn format wrote nothing: each of its examples repeats one
+written before (counted with the transcripts not exported, so that those add up)."""

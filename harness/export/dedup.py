@@ -1,9 +1,10 @@
 """Exact duplicates: one rule for the run's ``train.jsonl`` and for every export.
 
 Two training examples are duplicates when their content is the same: for chat examples, the
-messages as trained on (role, content, name, tool calls, and each assistant turn's weight, 1
-when not set), compared as canonical JSON (key order does not matter). The first is kept. A set
-of 128-bit digests remembers what was written: about 80 MB per million distinct examples.
+messages as written (every field the record gave them, and each assistant turn's weight, 1 when
+not set) and the record's tools, compared as canonical JSON (key order does not matter). The
+first is kept. A set of 128-bit digests remembers what was written: about 80 MB per million
+distinct examples.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ def training_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
-def messages_key(messages: Sequence[dict[str, Any]]) -> bytes:
-    """The duplicate key of a chat example (OpenAI-layout messages)."""
-    return digest(training_messages(messages))
+def messages_key(messages: Sequence[dict[str, Any]],
+                 record: dict[str, Any] | None = None) -> bytes:
+    """The duplicate key of a chat example (OpenAI-layout messages, and the record's top-level
+    tool keys when it has some: the same conversation with other tools is another example)."""
+    trained = training_messages(messages)
+    return digest({"messages": trained, **record} if record else trained)
 
 
 class Deduper:
@@ -55,9 +59,10 @@ class Deduper:
         """True the first time this content is seen (always true when disabled)."""
         return self.first_key(digest(payload)) if self.enabled else True
 
-    def first_messages(self, messages: Sequence[dict[str, Any]]) -> bool:
+    def first_messages(self, messages: Sequence[dict[str, Any]],
+                       record: dict[str, Any] | None = None) -> bool:
         """:meth:`first` for a chat example, by :func:`messages_key`."""
-        return self.first_key(messages_key(messages)) if self.enabled else True
+        return self.first_key(messages_key(messages, record)) if self.enabled else True
 
     def first_key(self, key: bytes) -> bool:
         """True the first time this key (a digest made elsewhere) is seen."""

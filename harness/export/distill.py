@@ -7,22 +7,26 @@ text) and ``tokens``: per generated token its text, log-probability and ``top_lo
 top-k alternatives with theirs), read from the message's ``logprobs`` (OpenAI chat-completions
 layout). ``tokens_start`` is the character offset in ``completion`` where the generated tokens
 begin (0 for a whole generated turn; after the supervisor's interruption for an inline
-correction); a turn without ``logprobs`` has ``tokens`` null. Parquet (``OUT.parquet``) or JSONL.
+correction); a turn without ``logprobs`` has ``tokens`` null. A tool-call turn has no text to
+complete: it is no row (it stays in later rows' prompts), and the dataset card counts it, as it
+counts a completion's reasoning, which the row leaves out. Parquet (``OUT.parquet``) or JSONL.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from harness.export import parquet
-from harness.export.common import counts, prepare
+from harness.export.common import ALL_DUPLICATES, counts, prepare
 from harness.export.dedup import Deduper
 from harness.export.prompt_completion import completions
 from harness.export.select import Stats, iter_examples, provenance
 from harness.export.sinks import JsonlSink, ParquetSink, Sink, is_parquet
+from harness.inputs.formats import content_text
 
 ALTERNATIVE = pa.struct([("token", pa.string()), ("logprob", pa.float64())])
 TOKEN = pa.struct([("token", pa.string()), ("logprob", pa.float64()),
@@ -51,6 +55,32 @@ def tokens_start(completion: str, tokens: list[dict[str, Any]] | None) -> int | 
     return at if at >= 0 and completion[at:].strip() == stripped else None
 
 
+COMPLETION_KEYS = frozenset({"role", "content", "logprobs"})
+"""What a distill row carries of its completion turn (the text, and its tokens)."""
+CALL_TURN = "tool-call turns (a distill completion is text)"
+ONLY_CALLS = "only tool-call turns to train (a distill completion is text)"
+
+
+def completion_text(message: dict[str, Any], lost: Counter) -> str | None:
+    """The text a distill row trains on, or None for a turn it cannot carry (a tool or
+    function call: no text to complete); what the row leaves out is counted in ``lost``."""
+    if message.get("tool_calls") or message.get("function_call"):
+        lost[CALL_TURN] += 1
+        return None
+    content = message.get("content")
+    if isinstance(content, list):
+        parts = all(isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text"), str))
+                    for p in content)
+        if not parts:
+            lost["content parts that are not text"] += 1
+    for key in message:
+        if key in ("reasoning", "reasoning_content"):
+            lost["reasoning of a completion"] += 1
+        elif key not in COMPLETION_KEYS:
+            lost[f"completion field `{key}`"] += 1
+    return content_text(content, "content")
+
+
 def export_distill(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Kept transcripts' trained assistant turns with their token distributions."""
     run, opts = prepare(run_dir, options)
@@ -63,32 +93,42 @@ def export_distill(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[st
                             pa.field("completion", pa.string()),
                             pa.field("completion_index", pa.int64()),
                             pa.field("tokens", pa.list_(TOKEN)),
-                            pa.field("tokens_start", pa.int64()),
+                            pa.field("tokens_start", pa.int64()), *parquet.RECORD_FIELDS,
                             *parquet.provenance_fields(run, opts.weight_by is not None)])
         sink = ParquetSink(out, schema)
     else:
         sink = JsonlSink(out)
+    lost = stats.not_carried
     with sink:
         for example in iter_examples(run, opts, stats):
             meta = provenance(run, example)
-            wrote = False
+            record = example.record()
+            wrote = texts = False
             for index, prompt, message in completions(example):
-                text = message.get("content", "")
+                text = completion_text(message, lost)
+                if text is None:
+                    continue
+                texts = True
                 tokens = tokens_of(message)
-                if not dedup.first([prompt, text, tokens]):
+                # the prompt's earlier turns go without their tokens (each has its own row)
+                prompt = [{k: v for k, v in m.items() if k != "logprobs"} for m in prompt]
+                if not dedup.first([prompt, text, tokens, record] if record
+                                   else [prompt, text, tokens]):
                     continue
                 row = {"completion": text, "completion_index": index, "tokens": tokens,
                        "tokens_start": tokens_start(text, tokens)}
                 if is_parquet(out):
-                    sink.add({"prompt": parquet.messages_rows(prompt), **row,
+                    sink.add({"prompt": parquet.messages_rows(prompt, lost), **row,
+                              **parquet.record_row(record, lost),
                               **parquet.provenance_row(meta, run)})
                 else:
-                    sink.add({"prompt": [{k: v for k, v in m.items() if k != "logprobs"}
-                                         for m in prompt], **row, **meta})
+                    sink.add({"prompt": prompt, **row, **record, **meta})
                 with_tokens += tokens is not None
                 without += tokens is None
                 wrote = True
             if wrote:
                 stats.keep(example)
+            else:
+                stats.dropped[ALL_DUPLICATES if texts else ONLY_CALLS] += 1
     return counts("distill", out, run, opts, stats, sink.rows, dedup,
                   turns_with_logprobs=with_tokens, turns_without_logprobs=without)

@@ -9,7 +9,8 @@ transcripts and ones not ending with an assistant turn take no part. The review 
 side is chosen, whatever an HH-RLHF record called it (``chosen_pair_role`` keeps the record's
 label). The prompt is the messages both sides share (the conversational layout of TRL's
 preference trainers); ``chosen``/``rejected`` are the rest, from the first differing assistant
-turn. With ``--weight-by``, ``weight`` is ``P(chosen good) * (1 - P(rejected good))`` from the
+turn, as the records wrote them, with the chosen record's ``tools`` beside them. With
+``--weight-by``, ``weight`` is ``P(chosen good) * (1 - P(rejected good))`` from the
 score (or criterion score) of each side.
 
 With ``prefer`` (``--prefer NAME``, a ``pairwise`` criterion), that criterion's verdicts pick
@@ -26,6 +27,7 @@ JSONL, or Parquet when OUT ends in ``.parquet``.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ import pyarrow as pa
 
 from harness.errors import UsageError
 from harness.export import parquet
+from harness.export.chat import chat_message, record_fields, record_metadata
 from harness.export.common import counts, prepare
 from harness.export.dedup import Deduper
 from harness.export.options import ExportOptions
@@ -70,11 +73,8 @@ class Group:
 
 
 def plain(message: Any) -> dict[str, Any]:
-    """A message in the OpenAI layout, without training weight."""
-    data = message.model_dump(exclude_none=True)
-    data.pop("weight", None)
-    data.pop("reasoning", None)
-    return data
+    """A message in the OpenAI layout as the record wrote it, without training weight."""
+    return chat_message(message.model_dump(mode="json", exclude_none=True))
 
 
 def group_key(reviewed: Reviewed) -> str | None:
@@ -207,6 +207,9 @@ def pair_row(run: RunInfo, opts: ExportOptions, key: str, good: Reviewed,
         "judge_models": sorted({c["judge_model"] for c in good_ev + bad_ev if c["judge_model"]}),
         "rubric_hashes": sorted({c["rubric_hash"] for c in good_ev + bad_ev if c["rubric_hash"]}),
         "chosen_criteria": good_ev, "rejected_criteria": bad_ev,
+        "chosen_record_metadata": record_metadata(good.transcript.metadata),
+        "rejected_record_metadata": record_metadata(bad.transcript.metadata),
+        **record_fields(good.transcript.metadata),
     }
     if opts.weight_by is not None:
         row["weight"] = pair_weight(run, opts, good, bad)
@@ -231,6 +234,8 @@ def pairs_schema(run: RunInfo, weighted: bool, preferred: bool = False) -> pa.Sc
         ("judge_models", pa.list_(pa.string())), ("rubric_hashes", pa.list_(pa.string())),
         ("chosen_criteria", pa.list_(parquet.CRITERION)),
         ("rejected_criteria", pa.list_(parquet.CRITERION)),
+        *((f.name, f.type) for f in parquet.RECORD_FIELDS),
+        ("chosen_record_metadata", pa.string()), ("rejected_record_metadata", pa.string()),
     ]
     if weighted:
         fields.append(("weight", pa.float64()))
@@ -239,8 +244,12 @@ def pairs_schema(run: RunInfo, weighted: bool, preferred: bool = False) -> pa.Sc
     return pa.schema(fields)
 
 
-def _parquet_row(row: dict[str, Any], run: RunInfo) -> dict[str, Any]:
-    row = {**row, **{k: parquet.messages_rows(row[k]) for k in ("prompt", "chosen", "rejected")}}
+def _parquet_row(row: dict[str, Any], run: RunInfo, lost: Counter) -> dict[str, Any]:
+    row = {**row, **{k: parquet.messages_rows(row[k], lost)
+                     for k in ("prompt", "chosen", "rejected")},
+           **parquet.record_row(row, lost),
+           **{k: json.dumps(row[k], ensure_ascii=False, default=str)
+              for k in ("chosen_record_metadata", "rejected_record_metadata")}}
     if not run.names:
         for k in ("chosen_criterion_scores", "rejected_criterion_scores", "criterion_versions"):
             row[k] = None
@@ -284,9 +293,13 @@ def export_pairs(run_dir: Path, out: Path, options: dict[str, Any]) -> dict[str,
             if row is None:
                 why["no shared prompt"] += 1
                 continue
-            if not dedup.first([row["prompt"], row["chosen"], row["rejected"]]):
+            tools = record_fields(row)
+            if record_fields(bad.transcript.metadata) != tools:
+                stats.not_carried["the rejected side's tools (a pair has the chosen side's)"] += 1
+            if not dedup.first([row["prompt"], row["chosen"], row["rejected"], tools] if tools
+                               else [row["prompt"], row["chosen"], row["rejected"]]):
                 continue
-            sink.add(_parquet_row(row, run) if is_parquet(out) else row)
+            sink.add(_parquet_row(row, run, stats.not_carried) if is_parquet(out) else row)
             made += 1
     stats.kept = made
     return counts("pairs", out, run, opts, stats, sink.rows, dedup, groups=len(pairing.groups),

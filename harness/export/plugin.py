@@ -49,15 +49,17 @@ def register_exporters(register: Callable[..., None]) -> None:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
-                   help="run directory of `harness run` (`harness export pairs RUN_DIR` also "
-                        "works)")
+    p.add_argument("format_first", nargs="?", metavar="FORMAT",
+                   help="the format may come first instead of --format: `harness export pairs "
+                        "RUN_DIR`")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `harness run`")
     p.add_argument("--format", "-f", dest="fmt", metavar="FORMAT",
                    help="openai (default), prompt-completion, pairs, parquet, distill, or any "
                         "registered exporter")
     p.add_argument("-o", "--out", required=True, metavar="OUT",
-                   help="output file (.jsonl, .jsonl.gz, or .parquet for prompt-completion "
-                        "and pairs); the dataset card goes next to it as OUT.card.md")
+                   help="output file: .jsonl or .jsonl.gz, or .parquet (--format parquet; "
+                        "prompt-completion, pairs and distill too); the dataset card goes next "
+                        "to it as OUT.card.md")
     p.add_argument("--weight-by", metavar="score|CRITERION",
                    help="write a per-example `weight` (soft label) from the decision score or "
                         "one criterion's score")
@@ -87,14 +89,16 @@ def export_command(args: argparse.Namespace) -> int:
     from harness.export import ExportOptions, export_run
 
     registry = get_registry(args.plugins_dir)
-    positional = list(args.run_dir)
     fmt = args.fmt
-    if len(positional) == 2 and positional[0] in registry.exporters and fmt in (None,
-                                                                                positional[0]):
-        fmt = positional.pop(0)
-    if len(positional) != 1:
-        raise UsageError("give one RUN_DIR (optionally preceded by the format: "
-                         "`harness export pairs RUN_DIR`)")
+    first = args.format_first
+    if first is not None:
+        if first not in registry.exporters:
+            raise UsageError(f"give one RUN_DIR, optionally preceded by the format (`harness "
+                             f"export pairs RUN_DIR`); {first!r} is not a format: "
+                             f"{', '.join(registry.exporters)}")
+        if fmt not in (None, first):
+            raise UsageError(f"the format is given twice: {first!r} and --format {fmt!r}")
+        fmt = first
     try:
         options = ExportOptions(on_fail=args.on_fail, weight_by=args.weight_by,
                                 min_score=args.min_score, margin=args.margin,
@@ -105,18 +109,31 @@ def export_command(args: argparse.Namespace) -> int:
         problems = "; ".join(f"--{'-'.join(str(x) for x in e['loc']).replace('_', '-')}: "
                              f"{e['msg']}" for e in exc.errors())
         raise UsageError(problems) from None
-    result = export_run(positional[0], args.out, fmt or "openai", options, card=args.card,
+    result = export_run(args.run_dir, args.out, fmt or "openai", options, card=args.card,
                         registry=registry)
     print(_summary(result))
     return 0
 
 
 def _summary(result: dict[str, Any]) -> str:
-    from harness.export.card import count, duplicates_phrase, kept_phrase
+    """What the export wrote, one unit per line: examples (or pairs), then transcripts (read,
+    kept and not exported add up), then prompts for pairs."""
+    from harness.export.card import (
+        count,
+        duplicates_phrase,
+        examples_phrase,
+        kept_phrase,
+        not_carried,
+        not_exported,
+    )
+    from harness.text import escape_controls
 
-    parts = [f"{count(result['examples'], 'example')} -> {result['out']}",
-             f"read {result['read']} (passed {result['passed']}, failed {result['failed']}, "
-             f"errored {result['errored']})"]
+    def listed(counts: dict[str, int]) -> str:
+        return ", ".join(f"{escape_controls(k)} {v}" for k, v in sorted(counts.items()))
+
+    parts = [f"{examples_phrase(result)} -> {result['out']}",
+             f"read {count(result['read'], 'transcript')} (passed {result['passed']}, "
+             f"failed {result['failed']}, errored {result['errored']})"]
     if result["format"] == "pairs":
         parts.append(f"{count(result.get('pairs', 0), 'pair')} from "
                      f"{count(result.get('groups', 0), 'prompt')}")
@@ -126,10 +143,17 @@ def _summary(result: dict[str, Any]) -> str:
     if "turns_with_logprobs" in result:
         parts.append(f"{result['turns_with_logprobs']} turns with token logprobs, "
                      f"{result['turns_without_logprobs']} without")
-    parts.append(duplicates_phrase(result["duplicates"]))
-    dropped = {**result.get("dropped", {}), **result.get("unpaired", {})}
-    if dropped:
-        parts.append("not exported: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    parts.append(duplicates_phrase(result["duplicates"], result))
+    transcripts, prompts = not_exported(result)
+    if transcripts:
+        where = "in no pair" if result["format"] == "pairs" else "not exported"
+        parts.append(f"transcripts {where}: {listed(transcripts)}")
+    if prompts:
+        parts.append(f"prompts without a pair: {listed(prompts)}")
+    lost = not_carried(result)
+    if lost:
+        parts.append(f"not carried by {result['format']} (counted in the card): "
+                     + ", ".join(f"{escape_controls(k)} {v}" for k, v in lost))
     parts.append(f"card: {result['card']}")
     return "\n".join(parts)
 

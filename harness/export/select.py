@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.export.chat import chat_message, record_fields, record_metadata
 from harness.export.options import ExportOptions
 from harness.export.provenance import RunInfo, judge_model, rubric_hash
 from harness.models import Transcript, Verdict
-from harness.outputs import OPENAI_MESSAGE_KEYS
 from harness.policy import aggregate, counted, decide, masked_turns, weighted_mean
 from harness.rundir import iter_journal
 from harness.tally import Tallies
@@ -68,17 +68,21 @@ class Example:
     """Whether ``--weight-by`` was given (then ``weight`` is written, null when missing)."""
 
     def messages(self) -> list[dict[str, Any]]:
-        """OpenAI-layout messages; every assistant turn carries ``weight`` 0 or 1 (and its
-        ``logprobs`` when the generator gave them)."""
+        """OpenAI-layout messages as the record wrote them (:func:`chat_message`); every
+        assistant turn carries ``weight`` 0 or 1 (and its ``logprobs`` when the generator gave
+        them)."""
         out = []
         for i, m in enumerate(self.reviewed.transcript.messages):
-            msg = {k: getattr(m, k) for k in (*OPENAI_MESSAGE_KEYS, "logprobs")
-                   if getattr(m, k) is not None}
+            msg = chat_message(m.model_dump(mode="json", exclude_none=True), logprobs=True)
             if m.role == "assistant":
                 trained = i not in self.masked and (m.weight is None or m.weight > 0)
                 msg["weight"] = 1 if trained else 0
             out.append(msg)
         return out
+
+    def record(self) -> dict[str, Any]:
+        """The record's top-level tool keys (``tools``...), written beside the messages."""
+        return record_fields(self.reviewed.transcript.metadata)
 
 
 @dataclass
@@ -94,6 +98,8 @@ class Stats:
     """Reason -> transcripts not exported."""
     unscored: int = 0
     tallies: Tallies = field(default_factory=Tallies)
+    not_carried: Counter = field(default_factory=Counter)
+    """What the format has no place for -> how many times it was left out of the output."""
 
     def observe(self, reviewed: Reviewed) -> None:
         self.read += 1
@@ -119,7 +125,7 @@ class Stats:
                 "failed": self.outcomes["fail"], "errored": self.outcomes["error"],
                 "kept": self.kept, "kept_masked": self.kept_masked,
                 "messages_masked": self.messages_masked, "dropped": dict(self.dropped),
-                "unscored": self.unscored}
+                "unscored": self.unscored, "not_carried": dict(self.not_carried)}
 
 
 def iter_reviewed(run: RunInfo, stats: Stats) -> Iterator[Reviewed]:
@@ -269,6 +275,7 @@ def provenance(run: RunInfo, example: Example) -> dict[str, Any]:
         "judge_models": sorted({c["judge_model"] for c in evidence if c["judge_model"]}),
         "rubric_hashes": sorted({c["rubric_hash"] for c in evidence if c["rubric_hash"]}),
         "criteria": evidence,
+        "record_metadata": record_metadata(reviewed.transcript.metadata),
     }
     if example.weighted:
         fields["weight"] = example.weight

@@ -29,6 +29,15 @@ def content_id(payload: Any) -> str:
     return "t-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+CONTENT_ID = re.compile(r"t-[0-9a-f]{16}(?::(?:chosen|rejected))?")
+
+
+def is_content_id(tid: str) -> bool:
+    """Whether ``tid`` is a hash of a record's content (:func:`content_id`; a pair's side
+    suffixed): the same such id is the same content, not two records sharing a name."""
+    return CONTENT_ID.fullmatch(tid) is not None
+
+
 def _record_id(record: dict[str, Any], payload: Any) -> str:
     rid = record.get("id")
     if rid is None:
@@ -47,7 +56,9 @@ def _metadata(record: dict[str, Any], own: frozenset[str]) -> dict[str, Any]:
     return {**extra, **meta} if extra else dict(meta)
 
 
-def _text(content: Any, where: str) -> str:
+def content_text(content: Any, where: str) -> str:
+    """The text of a message's content: a string, null (``""``) or OpenAI content parts (their
+    texts, one a line)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -68,10 +79,17 @@ SHAREGPT_OWN = frozenset({"conversations", "id", "metadata"})
 HH_OWN = frozenset({"chosen", "rejected", "id", "metadata"})
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user",
                 "assistant": "assistant", "tool": "tool", "function": "tool"}
-MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight", "logprobs")
+MESSAGE_KEYS = ("name", "tool_calls", "tool_call_id", "reasoning", "weight", "logprobs",
+                "function_call")
+READ_KEYS = frozenset({"role", "content", *MESSAGE_KEYS})
+"""The message keys the review reads; any other key is kept in ``Message.extra``."""
 
 
 def _openai_message(raw: Any, i: int) -> dict[str, Any]:
+    """A message of the record as :class:`Message` fields. What the review reads another way
+    (a ``developer`` or ``function`` role, a ``content`` that is not text, the reasoning under
+    ``reasoning_content``) is noted in ``wire`` and the keys it does not read are kept in
+    ``extra``, so that the exports write the message back as it was."""
     if not isinstance(raw, dict):
         raise ValueError(f"messages[{i}] must be an object, got {type(raw).__name__}")
     role = raw.get("role")
@@ -79,15 +97,27 @@ def _openai_message(raw: Any, i: int) -> dict[str, Any]:
     if mapped is None:
         raise ValueError(f"messages[{i}]: unknown role {role!r}")
     content = raw.get("content")
+    if len(raw) == 2 and mapped == role and isinstance(content, str):  # the common case
+        return {"role": role, "content": content}
+    wire: dict[str, Any] = {}
+    if mapped != role:
+        wire["role"] = role
     if not isinstance(content, str):
-        content = _text(content, f"messages[{i}]")
-    if len(raw) == 2 and "content" in raw:  # the common case: a role and a content
-        return {"role": mapped, "content": content}
+        wire["content"] = content
+        content = content_text(content, f"messages[{i}]")
     fields = {k: raw[k] for k in MESSAGE_KEYS if raw.get(k) is not None}
+    used = READ_KEYS
     if "reasoning" not in fields and isinstance(raw.get("reasoning_content"), str):
         fields["reasoning"] = raw["reasoning_content"]
+        wire["reasoning_key"] = "reasoning_content"
+        used = used | {"reasoning_content"}
+    extra = {k: v for k, v in raw.items() if k not in used and v is not None}
     fields["role"] = mapped
     fields["content"] = content
+    if wire:
+        fields["wire"] = wire
+    if extra:
+        fields["extra"] = extra
     return fields
 
 
@@ -136,7 +166,7 @@ def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
         if who not in SHAREGPT_ROLES:
             raise ValueError(f"conversations[{i}]: unknown speaker {turn.get('from')!r}")
         messages.append(Message(role=SHAREGPT_ROLES[who],
-                                content=_text(turn.get("value"), f"conversations[{i}]")))
+                                content=content_text(turn.get("value"), f"conversations[{i}]")))
     return [Transcript(id=_record_id(record, raw), messages=messages,
                        metadata=_metadata(record, SHAREGPT_OWN), source=source)]
 

@@ -33,7 +33,8 @@ PARQUET_BATCH_ROWS = 1024
 READ_CHUNK = 1 << 20
 GZIP_CHUNK = 1 << 16  # compressed bytes per step: bounds a gzip bomb's output per step
 MAX_DEPTH = 64
-"""Deepest nesting accepted in ``metadata`` and ``tool_calls`` (they are journaled later)."""
+"""Deepest nesting accepted in ``metadata``, ``tool_calls`` and a message's other fields (they
+are written out later)."""
 MAX_REASON = 1000
 
 _DIGITS = b"0123456789"
@@ -305,7 +306,25 @@ def _parquet_row(row: dict[str, Any], column: str = "messages") -> dict[str, Any
         value = decode(meta)
         if not isinstance(value, Exception):
             row["metadata"] = value
+    for key in ("tools", "functions"):
+        if isinstance(row.get(key), list):
+            row[key] = [_table_function(item) for item in row[key]]
     return {k: v for k, v in row.items() if v is not None}
+
+
+def _table_function(item: Any) -> Any:
+    """A tool (or legacy function) from a table column, as the chat layout has it: the fields
+    the column's struct left null dropped, a ``parameters`` schema stored as JSON text (as
+    ``harness export --format parquet`` writes it) decoded."""
+    if not isinstance(item, dict):
+        return item
+    out = {k: _table_function(v) if k == "function" else v
+           for k, v in item.items() if v is not None}
+    if isinstance(out.get("parameters"), str):
+        value = decode(out["parameters"])
+        if isinstance(value, dict):
+            out["parameters"] = value
+    return out
 
 
 # -- .json files: records split out of an array (or a sequence of objects), streamed -----------
@@ -658,8 +677,11 @@ def _unwritable(transcripts: list[Transcript]) -> str | None:
         if t.metadata and (why := _check_value(t.metadata)) is not None:
             return f"metadata{why}"
         for i, m in enumerate(t.messages):
-            if m.tool_calls and (why := _check_value(m.tool_calls)) is not None:
-                return f"messages[{i}].tool_calls{why}"
+            for key in ("tool_calls", "function_call", "wire", "extra"):
+                value = getattr(m, key)
+                if value and (why := _check_value(value)) is not None:
+                    # wire and extra hold the message's own keys: named as the record has them
+                    return f"messages[{i}]{'' if key in ('wire', 'extra') else '.' + key}{why}"
     return None
 
 

@@ -14,7 +14,9 @@ The rule, for local paths and URLs alike:
   a folder saved by ``datasets`` (``save_to_disk``) stands for its Arrow files, in the
   dataset's own order (a ``DatasetDict``: each split in its order);
 - a glob (``*``, ``?``, ``[``; ``**`` crosses folders) stands for the readable files it
-  matches (and the folders it matches, expanded as above), sorted;
+  matches (and the folders it matches, expanded as above), sorted; a name starting with ``.``
+  or ``_`` that only a wildcard reached is skipped, as in a folder (``data/*.jsonl`` skips
+  ``data/_SKIP.jsonl``; ``data/_*.jsonl`` or the name spelt out reads it);
 - a file reached twice is read once.
 
 A name that matches nothing readable is an :class:`InputSpecError` before anything is read.
@@ -28,6 +30,7 @@ and ``args.limit`` (when set) keeps records with ``seq < limit`` only.
 
 from __future__ import annotations
 
+import fnmatch
 import glob as globlib
 import json
 import os
@@ -331,6 +334,8 @@ def _from_matches(spec: str, matches: list[tuple[str, bool]], tree: Any,
     found: list[Source] = []
     files = 0
     for name, is_dir in matches:
+        if _hidden_by_wildcard(spec, name):
+            continue
         if is_dir:
             found.extend(_walk(tree, locate(name), name.rstrip("/")))
             continue
@@ -342,6 +347,21 @@ def _from_matches(spec: str, matches: list[tuple[str, bool]], tree: Any,
             if files else "matches no file"
         raise InputSpecError(f"input pattern {spec} {what}")
     return found
+
+
+def _hidden_by_wildcard(spec: str, name: str) -> bool:
+    """Whether a glob's match has a name starting with ``.`` or ``_`` that only a wildcard
+    reached (a folder skips those names; so does a glob): one the pattern spells out, or
+    matches with a part that itself starts with ``.``/``_``, is asked for and kept."""
+    pattern = [p for p in _parts(spec) if p]
+    asked = {p for p in pattern if not _MAGIC.search(p)}
+    explicit = [p for p in pattern if _MAGIC.search(p) and p.startswith((".", "_"))]
+    for part in _parts(name):
+        if not part.startswith((".", "_")) or part in (".", "..") or part in asked:
+            continue
+        if not any(fnmatch.fnmatchcase(part, p) for p in explicit):
+            return True
+    return False
 
 
 def _walk(tree: Any, location: str, name: str) -> Iterator[Source]:

@@ -1,7 +1,10 @@
 """The ``anthropic/MODEL`` judge: Claude models through the official ``anthropic`` SDK.
 
-Options (keys of a ``judge:`` mapping): ``base_url`` (else ``ANTHROPIC_BASE_URL``),
-``api_key_env`` (else ``ANTHROPIC_API_KEY``), ``price_in_per_mtok`` / ``price_out_per_mtok``,
+Options (keys of a ``judge:`` mapping): ``base_url`` (else ``ANTHROPIC_BASE_URL``; one with
+credentials in it is refused), ``api_key_env`` (else ``ANTHROPIC_API_KEY``), ``headers`` (header
+-> environment variable holding its value; with them, the key is sent only when ``api_key_env``
+names it), ``query`` (query parameters sent with every call), ``price_in_per_mtok`` /
+``price_out_per_mtok``,
 ``send_temperature`` (default false: the Messages API deprecated ``temperature``, models from
 Claude Opus 4.7 on answer 400 to it and SDK 2.x dropped the parameter; turn it on for older
 models to make the criterion's ``temperature`` apply).
@@ -16,7 +19,18 @@ import os
 from typing import Any
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.sdk import PerLoopClients, SDKJudgeOptions, status_error
+from harness.judges.sdk import (
+    PerLoopClients,
+    SDKJudgeOptions,
+    base_query,
+    check_endpoint,
+    short,
+    status_error,
+    without_query,
+)
+
+PLACEHOLDER_KEY = "unused"
+"""The SDK needs a key; with ``headers`` (and no key) they authenticate instead."""
 
 
 class AnthropicJudgeOptions(SDKJudgeOptions):
@@ -37,15 +51,29 @@ class AnthropicBackend(JudgeBackend):
         self.options = AnthropicJudgeOptions.model_validate(options or {})
         self.model = model
         self.name = f"anthropic/{model}"
+        check_endpoint(self.name, self.options.base_url)
+        if not self.options.base_url:
+            check_endpoint(self.name, os.environ.get("ANTHROPIC_BASE_URL"), "ANTHROPIC_BASE_URL")
         self.base_url = self.options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        key_env = self.options.api_key_env or "ANTHROPIC_API_KEY"
-        self._api_key = os.environ.get(key_env)
+        self._headers = self.options.header_values(self.name)
+        self.query = self.options.query_params(self.name) if self.options.query else dict(
+            base_query(self.base_url))
+        key_env = self.options.api_key_env or (None if self._headers else "ANTHROPIC_API_KEY")
+        self._api_key = os.environ.get(key_env) if key_env else None
         if not self._api_key:
-            raise JudgeError(f"judge {self.name}: environment variable {key_env} is not set")
+            if key_env:
+                raise JudgeError(f"judge {self.name}: environment variable {key_env} is not "
+                                 "set")
+            self._api_key = PLACEHOLDER_KEY  # the headers authenticate
         self._clients = PerLoopClients(self._new_client)
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "base_url": self.base_url or "anthropic"}
+        found = {"name": self.name, "model": self.model, "base_url": self.base_url or "anthropic"}
+        if self.options.query:  # only when set: the cache keys of other judges stay as they were
+            found["query"] = self.query
+        if self.options.headers:  # their names (the values are secrets)
+            found["headers"] = sorted(self.options.headers)
+        return found
 
     def has_prices(self) -> bool:
         return self.options.priced
@@ -61,8 +89,11 @@ class AnthropicBackend(JudgeBackend):
     def _new_client(self) -> Any:
         from anthropic import AsyncAnthropic
 
-        return AsyncAnthropic(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                              timeout=None)
+        return AsyncAnthropic(api_key=self._api_key,
+                              base_url=without_query(self.base_url) if self.base_url else None,
+                              max_retries=0, timeout=None,
+                              default_headers=self._headers or None,
+                              default_query=self.query or None)
 
     async def complete(self, request: JudgeRequest) -> JudgeResponse:
         import anthropic
@@ -84,10 +115,10 @@ class AnthropicBackend(JudgeBackend):
             raise status_error(self.name, exc.status_code, exc.message,
                                exc.response.headers) from exc
         except anthropic.APIConnectionError as exc:  # includes timeouts
-            raise JudgeError(f"cannot reach {self.name}: {exc}", retryable=True,
+            raise JudgeError(f"cannot reach {self.name}: {short(str(exc))}", retryable=True,
                              connection=True) from exc
         except (anthropic.APIError, ValueError) as exc:
-            raise JudgeError(f"bad response from {self.name}: {exc}") from exc
+            raise JudgeError(f"bad response from {self.name}: {short(str(exc))}") from exc
         text = "".join(
             getattr(block, "text", "") for block in message.content if block.type == "text"
         )

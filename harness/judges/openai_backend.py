@@ -7,10 +7,14 @@ client a fraction of one. Per-judge options (keys of a ``judge:`` mapping in the
 runner's keys such as ``max_concurrency``, ``timeout_s`` and ``max_attempts`` are taken out first
 by the ``llm_judge`` criterion):
 
-- ``base_url``: the endpoint (else ``OPENAI_BASE_URL``, else OpenAI's);
+- ``base_url``: the endpoint (else ``OPENAI_BASE_URL``, else OpenAI's); one with credentials in
+  it (``user:password@``, ``?api_key=``) is refused, since URLs are written with the suite;
 - ``api_key_env``: the environment variable holding the key (else ``OPENAI_API_KEY``); keys are
   never written in suites. A custom ``base_url`` without any key sends a placeholder key, since
   local servers usually need none;
+- ``headers``: header -> environment variable holding its value (Azure OpenAI's ``api-key``, a
+  gateway's own); with them, ``OPENAI_API_KEY`` is sent only when ``api_key_env`` names it;
+- ``query``: query parameters sent with every call (Azure OpenAI's ``api-version``);
 - ``logprobs`` (default true) and ``top_logprobs``: ask for token log-probabilities;
 - ``price_in_per_mtok`` / ``price_out_per_mtok``: USD per million tokens, to record cost.
 
@@ -38,8 +42,11 @@ from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeRes
 from harness.judges.sdk import (
     PerLoopClients,
     SDKJudgeOptions,
+    base_query,
+    check_endpoint,
     short,
     status_error,
+    without_query,
 )
 
 if TYPE_CHECKING:
@@ -66,9 +73,17 @@ class OpenAIBackend(JudgeBackend):
         self.options = OpenAIJudgeOptions.model_validate(options or {})
         self.model = model
         self.name = f"openai/{model}"
+        check_endpoint(self.name, self.options.base_url)
+        if not self.options.base_url:
+            check_endpoint(self.name, os.environ.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
         self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key_env = self.options.api_key_env or "OPENAI_API_KEY"
-        api_key = os.environ.get(key_env)
+        extra_headers = self.options.header_values(self.name)
+        self.query = self.options.query_params(self.name) if self.options.query else dict(
+            base_query(self.base_url))
+        """Query parameters sent with every call (``query``, and those of ``base_url``)."""
+        # with `headers`, they authenticate: OPENAI_API_KEY is only sent when named
+        key_env = self.options.api_key_env or (None if extra_headers else "OPENAI_API_KEY")
+        api_key = os.environ.get(key_env) if key_env else None
         if not api_key:
             if self.options.api_key_env:
                 raise JudgeError(f"judge {self.name}: environment variable {key_env} is not set")
@@ -77,17 +92,24 @@ class OpenAIBackend(JudgeBackend):
                     f"judge {self.name}: set OPENAI_API_KEY (or api_key_env), or a base_url "
                     "for a local endpoint"
                 )
-            api_key = PLACEHOLDER_KEY
-        self.url = (self.base_url or OPENAI_URL).rstrip("/") + "/chat/completions"
+            api_key = None if extra_headers else PLACEHOLDER_KEY
+        base = without_query(self.base_url) if self.base_url else OPENAI_URL
+        self.url = base.rstrip("/") + "/chat/completions"
         self._headers = {
-            "Authorization": f"Bearer {api_key}",
+            **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
             "Content-Type": "application/json",
             "Accept": "application/json",
+            **extra_headers,
         }
         self._sessions = PerLoopClients(self._new_session)
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "base_url": self.base_url or "openai"}
+        found = {"name": self.name, "model": self.model, "base_url": self.base_url or "openai"}
+        if self.options.query:  # only when set: the cache keys of other judges stay as they were
+            found["query"] = self.query
+        if self.options.headers:  # their names (the values are secrets)
+            found["headers"] = sorted(self.options.headers)
+        return found
 
     def _new_session(self) -> aiohttp.ClientSession:
         # No limit on connections (the runner's semaphore is the limit); timeouts are the
@@ -141,7 +163,8 @@ class OpenAIBackend(JudgeBackend):
     async def complete(self, request: JudgeRequest) -> JudgeResponse:
         session = await self._sessions.get()
         try:
-            async with session.post(self.url, data=self.body(request)) as resp:
+            async with session.post(self.url, data=self.body(request),
+                                    params=self.query or None) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except aiohttp.ClientConnectionError as exc:  # refused, reset, DNS, disconnected

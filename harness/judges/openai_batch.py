@@ -44,6 +44,8 @@ class OpenAIBatchClient(BatchClient):
     async def _call(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
         session = await self.backend._sessions.get()
         name = self.backend.name
+        if self.backend.query:  # the judge's `query` goes with every call (api-version...)
+            kwargs["params"] = {**self.backend.query, **kwargs.get("params", {})}
         try:
             async with session.request(method, self.root + path, **kwargs) as resp:
                 body = await resp.read()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.judges.base import JudgeError
+from harness.redact import is_secret_param, redact_text, redact_url, url_secrets
 
 
 class SDKJudgeOptions(BaseModel):
@@ -27,6 +31,43 @@ class SDKJudgeOptions(BaseModel):
     """USD per million prompt tokens, to record cost."""
     price_out_per_mtok: float | None = Field(default=None, ge=0)
     """USD per million completion tokens."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Headers sent with every call: header name -> the environment variable holding its value
+    (``{api-key: AZURE_OPENAI_KEY}``); values are read at load and never written anywhere."""
+    query: dict[str, str] = Field(default_factory=dict)
+    """Query parameters sent with every call (``{api-version: "2024-10-21"}``); written in
+    ``run.json`` like the rest of the suite, so a secret-looking name is refused."""
+
+    def header_values(self, judge: str) -> dict[str, str]:
+        """The ``headers`` with their values read from the environment; :class:`JudgeError`
+        naming every variable that is not set."""
+        values, missing = {}, []
+        for header, env in self.headers.items():
+            if not _HEADER_NAME.fullmatch(header):
+                raise JudgeError(f"judge {judge}: headers: {header!r} is not a header name")
+            value = os.environ.get(env)
+            if value is None:
+                missing.append(f"{env} (for header {header})")
+            else:
+                values[header] = value
+        if missing:
+            raise JudgeError(f"judge {judge}: headers: environment variable(s) not set: "
+                             f"{', '.join(missing)}; `headers` maps a header to the variable "
+                             "holding its value")
+        return values
+
+    def query_params(self, judge: str) -> dict[str, str]:
+        """The ``query`` parameters (merged after those of ``base_url``); :class:`JudgeError`
+        for a secret-looking one (it would be written with the suite)."""
+        params = dict(base_query(self.base_url))
+        params.update(self.query)
+        secret = [name for name in self.query if is_secret_param(name)]
+        if secret:
+            raise JudgeError(f"judge {judge}: query: {', '.join(map(repr, secret))} looks like "
+                             "a secret, and `query` is written into run.json; send it as a "
+                             "header whose value comes from an environment variable instead: "
+                             "headers: {HEADER: ENV_VAR}")
+        return params
 
     @property
     def priced(self) -> bool:
@@ -39,6 +80,35 @@ class SDKJudgeOptions(BaseModel):
             return None
         return (tokens_in * (self.price_in_per_mtok or 0.0)
                 + tokens_out * (self.price_out_per_mtok or 0.0)) / 1e6
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def check_endpoint(judge: str, url: str | None, where: str = "base_url") -> None:
+    """:class:`JudgeError` when ``url`` carries credentials (``user:password@``, a
+    secret-looking query parameter): they would be written wherever the URL is, and aiohttp
+    cannot send URL credentials beside the key. The message shows the URL redacted."""
+    found = url_secrets(url) if url else []
+    if not found:
+        return
+    what = ", ".join("user:password@" if f == "userinfo" else f"query parameter {f!r}"
+                     for f in found)
+    raise JudgeError(
+        f"judge {judge}: {where} {redact_url(url or '')} carries credentials ({what}); a URL is "
+        "written into run.json and report.html, so harness refuses them there: keep the key in "
+        "an environment variable and name it with api_key_env (sent as a bearer token), or send "
+        "it as a header read from an environment variable: headers: {HEADER: ENV_VAR}")
+
+
+def base_query(url: str | None) -> list[tuple[str, str]]:
+    """The query parameters written in a ``base_url`` (sent with every call)."""
+    return parse_qsl(urlsplit(url).query, keep_blank_values=True) if url else []
+
+
+def without_query(url: str) -> str:
+    """``url`` without its query string and fragment."""
+    return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -81,8 +151,8 @@ def status_error(judge: str, status: int, message: str, headers: Any) -> JudgeEr
 
 
 def short(message: str, limit: int = 300) -> str:
-    """One line of at most ``limit`` characters."""
-    message = " ".join(str(message).split())
+    """One line of at most ``limit`` characters, URLs in it redacted."""
+    message = redact_text(" ".join(str(message).split()))
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 

@@ -97,6 +97,13 @@ class ReviewPlugin:
             self._engine = Engine(self.suite_path, self.registry, options)
         return self._engine
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Release the engine (judge clients, the judge cache: a closed SQLite database leaves
+        no ``-wal``/``-shm`` files behind), after the run directory is written."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
     def runner(self, memo_size: int = 4096) -> CriterionRunner:
         if memo_size not in self._runners:
             self._runners[memo_size] = CriterionRunner(self.engine(), memo_size)

@@ -42,6 +42,27 @@ def _js_offset(text: str, offset: int) -> int:
     return utf16_len(text[:max(0, min(offset, len(text)))])
 
 
+def calls_text(message: dict[str, Any]) -> str:
+    """A message's tool calls (and legacy function call) as people read them, one a line:
+    ``name({"arg": ...})  [call id]``; searched by the report's filter too."""
+    lines = []
+    calls = list(message.get("tool_calls") or ())
+    if message.get("function_call"):
+        calls.append({"function": message["function_call"]})
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict):
+            lines.append(json.dumps(call, ensure_ascii=False))
+            continue
+        args = fn.get("arguments")
+        args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        line = f"{fn.get('name', '?')}({args if args is not None else ''})"
+        if isinstance(call.get("id"), str):
+            line += f"  [{call['id']}]"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def compact_entry(seq: int, entry: dict[str, Any], limit: int = MAX_CHARS) -> dict[str, Any]:
     """A journal entry as the report embeds it: texts capped, span offsets in UTF-16 units."""
     d, t = entry["decision"], entry["transcript"]
@@ -59,8 +80,9 @@ def compact_entry(seq: int, entry: dict[str, Any], limit: int = MAX_CHARS) -> di
                 msg["rcut"] = rcut
         if m.get("name"):
             msg["name"] = m["name"]
-        if m.get("tool_calls"):
-            msg["tool_calls"] = _clip(json.dumps(m["tool_calls"], ensure_ascii=False), limit)[0]
+        calls = calls_text(m)
+        if calls:
+            msg["tool_calls"] = _clip(calls, limit)[0]
         messages.append(msg)
     verdicts = []
     for v in d["verdicts"]:

@@ -121,14 +121,21 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
             if before != after:
                 verdict_flips[name][(before, after)] += 1
                 changed.append({"criterion": name, "a": before, "b": after})
+        if a_outcome != d["outcome"] and not changed:
+            # no outcome moved: the scores that did are what flipped the decision
+            changed = [{"criterion": name, "a": a_outcomes[name][0], "b": outcomes[name][0],
+                        "score_a": a_outcomes[name][1], "score_b": outcomes[name][1]}
+                       for name in sorted(set(a_outcomes) & set(outcomes))
+                       if a_outcomes[name][1] != outcomes[name][1]]
         if a_outcome != d["outcome"]:
             flip_counts[(a_outcome, d["outcome"])] += 1
             cause = attribution.cause((tid, d["source"]), a_outcomes, outcomes, d["outcome"])
             causes[cause] += 1
             if len(flips) < max_flips:
+                names = {c["criterion"] for c in changed}
                 explanations = {_shown(v["criterion"]): _shown(v["explanation"], keep="\n")
                                 for v in d["verdicts"]
-                                if any(c["criterion"] == v["criterion"] for c in changed)}
+                                if v["criterion"] in names and v["explanation"]}
                 shown = [{**c, "criterion": _shown(c["criterion"])} for c in changed]
                 flips.append({"id": _shown(tid), "source": _shown(d["source"]), "a": a_outcome,
                               "b": d["outcome"], "changed": shown, "cause": cause,

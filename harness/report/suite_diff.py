@@ -170,12 +170,18 @@ def _outcome_under(outcomes: Outcomes, side: SuiteSide, ident: tuple[str, str]) 
     return decide(None, verdicts, side.specs, side.threshold, ident=ident).outcome  # type: ignore[arg-type]
 
 
+def _direction(before: float | None, after: float | None) -> str:
+    if before is None or after is None:
+        return "appeared" if before is None else "gone"
+    return "fell" if after < before else "rose"
+
+
 def _describe(name: str, before: tuple[str, float | None], after: tuple[str, float | None],
               notes: list[str]) -> str:
     if before[0] != after[0]:
         text = f"{name} {before[0]} -> {after[0]}"
-    else:
-        text = f"{name} score {_text(before[1])} -> {_text(after[1])}"
+    else:  # the direction, not the numbers: flips that share a cause are counted together
+        text = f"{name} score {_direction(before[1], after[1])}"
     text = escape_controls(text)
     return f"{text} ({'; '.join(notes)})" if notes else text
 

@@ -96,3 +96,38 @@ def test_two_suites_with_their_own_checks_module_do_not_clash(tmp_path):
             folder / "s.yaml", "name: s\ncriteria:\n  - {name: c, kind: python, "
                                "function: 'checks:check'}\n"))))
     assert [e.decide_batch([T])[0].outcome for e in engines] == ["pass", "fail"]
+
+
+TRACED = '''
+def _lookup(table, key):
+    return table[key]
+
+
+def needs_label(t):
+    return _lookup(t.metadata, "label") == "ok"
+'''
+
+
+def test_an_error_keeps_a_short_traceback_of_the_criterions_own_code(tmp_path, cli):
+    """The explanation says what went wrong; `details.traceback` says where, in the user's
+    code only (no harness frames), as `harness run` writes it to results.parquet."""
+    import json
+
+    import pandas as pd
+    from testutil import chat, write_jsonl
+
+    (tmp_path / "traced.py").write_text(TRACED)
+    suite = write_suite(tmp_path / "s.yaml", "name: s\ncriteria:\n  - name: labelled\n"
+                        "    kind: python\n    function: traced:needs_label\n")
+    data = write_jsonl(tmp_path / "in.jsonl", [chat("q", "a", id="t1")])
+    code, _, err = cli("run", suite, data, "-o", tmp_path / "run", "--no-progress")
+    assert code == 0, err
+    row = pd.read_parquet(tmp_path / "run" / "results.parquet").iloc[0]
+    assert row.outcome == "error" and row.explanation == "KeyError: 'label'"
+    trace = json.loads(row.details)["traceback"]
+    lines = trace.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert 'File "traced.py", line 7, in needs_label' in trace
+    assert 'File "traced.py", line 3, in _lookup' in trace
+    assert "return table[key]" in trace and lines[-1] == "KeyError: 'label'"
+    assert "python.py" not in trace and "harness" not in trace

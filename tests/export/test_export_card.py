@@ -17,10 +17,10 @@ def test_card_states_counts_filters_criteria_and_pass_rates(corrections_run, tmp
     assert card.startswith("---\nconfigs:\n- config_name: default\n  data_files: train.jsonl\n")
     for line in ("| transcripts read | 7 |",
                  "| passed / failed / errored | 2 / 5 / 0 |",
-                 "| examples written | 4 |",
+                 "| examples written (one per transcript) | 4 |",
                  "| kept with masked assistant turns | 3 (4 turns at weight 0) |",
-                 "| dropped: failed (every assistant message masked) | 1 |",
-                 "| exact duplicates dropped | 1 |",
+                 "| transcripts not exported: failed (every assistant message masked) | 1 |",
+                 "| exact duplicate examples dropped | 1 |",
                  "- on failure: `mask`",
                  "- minimum score: 0.5",
                  "- weight: `score`",
@@ -63,14 +63,15 @@ def test_counts_read_as_english_for_zero_one_and_many():
                                     "turns (3 turns at weight 0)")
     assert kept_phrase(1, 1, 1) == "kept 1 transcript, with masked assistant turns (1 turn at " \
                                    "weight 0)"
-    assert duplicates_phrase(1) == "1 exact duplicate dropped"
-    assert duplicates_phrase(0) == "0 exact duplicates dropped"
+    assert duplicates_phrase(1) == "1 exact duplicate example dropped"
+    assert duplicates_phrase(0) == "0 exact duplicate examples dropped"
+    assert duplicates_phrase(2, {"format": "pairs"}) == "2 exact duplicate pairs dropped"
 
 
 def test_export_summary_without_masking_says_nothing_of_it(corrections_run, tmp_path, cli):
     code, stdout, err = cli("export", corrections_run, "-o", tmp_path / "t.jsonl")
     assert code == 0, err
     # two transcripts pass; the second is a duplicate of the first
-    assert "\nkept 1 transcript\n1 exact duplicate dropped\n" in stdout
+    assert "\nkept 1 transcript\n1 exact duplicate example dropped\n" in stdout
     card = (tmp_path / "t.jsonl.card.md").read_text()
     assert "| kept with masked assistant turns | 0 |" in card

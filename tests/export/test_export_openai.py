@@ -32,7 +32,7 @@ def test_masked_correction_trains_the_correction_not_the_flaw(corrections_run, t
     assert [m.get("weight") for m in rows["clean"]["messages"]] == [None, None, 1]
     # a flaw nobody corrected leaves nothing to train; a transcript-level failure is not masked
     assert "uncorrected" not in rows and "ends-with-user" not in rows
-    assert "4 examples" in stdout and "1 exact duplicate dropped" in stdout
+    assert "4 examples" in stdout and "1 exact duplicate example dropped" in stdout
 
 
 def test_weights_only_on_assistant_turns_and_only_0_or_1(corrections_run, tmp_path):
@@ -53,7 +53,7 @@ def test_drop_policy_keeps_only_passing_transcripts(corrections_run, tmp_path):
     result = export_run(corrections_run, out, "openai")
     assert [r["metadata"]["transcript_id"] for r in read_jsonl(out)] == ["clean"]
     assert result["duplicates"] == 1                 # "clean-again" has the same messages
-    assert result["dropped"] == {"failed": 5}
+    assert result["dropped"] == {"failed": 5, "every example an exact duplicate": 1}
     assert (result["read"], result["passed"], result["failed"]) == (7, 2, 5)
 
 
@@ -114,7 +114,7 @@ def test_keep_duplicates_and_the_card(corrections_run, tmp_path, cli):
     assert code == 0, err
     assert len(read_jsonl(out)) == 2
     card = (tmp_path / "all.jsonl.card.md").read_text()
-    assert "| exact duplicates dropped | 0 |" in card and "deduplication: off" in card
+    assert "| exact duplicate examples dropped | 0 |" in card and "deduplication: off" in card
 
 
 def test_bad_requests_are_one_line_errors(corrections_run, tmp_path, cli):

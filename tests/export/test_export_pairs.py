@@ -30,8 +30,8 @@ def test_pairs_from_the_shipped_hh_rlhf_file(hh_run, tmp_path, cli):
     assert "1 pair from" in stdout
     card = (tmp_path / "pairs.jsonl.card.md").read_text()
     # hh-002/hh-004: both sides pass; hh-003: both leak a key; hh-005 is malformed
-    assert "| no pair: no failing candidate | 2 |" in card
-    assert "| no pair: no passing candidate | 1 |" in card
+    assert "| prompts without a pair: no failing candidate | 2 |" in card
+    assert "| prompts without a pair: no passing candidate | 1 |" in card
 
 
 def test_the_review_decides_which_side_is_chosen(tmp_path):

@@ -35,7 +35,8 @@ def test_huggingface_datasets_loads_it(corrections_run, tmp_path, monkeypatch):
                                cache_dir=str(tmp_path / "cache"))
     assert ds.num_rows == 4
     assert set(ds.features["messages"].feature) == {"role", "content", "name", "tool_calls",
-                                               "tool_call_id", "weight"}
+                                               "tool_call_id", "function_call", "reasoning",
+                                               "weight"}
     example = ds[1]
     assert example["transcript_id"] == "corrected-product"
     assert [m["weight"] for m in example["messages"]] == [None, None, 0, None, 1]

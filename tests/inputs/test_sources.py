@@ -366,3 +366,22 @@ def test_input_names_read_for_people():
     assert input_names(recorded[:2]) == ["data/0.jsonl", "data/1.jsonl"]
     assert input_names(recorded)[-1] == "and 2 more" and len(input_names(recorded)) == 11
     assert input_names(["old/run.jsonl"]) == ["old/run.jsonl"]  # older runs recorded paths
+
+
+def test_a_glob_skips_what_a_folder_skips(tmp_path, monkeypatch):
+    """Names starting with `_` or `.` (`_SUCCESS`, `_SKIP.jsonl`, `.cache/`) are skipped by a
+    glob's wildcards as they are inside a folder; spelt out, or matched by a pattern that
+    itself starts with `_`, they are read."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("d/a.jsonl", "d/_SKIP.jsonl", "d/.hidden.jsonl", "d/_tmp/b.jsonl",
+                 "d/sub/c.jsonl", "d/.cache/e.jsonl"):
+        put(tmp_path / name, [chat("q", "a")])
+    folder = names(resolve_inputs(["d"]))
+    assert folder == ["d/a.jsonl", "d/sub/c.jsonl"]
+    assert names(resolve_inputs(["d/*.jsonl"])) == ["d/a.jsonl"]
+    assert names(resolve_inputs(["d/**/*.jsonl"])) == folder
+    assert names(resolve_inputs(["d/*"])) == folder
+    # asked for by name, or by a pattern that starts with `_`: read
+    assert names(resolve_inputs(["d/_SKIP.jsonl"])) == ["d/_SKIP.jsonl"]
+    assert names(resolve_inputs(["d/_*.jsonl"])) == ["d/_SKIP.jsonl"]
+    assert names(resolve_inputs(["d/_tmp/*.jsonl"])) == ["d/_tmp/b.jsonl"]

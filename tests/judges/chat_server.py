@@ -24,8 +24,8 @@ Faults for the next ``n`` requests (queued in order, one per request):
 :func:`closed_port` gives a local port nothing listens on (an endpoint that is down); a server
 can be started on a given ``port`` (the endpoint coming back).
 
-It records every request body (``requests``) and its headers (``headers``), and the most requests
-in flight at once (``max_in_flight``).
+It records every request body (``requests``), its headers (``headers``) and path with the query
+string (``paths``), and the most requests in flight at once (``max_in_flight``).
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ class ChatServer:
     """The model named in answers (default: the one requested)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    """The path of every request, its query string included."""
     max_in_flight: int = 0
     port: int = 0
     _faults: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -202,14 +204,16 @@ class ChatServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)
-        anthropic = h.path.rstrip("/").endswith("/messages")
-        if not anthropic and not h.path.rstrip("/").endswith("/chat/completions"):
+        route = h.path.split("?", 1)[0].rstrip("/")
+        anthropic = route.endswith("/messages")
+        if not anthropic and not route.endswith("/chat/completions"):
             self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
             return
         body = json.loads(raw or b"{}")
         with self._lock:
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in h.headers.items()})
+            self.paths.append(h.path)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             kind, params = self._faults.pop(0) if self._faults else ("", {})

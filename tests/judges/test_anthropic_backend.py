@@ -52,3 +52,17 @@ def test_errors_map_like_the_openai_judge(chat_server: ChatServer, monkeypatch) 
     with pytest.raises(JudgeError) as info:
         arun(down.complete(REQ), down)
     assert info.value.retryable and info.value.connection
+
+
+def test_headers_from_the_environment_and_query_reach_the_endpoint(chat_server: ChatServer,
+                                                                   monkeypatch) -> None:
+    """A gateway in front of the Messages API: its own key header and a query parameter."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("GATEWAY_TEST_KEY", "gw-secret")
+    judge = AnthropicBackend("claude-test", {
+        "base_url": chat_server.base_url.removesuffix("/v1"),
+        "headers": {"X-Gateway-Key": "GATEWAY_TEST_KEY"}, "query": {"tenant": "research"}})
+    arun(judge.complete(REQ), judge)
+    assert chat_server.headers[-1]["x-gateway-key"] == "gw-secret"
+    assert chat_server.paths[-1] == "/v1/messages?tenant=research"
+    assert "gw-secret" not in str(judge.identity())

@@ -171,3 +171,29 @@ def test_message_scope_and_skipped_expensive_criteria_match_harness_run(pytester
     result.stdout.fnmatch_lines(["SKIPPED * skipped: gate 'no_secret_leak' already failed"])
     assert "gate 'per_message' already failed" not in result.stdout.str()
     assert comparable(pytester.path / "py-run") == expected
+
+
+def test_a_judged_pytest_run_leaves_no_sqlite_side_files(pytester):
+    """The judge cache is closed when the session ends: no `-wal`/`-shm` files are left
+    beside `judge-cache.sqlite` (in the run directory, or wherever the cache is)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
+    from chat_server import ChatServer
+
+    with ChatServer() as server:
+        pytester.makefile(".yaml", suite=f"""\
+name: judged
+judge: {{name: openai/j, base_url: "{server.base_url}"}}
+criteria:
+  - name: fine
+    kind: llm_judge
+    rubric: "Is this fine? {{{{ last_assistant }}}}"
+""")
+        corpus = write_jsonl(pytester.path / "c.jsonl",
+                             [openai_record("a", "q", "an answer")])
+        result = pytester.runpytest("--review-suite=suite.yaml", f"--transcripts={corpus}",
+                                    "--review-out=out")
+        result.assert_outcomes(passed=1)
+        assert server.completions == 1
+    files = {p.name for p in (pytester.path / "out").iterdir()}
+    assert "judge-cache.sqlite" in files
+    assert not {n for n in files if n.endswith(("-wal", "-shm"))}, files

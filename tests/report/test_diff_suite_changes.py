@@ -152,3 +152,60 @@ def test_an_edited_rubric_file_is_named_with_the_flips_it_caused(make_run, tmp_p
     code, stdout, err = cli("diff", run_a, run_b)
     assert code == 0, err
     assert "helpful rubric sha256 (used)" in " ".join(stdout.split())
+
+
+BREVITY = '''
+from harness import Verdict
+
+
+def brevity(transcript, limit=100):
+    n = len(transcript.messages[-1].content)
+    score = max(0.0, 1.0 - n / limit)
+    return Verdict(outcome="pass" if score >= 0.5 else "fail", score=score,
+                   explanation=f"{n} characters against a limit of {limit}")
+'''
+
+
+def _brevity_suite(tmp_path: Path, name: str, limit: int) -> Path:
+    (tmp_path / "brevity_checks.py").write_text(BREVITY)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""\
+name: brevity
+threshold: 0.3
+criteria:
+  - name: no_sorry
+    kind: regex
+    pattern: sorry
+    expect: absent
+  - name: brevity
+    kind: python
+    function: brevity_checks:brevity
+    args: {{limit: {limit}}}
+    gate: false
+""")
+    return path
+
+
+def test_score_moves_are_one_cause_and_the_page_names_them(make_run, tmp_path: Path,
+                                                           cli) -> None:
+    """A stricter limit lowers brevity's score on four transcripts (still failing, a non-gate)
+    and their means fall under the threshold: one cause, not one per score; the page lists
+    the criterion that moved and its explanation."""
+    records = [chat(f"long-{n}", "hi", "x" * n) for n in (58, 60, 62, 64)]
+    run_a = make_run(records, name="a", suite=_brevity_suite(tmp_path, "a", 100))
+    run_b = make_run(records, name="b", suite=_brevity_suite(tmp_path, "b", 70))
+    d = compare(run_a, run_b)
+    assert d["flipped"] == 4 and d["flip_counts"] == {"pass->fail": 4}
+    assert [c["flips"] for c in d["flip_causes"]] == [4]
+    [cause] = [c["cause"] for c in d["flip_causes"]]
+    assert cause.startswith("brevity score fell") and "config args" in cause
+    first = d["flips"][0]
+    assert [(c["criterion"], c["a"], c["b"], round(c["score_a"], 3), round(c["score_b"], 3))
+            for c in first["changed"]] == [("brevity", "fail", "fail", 0.42, 0.171)]
+    assert first["explanations"] == {"brevity": "58 characters against a limit of 70"}
+    out = tmp_path / "diff.html"
+    code, _, err = cli("diff", run_a, run_b, "-o", out)
+    assert code == 0, err
+    html = out.read_text()
+    assert "brevity: fail 0.420 → fail 0.171" in html
+    assert "<b>brevity</b>: 58 characters against a limit of 70" in html

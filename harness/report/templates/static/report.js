@@ -144,7 +144,9 @@
   function haystack(t) {
     if (t._haystack === undefined) {
       var parts = [t.id, t.source, t.metadata];
-      t.messages.forEach(function (m) { parts.push(m.content, m.reasoning || "", m.name || ""); });
+      t.messages.forEach(function (m) {
+        parts.push(m.content, m.reasoning || "", m.name || "", m.tool_calls || "");
+      });
       t.verdicts.forEach(function (v) { parts.push(v.criterion, v.explanation, v.raw || ""); });
       t._haystack = parts.join("\n").toLowerCase();
     }
@@ -213,7 +215,7 @@
     } else {
       reasoning.hidden = true;
     }
-    setField(node, "tool_calls", m.tool_calls ? "tool calls: " + m.tool_calls : null);
+    setField(node, "tool_calls", m.tool_calls ? "tool calls:\n" + m.tool_calls : null);
     setField(node, "cut", m.cut ? "… " + m.cut + " more characters not embedded" : null);
     return node;
   }
