@@ -106,6 +106,14 @@ def _digest(material: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _as_flag(path: str) -> str:
+    """``options.messages_column`` as the user gave it: ``--messages-column``."""
+    if not path.startswith("options."):
+        return path
+    option, _, rest = path.removeprefix("options.").partition(".")
+    return "--" + option.replace("_", "-") + (f" ({rest})" if rest else "")
+
+
 def _differences(before: Any, now: Any, path: str = "") -> list[str]:
     """Where two materials differ, as dotted paths (criteria by name)."""
     if isinstance(before, dict) and isinstance(now, dict):
@@ -458,6 +466,7 @@ class RunWriter:
         if meta.get("suite_fingerprint") not in (None, _digest(material)):
             changed = _differences(meta.get("verdicts_from"), redact_config(material)) \
                 if isinstance(meta.get("verdicts_from"), dict) else []
+            changed = [_as_flag(c) for c in changed]
             what = ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "") if changed \
                 else "the suite, --judge, --all-criteria, --input-format or --messages-column"
             raise RunDirError(f"{self.run_dir}: what decides the verdicts changed since this "

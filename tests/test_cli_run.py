@@ -263,7 +263,7 @@ def test_resume_takes_changes_that_cannot_change_a_verdict_and_names_those_that_
                        "--no-report")
     assert code == 0, err
     code, _, err = cli("run", suite, corpus, "-o", out, "--judge", "openai/y", "--resume")
-    assert code == 2 and "(options.judge.base_url, options.judge.name" in err, err
+    assert code == 2 and "(--judge (base_url), --judge (name)" in err, err
 
 
 def test_criteria_lists_the_keys_every_criterion_has(cli):

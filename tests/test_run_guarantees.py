@@ -199,7 +199,7 @@ def test_run_json_records_the_options(cli, project):
     assert meta["inputs"][0]["resolved"] == str(project / "data.jsonl")
     # another --all-criteria is another run: resuming it is refused
     code, _, err = cli("run", "suite.yaml", "data.jsonl", "-o", "run", "--resume")
-    assert code == 2 and "changed since this run started (options.all_criteria)" in err
+    assert code == 2 and "changed since this run started (--all-criteria)" in err
 
 
 def test_lock_is_released_when_the_run_ends(project):
