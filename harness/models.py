@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -170,7 +171,6 @@ class InputError(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
-_DEFAULTS: dict[type, tuple[dict[str, Any], dict[str, Any]]] = {}
 
 
 def trusted(cls: type[M], /, **fields: Any) -> M:
@@ -180,13 +180,20 @@ def trusted(cls: type[M], /, **fields: Any) -> M:
     ``model_validate`` costs more than the criterion itself and ``model_construct`` more still.
     """
     static, factories = _defaults_of(cls)
-    values = {**static, **{k: f() for k, f in factories.items() if k not in fields}, **fields}
+    values = static.copy()
+    for name, make in factories.items():
+        if name not in fields:
+            values[name] = make()
+    values.update(fields)
     obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", set(fields))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
+
+
+_set = object.__setattr__  # past pydantic's own __setattr__
 
 
 def compact_json(model: BaseModel) -> bytes:
@@ -227,14 +234,13 @@ def with_defaults(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@functools.cache
 def _defaults_of(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
-    known = _DEFAULTS.get(cls)
-    if known is None:
-        static, factories = {}, {}
-        for name, info in cls.model_fields.items():
-            if info.default_factory is not None:
-                factories[name] = info.default_factory
-            elif not info.is_required():
-                static[name] = info.default
-        known = _DEFAULTS[cls] = (static, factories)
-    return known
+    """A model's default values, and the factories of those made afresh."""
+    static, factories = {}, {}
+    for name, info in cls.model_fields.items():
+        if info.default_factory is not None:
+            factories[name] = info.default_factory
+        elif not info.is_required():
+            static[name] = info.default
+    return static, factories

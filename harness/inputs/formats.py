@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.hookspecs import hookimpl
-from harness.models import Message, Transcript
+from harness.models import Message, Transcript, trusted
 
 
 @dataclass(frozen=True)
@@ -140,11 +140,14 @@ def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
     raw = record["messages"]
     if not isinstance(raw, list) or not raw:
         raise ValueError("`messages` must be a non-empty list")
-    # one validation call for the whole transcript (messages included) is the fast path
+    if _plain_messages(raw):  # checked above: built without validation (the hot path)
+        return [trusted(Transcript, id=_record_id(record, raw), source=source,
+                        messages=[trusted(Message, role=m["role"], content=m["content"])
+                                  for m in raw],
+                        metadata=_metadata(record, OPENAI_OWN))]
     return [Transcript.model_validate({
         "id": _record_id(record, raw), "source": source,
-        "messages": raw if _plain_messages(raw) else [
-            _openai_message(m, i) for i, m in enumerate(raw)],
+        "messages": [_openai_message(m, i) for i, m in enumerate(raw)],
         "metadata": _metadata(record, OPENAI_OWN)})]
 
 
@@ -165,13 +168,14 @@ def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
         who = str(turn.get("from", "")).lower()
         if who not in SHAREGPT_ROLES:
             raise ValueError(f"conversations[{i}]: unknown speaker {turn.get('from')!r}")
-        messages.append(Message(role=SHAREGPT_ROLES[who],
-                                content=content_text(turn.get("value"), f"conversations[{i}]")))
-    return [Transcript(id=_record_id(record, raw), messages=messages,
-                       metadata=_metadata(record, SHAREGPT_OWN), source=source)]
+        messages.append(trusted(Message, role=SHAREGPT_ROLES[who], content=content_text(
+            turn.get("value"), f"conversations[{i}]")))
+    return [trusted(Transcript, id=_record_id(record, raw), messages=messages,
+                    metadata=_metadata(record, SHAREGPT_OWN), source=source)]
 
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
+HH_ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
 def parse_hh_dialogue(text: str, which: str) -> list[Message]:
@@ -183,8 +187,8 @@ def parse_hh_dialogue(text: str, which: str) -> list[Message]:
         raise ValueError(f"`{which}` must start with '\\n\\nHuman:'")
     if len(parts) < 3:
         raise ValueError(f"`{which}` has no 'Human:'/'Assistant:' turns")
-    roles = {"Human": "user", "Assistant": "assistant"}
-    return [Message(role=roles[parts[i]], content=parts[i + 1]) for i in range(1, len(parts), 2)]
+    return [trusted(Message, role=HH_ROLES[parts[i]], content=parts[i + 1])
+            for i in range(1, len(parts), 2)]
 
 
 def parse_hh_rlhf(record: dict[str, Any], source: str) -> list[Transcript]:
@@ -192,9 +196,10 @@ def parse_hh_rlhf(record: dict[str, Any], source: str) -> list[Transcript]:
     rejected = parse_hh_dialogue(record["rejected"], "rejected")
     pair_id = _record_id(record, [record["chosen"], record["rejected"]])
     meta = _metadata(record, HH_OWN)
-    return [
-        Transcript(id=f"{pair_id}:{side}", messages=messages, source=f"{source}:{side}",
-                   metadata={**meta, "pair_id": pair_id, "pair_role": side})
+    return [  # every value made or checked here: built without validation (the hot path)
+        trusted(Transcript, id=f"{pair_id}:{side}", messages=messages,
+                source=f"{source}:{side}", metadata={**meta, "pair_id": pair_id,
+                                                     "pair_role": side})
         for side, messages in (("chosen", chosen), ("rejected", rejected))
     ]
 
