@@ -71,15 +71,7 @@ class PanelConfig(CriterionConfig):
     @field_validator("members")
     @classmethod
     def _members(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        names = []
-        for i, raw in enumerate(value):
-            if not isinstance(raw, dict) or not raw.get("name") or not raw.get("kind"):
-                raise ValueError(f"members[{i}] needs a `name` and a `kind`")
-            extra = sorted((set(raw) & COMMON_KEYS) - MEMBER_KEYS)
-            if extra:
-                raise ValueError(f"member '{raw['name']}': {', '.join(extra)} belong to the "
-                                 "panel, not to its members")
-            names.append(raw["name"])
+        names = [check_member(raw, f"members[{i}]")["name"] for i, raw in enumerate(value)]
         if len(set(names)) != len(names):
             raise ValueError("member names must be unique")
         return value
@@ -103,6 +95,39 @@ def member_record(name: str, verdict: Verdict) -> dict[str, Any]:
     if verdict.details:
         record["details"] = verdict.details
     return record
+
+
+def check_member(raw: Any, where: str) -> dict[str, Any]:
+    """A member written inline (a panel's, a cascade's): a mapping with a name and a kind, and
+    none of the keys that belong to its owner."""
+    if not isinstance(raw, dict) or not raw.get("name") or not raw.get("kind"):
+        raise ValueError(f"{where} needs a `name` and a `kind`")
+    extra = sorted((set(raw) & COMMON_KEYS) - MEMBER_KEYS)
+    if extra:
+        raise ValueError(f"member '{raw['name']}': {', '.join(extra)} belong to the owner "
+                         "criterion, not to its members")
+    return raw
+
+
+def build_member(owner: Criterion, raw: dict[str, Any]) -> Criterion:
+    """A member criterion, named ``OWNER.MEMBER``, built from the registry as a suite's are."""
+    registry = owner.context.registry
+    cls = registry.kinds.get(raw["kind"])
+    if cls is None:
+        known = ", ".join(sorted(registry.kinds))
+        raise ValueError(f"member '{raw['name']}': unknown kind '{raw['kind']}' "
+                         f"(known kinds: {known})")
+    common = {k: v for k, v in raw.items() if k in MEMBER_KEYS}
+    common["name"] = f"{owner.spec.name}.{raw['name']}"
+    config = {k: v for k, v in raw.items() if k not in MEMBER_KEYS}
+    spec = CriterionSpec(**common, config=config, origin=owner.spec.origin)
+    try:
+        member: Criterion = cls(spec, validate_config(spec, cls.Config), owner.context)
+    except SuiteError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"member '{raw['name']}' ({raw['kind']}): {exc}") from exc
+    return member
 
 
 def _score_of(v: Verdict) -> float:
@@ -233,21 +258,7 @@ class PanelCriterion(Criterion):
         self.is_async = any(m.is_async for m in criteria)  # type: ignore[misc]
 
     def _build(self, raw: dict[str, Any]) -> Criterion:
-        cls = self.context.registry.kinds.get(raw["kind"])
-        if cls is None:
-            known = ", ".join(sorted(self.context.registry.kinds))
-            raise ValueError(f"member '{raw['name']}': unknown kind '{raw['kind']}' "
-                             f"(known kinds: {known})")
-        common = {k: v for k, v in raw.items() if k in MEMBER_KEYS}
-        common["name"] = f"{self.spec.name}.{raw['name']}"
-        config = {k: v for k, v in raw.items() if k not in MEMBER_KEYS}
-        spec = CriterionSpec(**common, config=config, origin=self.spec.origin)
-        try:
-            return cls(spec, validate_config(spec, cls.Config), self.context)
-        except SuiteError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"member '{raw['name']}' ({raw['kind']}): {exc}") from exc
+        return build_member(self, raw)
 
     def evaluate(self, transcript: Transcript) -> Result:
         return self.evaluate_batch([transcript])[0]  # type: ignore[return-value]

@@ -197,6 +197,11 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     run_dir = Path(args.out)
     out.print(f"run directory: {run_dir}  (train set: {run_dir / 'train.jsonl'}, "
               f"results: {run_dir / 'results.parquet'})", soft_wrap=True)  # paths stay whole
+    for name, row in summary["criteria"].items():
+        if cascade := row.get("cascade"):
+            out.print(f"cascade {name}: {cascade['decided_by_first']:,} decided by the first "
+                      f"tier, {cascade['decided_by_then']:,} by the second "
+                      f"({cascade['calls_saved']:,} second-tier calls saved)")
     if duplicates := summary.get("train_duplicates"):
         out.print(f"train.jsonl leaves out {duplicates:,} exact duplicate"
                   f"{'s' if duplicates != 1 else ''} of transcripts it already holds "

@@ -142,6 +142,22 @@ class Criterion(ABC):
                                              return_exceptions=True))
         return self.evaluate_batch(transcripts)
 
+    def parts(self) -> Sequence[Criterion]:
+        """The criteria this one routes between, in order (a cascade's tiers). The plan runs
+        each where its own cost puts it, a later one only where :meth:`route` says so, and
+        this criterion's verdict is :meth:`combine` of theirs. Empty (the default): it runs
+        itself."""
+        return ()
+
+    def route(self, earlier: Sequence[Verdict]) -> bool:
+        """Whether the next of :meth:`parts` runs for a transcript, given the verdicts of
+        those before it."""
+        return True
+
+    def combine(self, verdicts: Sequence[Verdict | None]) -> Result:
+        """This criterion's result from its parts' verdicts (``None``: a part routed away)."""
+        raise NotImplementedError(f"{type(self).__name__} has parts but no combine()")
+
     @classmethod
     def group(cls, criteria: Sequence[Criterion]) -> CriterionGroup | None:
         """Criteria of this kind (transcript-scoped, adjacent in cost order) judged together,

@@ -124,8 +124,9 @@ class Engine:
         if self._pool is None:
             import multiprocessing
 
-            self._spec = pickle.dumps(WorkerSpec(self.suite, self.options,
-                                                 tuple(c.name for c in self.plan.front)))
+            front = dict.fromkeys(self.plan.owners.get(c.name, (c, 0))[0].name
+                                  for c in self.plan.front)
+            self._spec = pickle.dumps(WorkerSpec(self.suite, self.options, tuple(front)))
             self._pool = ProcessPoolExecutor(
                 self.options.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker_init)

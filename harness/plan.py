@@ -70,7 +70,14 @@ class Plan:
         self.rank = {s.name: n for n, s in enumerate(self.specs)}
         self.criteria = [self._build(s) for s in self.specs if build is None or s.name in build]
         """The criteria built here, in suite order."""
-        self.order = sorted(self.criteria, key=lambda c: c.cost)  # stable: suite order in a tier
+        self.owners: dict[str, tuple[Criterion, int]] = {}
+        """A routing criterion's parts (:meth:`Criterion.parts`): part name -> (owner, index)."""
+        units: list[Criterion] = []  # what runs: criteria, and the parts of routing ones
+        for criterion in self.criteria:
+            parts = list(criterion.parts())
+            self.owners.update((p.name, (criterion, k)) for k, p in enumerate(parts))
+            units.extend(parts or [criterion])
+        self.order = sorted(units, key=lambda c: c.cost)  # stable: suite order in a tier
         front = 0
         while front < len(self.order) and not self.order[front].is_async:
             front += 1
@@ -80,7 +87,7 @@ class Plan:
         """The front as it runs: one criterion, or a group its kind judges in one pass."""
         self.tail = _groups(self.order[front:])
         """The rest (judges), per transcript: each group concurrently, groups in order."""
-        self.has_tail = len(self.front) < len(self.specs)
+        self.has_tail = bool(self.tail) or len(self.criteria) < len(self.specs)
 
     def _build(self, spec: CriterionSpec) -> Criterion:
         cls = self.registry.kinds.get(spec.kind)
@@ -103,10 +110,42 @@ class Plan:
         """Whether ``criterion`` is skipped for a transcript whose gate ``gate`` failed."""
         return gate is not None and criterion.expensive and not self.options.all_criteria
 
-    @staticmethod
-    def blocks(criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
-        """Whether these verdicts of ``criterion`` skip the expensive criteria after it."""
-        return blocks_expensive(criterion) and aggregate(verdicts)[0] in ("fail", "error")
+    def blocks(self, criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
+        """Whether these verdicts of ``criterion`` skip the expensive criteria after it (a
+        routing criterion's part never does: its owner's verdict is not known yet)."""
+        return blocks_expensive(criterion) and criterion.name not in self.owners and \
+            aggregate(verdicts)[0] in ("fail", "error")
+
+    def routed_away(self, criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
+        """Whether a transcript with ``verdicts`` so far skips this part of a routing criterion
+        (a cascade's later tier, where the first was confident)."""
+        owned = self.owners.get(criterion.name)
+        if owned is None or owned[1] == 0:
+            return False
+        owner = owned[0]
+        return not owner.route([v for v in verdicts
+                                if self.owners.get(v.criterion, (None, 0))[0] is owner])
+
+    def collapse(self, verdicts: list[Verdict]) -> list[Verdict]:
+        """The verdicts with each routing criterion's parts replaced by its own verdict."""
+        if not self.owners or not any(v.criterion in self.owners for v in verdicts):
+            return verdicts
+        out, parts = [], {}
+        for v in verdicts:
+            owned = self.owners.get(v.criterion)
+            if owned is None:
+                out.append(v)
+                continue
+            owner, k = owned
+            parts.setdefault(owner.name, (owner, [None] * len(owner.parts())))[1][k] = v
+        for owner, found in parts.values():
+            try:
+                result: Any = owner.combine(found)
+            except Exception as exc:  # noqa: BLE001 - its error verdict, never a pass
+                result = exc
+            latency = sum(v.latency_s for v in found if v is not None)
+            out.append(_stamped(result, owner, round(latency, 7), None))
+        return out
 
     @staticmethod
     def skipped(criterion: Criterion, gate: str) -> Verdict:
@@ -137,7 +176,7 @@ class Plan:
             for i in range(len(transcripts)):
                 if self.skips(criterion, blocked.get(i)):
                     verdicts[i].append(self.skipped(criterion, blocked[i]))
-                else:
+                elif not self.routed_away(criterion, verdicts[i]):
                     todo.append(i)
             found = await (evaluate or _evaluate)(criterion, [transcripts[i] for i in todo])
             self._record(criterion, todo, found, verdicts, blocked)
@@ -159,7 +198,7 @@ class Plan:
             for criterion in group:
                 if self.skips(criterion, gate):
                     verdicts.append(self.skipped(criterion, gate))  # type: ignore[arg-type]
-                else:
+                elif not self.routed_away(criterion, verdicts):
                     runs.append(criterion)
             if len(runs) == 1:  # no task to spawn for the common case of one judge
                 found = [await evaluate_async(runs[0], transcript)]
@@ -175,14 +214,18 @@ class Plan:
         """The criteria whose verdicts decide whether ``target`` runs (those that can skip it,
         before it in cost order), then ``target``: one criterion run alone (pytest items)
         goes through :meth:`run_front` with these."""
-        if not target.expensive or self.options.all_criteria:
-            return [target]
-        before = self.order[: self.order.index(target)]
-        return [c for c in before if blocks_expensive(c)] + [target]
+        parts = list(target.parts()) or [target]
+        first = parts[0]
+        if not any(p.expensive for p in parts) or self.options.all_criteria:
+            return parts
+        before = self.order[: self.order.index(first)]
+        return [c for c in before if blocks_expensive(c) and c.name not in self.owners] + parts
 
     def decide(self, transcript: Transcript, verdicts: list[Verdict],
                ident: tuple[str, str] | None = None) -> Decision:
-        """The decision on a transcript from all its verdicts (put in suite order)."""
+        """The decision on a transcript from all its verdicts (routing criteria's parts
+        combined, then put in suite order)."""
+        verdicts = self.collapse(verdicts)
         verdicts.sort(key=lambda v: self.rank[v.criterion])
         return decide(transcript, verdicts, self.specs, self.suite.threshold, ident)
 

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness_criteria.llm_judge",
     "harness_criteria.panel",
     "harness_criteria.pairwise",
+    "harness_criteria.cascade",
     "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",

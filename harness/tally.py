@@ -7,8 +7,9 @@ message-scoped criterion has a verdict per assistant message, so its counts are 
 From the verdicts' details, when a criterion has them: ``abstained`` (skipped verdicts that are
 abstentions, counted in ``skipped`` too), ``agreement`` (a panel's members: Fleiss' kappa and
 Krippendorff's alpha, :mod:`harness.agreement`), ``mean_stability`` (judges with ``repeats``)
-and ``position_bias`` (pairwise criteria: the share of pairs whose verdict flipped with the
-order of the candidates).
+``position_bias`` (pairwise criteria: the share of pairs whose verdict flipped with the
+order of the candidates) and ``cascade`` (which tier decided, and the second tier's calls that
+the first saved).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class CriterionTally:
     """Verdict counts, pass rate and mean score of one criterion."""
 
     __slots__ = ("abstained", "agreement", "counts", "pairs", "pairs_flipped", "score_n",
-                 "score_sum", "stability_n", "stability_sum")
+                 "score_sum", "stability_n", "stability_sum", "tiers")
 
     def __init__(self) -> None:
         self.counts = dict.fromkeys(OUTCOMES, 0)
@@ -38,6 +39,7 @@ class CriterionTally:
         self.stability_n = 0
         self.pairs = 0
         self.pairs_flipped = 0
+        self.tiers = {"first": 0, "then": 0}
 
     def add(self, outcome: str, score: float | None,
             details: Mapping[str, Any] | None = None) -> None:
@@ -60,6 +62,8 @@ class CriterionTally:
         if isinstance(stability, int | float):
             self.stability_sum += stability
             self.stability_n += 1
+        if details.get("tier") in self.tiers:  # a cascade: which tier decided
+            self.tiers[details["tier"]] += 1
         if details.get("pair_first") is True and isinstance(details.get("order_dependent"),
                                                             bool):
             self.pairs += 1
@@ -90,6 +94,10 @@ class CriterionTally:
             out["agreement"] = self.agreement.as_dict()
         if self.stability_n:
             out["mean_stability"] = self.stability_sum / self.stability_n
+        if any(self.tiers.values()):
+            out["cascade"] = {"decided_by_first": self.tiers["first"],
+                              "decided_by_then": self.tiers["then"],
+                              "calls_saved": self.tiers["first"]}
         if self.pairs:
             out["position_bias"] = {"pairs": self.pairs, "order_dependent": self.pairs_flipped,
                                     "rate": self.pairs_flipped / self.pairs}
@@ -129,6 +137,11 @@ def reliability(tally: CriterionTally) -> str | None:
         parts.append(f"{row['abstained']} abstained")
     if row.get("mean_stability") is not None:
         parts.append(f"mean stability {row['mean_stability']:.2f}")
+    cascade = row.get("cascade")
+    if cascade:
+        parts.append(f"cascade: {cascade['decided_by_first']} decided by the first tier, "
+                     f"{cascade['decided_by_then']} by the second "
+                     f"({cascade['calls_saved']} second-tier calls saved)")
     bias = row.get("position_bias")
     if bias:
         parts.append(f"position bias {bias['rate']:.0%} ({bias['order_dependent']} of "

@@ -51,4 +51,4 @@ class CriterionRunner:
         target = self.by_name[name]
         found, _ = self.plan.context.loop.run(self.plan.run_front(
             list(transcripts), self.plan.gates_before(target), evaluate=self._cached))
-        return [[v for v in vs if v.criterion == name] for vs in found]
+        return [[v for v in self.plan.collapse(vs) if v.criterion == name] for vs in found]

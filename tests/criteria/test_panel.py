@@ -171,7 +171,7 @@ def test_bad_panels_are_suite_errors(tmp_path: Path, server: ChatServer):
       - {name: a, kind: regex, pattern: a, expect: present, gate: false}
       - {name: b, kind: nosuchkind}
 """)
-    with pytest.raises(SuiteError, match="gate belong to the panel"):
+    with pytest.raises(SuiteError, match="gate belong to the owner criterion"):
         Engine(gated, get_registry())
     both = judges_suite(tmp_path, server, "majority", "fail",
                         extra=f"    judge: {judge(server, 'a')}\n")
