@@ -13,7 +13,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from harness.argtypes import non_negative_int
+from harness.argtypes import non_negative_int, rate
+from harness.calibrate.cascade import cases, tune
 from harness.calibrate.compare import CALIBRATION_FILE, calibrate
 from harness.calibrate.labels import parse_map, read_labels
 from harness.calibrate.metrics import BOOTSTRAP
@@ -39,6 +40,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--no-report", action="store_true",
                    help="do not rebuild RUN_DIR/report.html with the calibration")
+    p.add_argument("--tune-cascade", metavar="NAME",
+                   help="choose the band of cascade NAME from a run where both its tiers "
+                        "judged every transcript (band: [0, 1]): the agreement / calls curve "
+                        "and the best band, written to calibration.json")
+    p.add_argument("--max-calls", type=rate, default=1.0, metavar="F",
+                   help="with --tune-cascade: the largest share of transcripts the second "
+                        "tier may judge (default 1)")
 
 
 def _num(x: float | None, digits: int = 2) -> str:
@@ -147,9 +155,38 @@ def notes(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def tune_command(args: argparse.Namespace, labels: list[Any]) -> int:
+    """``--tune-cascade NAME``: the curve, the best band, and calibration.json's entry."""
+    run_dir = Path(args.run_dir)
+    found = tune(cases(run_dir, labels, args.tune_cascade), args.max_calls, args.seed,
+                 args.bootstrap)
+    table = _table(f"cascade {args.tune_cascade}: the best band for each share of "
+                   "second-tier calls", ["calls at most", "agreement", "calls", "band"], [])
+    for point in found["curve"]:
+        table.add_row(f"{point['max_calls']:.0%}", f"{point['agreement']:.3f}",
+                      f"{point['calls']:.1%}", f"[{point['band'][0]:.3f}, "
+                      f"{point['band'][1]:.3f}]")
+    Console(highlight=False).print(table)
+    ci = found["agreement_ci"]
+    print(f"{found['compared']} labelled transcripts; first tier alone agrees "
+          f"{found['first_alone']:.3f}, second tier alone {found['then_alone']:.3f}")
+    print(f"best band under --max-calls {args.max_calls:g}: band: [{found['band'][0]:.3f}, "
+          f"{found['band'][1]:.3f}] agrees {found['agreement']:.3f}"
+          + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" with {found['calls']:.1%} of "
+          "the second tier's calls")
+    out = run_dir / CALIBRATION_FILE
+    known = json.loads(out.read_text()) if out.is_file() else {}
+    known.setdefault("cascades", {})[args.tune_cascade] = found
+    atomic_write_text(out, json.dumps(known, indent=2, ensure_ascii=False))
+    print(f"written: {out} (cascades.{args.tune_cascade}.band)")
+    return 0
+
+
 def calibrate_command(args: argparse.Namespace) -> int:
     mapping = parse_map(args.map)
     fmt, labels = read_labels(args.labels, mapping)
+    if args.tune_cascade:
+        return tune_command(args, labels)
     result = calibrate(args.run_dir, labels, criteria=args.criterion, seed=args.seed,
                        resamples=args.bootstrap, labels_file=str(args.labels),
                        labels_format=fmt, mapping=dict(mapping))

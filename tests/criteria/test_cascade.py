@@ -123,3 +123,38 @@ def test_worker_processes_run_the_first_tier_and_route_the_same(tmp_path: Path) 
                                                      batch_size=1)])
                 assert (engine._pool is not None) == (workers == 2)
         assert found[0] == found[1] and len(server.requests) == 6  # 3 per run
+
+
+def test_calibrate_tunes_the_band_against_labels(tmp_path: Path, cli) -> None:
+    """Both tiers judged every transcript (band [0, 1]); the first tier is wrong between 0.4
+    and 0.6, the judge never: the best band covers those four transcripts and no more."""
+    scores = [(i + 0.5) / 20 for i in range(20)]
+    human = [(s >= 0.5) != (0.4 < s < 0.6) for s in scores]
+    records = [chat("q", "good" if h else "bad", id=f"t{i}", metadata={"soft": s})
+               for i, (s, h) in enumerate(zip(scores, human, strict=True))]
+    data = write_jsonl(tmp_path / "in.jsonl", records)
+    labels = write_jsonl(tmp_path / "labels.jsonl", [
+        {"transcript_id": f"t{i}", "label": "pass" if h else "fail"}
+        for i, h in enumerate(human)])
+
+    def judge(request: dict) -> str:
+        return "VERDICT: " + ("PASS" if "good" in json.dumps(request) else "FAIL")
+
+    with ChatServer(reply=judge) as server:
+        path = suite(tmp_path, server, "[0, 1]")
+        assert cli("run", path, data, "-o", tmp_path / "run", "--no-report")[0] == 0
+    code, out, err = cli("calibrate", tmp_path / "run", "--labels", labels,
+                         "--tune-cascade", "safe", "--bootstrap", "50")
+    assert code == 0, err
+    found = json.loads((tmp_path / "run" / "calibration.json").read_text())["cascades"]["safe"]
+    assert (found["compared"], found["first_alone"], found["then_alone"]) == (20, 0.8, 1.0)
+    assert found["agreement"] == 1.0 and found["calls"] == 0.2
+    assert found["band"][0] < 0.425 and 0.575 < found["band"][1] < 0.625
+    assert "best band under --max-calls 1: band: [" in out
+    code, out, err = cli("calibrate", tmp_path / "run", "--labels", labels,
+                         "--tune-cascade", "safe", "--max-calls", "0.1")
+    assert code == 0, err
+    found = json.loads((tmp_path / "run" / "calibration.json").read_text())["cascades"]["safe"]
+    assert found["calls"] <= 0.1 and found["agreement"] == 0.9
+    assert cli("calibrate", tmp_path / "run", "--labels", labels, "--tune-cascade",
+               "short")[0] == 2
