@@ -16,10 +16,10 @@ import os
 from typing import Any
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.sdk import PerLoopClients, SDKJudgeOptions, status_error
+from harness.judges.http import PerLoopClients, HTTPJudgeOptions, status_error
 
 
-class AnthropicJudgeOptions(SDKJudgeOptions):
+class AnthropicJudgeOptions(HTTPJudgeOptions):
     """Suite options of an ``anthropic/MODEL`` judge."""
 
     send_temperature: bool = False

@@ -35,9 +35,9 @@ import orjson
 from pydantic import Field, ValidationError
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.sdk import (
+from harness.judges.http import (
     PerLoopClients,
-    SDKJudgeOptions,
+    HTTPJudgeOptions,
     short,
     status_error,
 )
@@ -50,7 +50,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 _PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
-class OpenAIJudgeOptions(SDKJudgeOptions):
+class OpenAIJudgeOptions(HTTPJudgeOptions):
     """Suite options of an ``openai/MODEL`` judge."""
 
     logprobs: bool = True

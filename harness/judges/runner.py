@@ -62,7 +62,7 @@ from harness.judges.batch import Batcher, BatchJournal, BatchMiss, BatchOptions
 from harness.judges.budget import CostBudget
 from harness.judges.cache import JudgeCache, cache_key
 from harness.judges.records import CallRecord
-from harness.judges.sdk import PerLoopClients
+from harness.judges.http import PerLoopClients
 
 __all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RetryPolicy"]
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.judges.base import JudgeError
 
 
-class SDKJudgeOptions(BaseModel):
-    """Suite options every SDK-backed judge accepts."""
+class HTTPJudgeOptions(BaseModel):
+    """Suite options every HTTP judge accepts."""
 
     model_config = ConfigDict(extra="forbid")
 
