@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.http import PerLoopClients, HTTPJudgeOptions, status_error
+from harness.judges.http import HTTPJudgeOptions, PerLoopClients, status_error
 
 
 class AnthropicJudgeOptions(HTTPJudgeOptions):

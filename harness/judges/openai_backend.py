@@ -36,8 +36,8 @@ from pydantic import Field, ValidationError
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
 from harness.judges.http import (
-    PerLoopClients,
     HTTPJudgeOptions,
+    PerLoopClients,
     short,
     status_error,
 )

@@ -2,13 +2,14 @@
 
 It listens on 127.0.0.1 on a random port, in a thread per connection (HTTP/1.1 keep-alive), and
 answers ``POST /v1/chat/completions`` with the usual JSON, including ``logprobs`` when asked (and
-``POST /v1/messages`` the Anthropic way, for the ``anthropic`` judge).
+``POST /v1/messages`` the Anthropic way, for the ``anthropic`` judge); other paths get 404.
 A test scripts it with:
 
 - ``reply``: a function ``(request_json) -> str | Reply`` giving the assistant's text (default
   ``"Looks fine.\\nVERDICT: PASS"``), or a :class:`Reply` with explicit token logprobs;
 - ``latency_s``: fixed delay before each answer;
-- ``garbage_body``: answer 200 with a body that is not JSON (every request).
+- ``garbage_body``: answer 200 with a body that is not JSON (every request);
+- ``api_key``: answer 401 to a request without ``Authorization: Bearer <api_key>``.
 
 Faults for the next ``n`` requests (queued in order, one per request):
 
@@ -24,8 +25,9 @@ Faults for the next ``n`` requests (queued in order, one per request):
 :func:`closed_port` gives a local port nothing listens on (an endpoint that is down); a server
 can be started on a given ``port`` (the endpoint coming back).
 
-It records every request body (``requests``) and its headers (``headers``), and the most requests
-in flight at once (``max_in_flight``).
+It records every request body (``requests``) and its headers (``headers``), the requests it
+refused before reading them (``refused``: no such route, or a wrong key) and the most requests in
+flight at once (``max_in_flight``).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class ChatServer:
     model: str = "test-judge"
     served_model: str | None = None
     """The model named in answers (default: the one requested)."""
+    api_key: str | None = None
+    refused: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     max_in_flight: int = 0
@@ -202,9 +206,18 @@ class ChatServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)
-        anthropic = h.path.rstrip("/").endswith("/messages")
-        if not anthropic and not h.path.rstrip("/").endswith("/chat/completions"):
+        path = h.path.split("?")[0].rstrip("/")
+        anthropic = path == "/v1/messages"
+        if not anthropic and path != "/v1/chat/completions":
+            with self._lock:
+                self.refused += 1
             self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
+            return
+        if self.api_key is not None and h.headers.get("authorization") != f"Bearer {self.api_key}":
+            with self._lock:
+                self.refused += 1
+            error = {"message": "Incorrect API key provided", "code": "invalid_api_key"}
+            self._send(h, 401, {"error": error})
             return
         body = json.loads(raw or b"{}")
         with self._lock:
