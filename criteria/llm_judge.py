@@ -545,7 +545,8 @@ class LLMJudge(Criterion):
         failures = [o for o in outcomes if isinstance(o, JudgeCallFailed)]
         responses = [r.response for r in runs]
         records = [r.record for r in runs] + [f.record for f in failures]
-        costs = [rec.cost_usd for rec in records if rec.cost_usd is not None]
+        answered = [r.record for r in runs]  # a failed call bills nothing
+        costs = [rec.cost_usd for rec in answered]
         details = self._details(
             model=responses[0].model if responses else None,
             cached=bool(records) and all(rec.cached for rec in records),
@@ -555,9 +556,12 @@ class LLMJudge(Criterion):
         common: dict[str, Any] = {
             # the calls' own time, not the time spent queueing behind the concurrency limit
             "latency_s": sum(rec.latency_s for rec in records) if records else elapsed,
-            "cost_usd": sum(costs) if costs else None,
-            "tokens_in": sum(r.tokens_in for r in responses) if responses else None,
-            "tokens_out": sum(r.tokens_out for r in responses) if responses else None,
+            # what this verdict's calls spent: a cache hit, or an answer shared with an
+            # identical call in flight, spends nothing; unknown once an answer has no price
+            "cost_usd": (sum(c for c in costs if c is not None)
+                         if costs and None not in costs else None),
+            "tokens_in": sum(rec.tokens_in for rec in answered) if responses else None,
+            "tokens_out": sum(rec.tokens_out for rec in answered) if responses else None,
         }
         if len(outcomes) == 1:
             raw = responses[0].text if responses else None
