@@ -37,9 +37,10 @@ its last verdict line, its score the soft probability (see :mod:`harness.judges.
 Output without a parseable verdict, and calls that fail after retries, are ``error`` verdicts.
 Usable answers are cached in the run directory (or ``--cache-dir``), so a re-run makes no calls;
 failed calls and unparseable answers are not, so a re-run asks again. When the judge's endpoint
-is down (its runner's circuit breaker is open), :class:`~harness.judges.base.JudgeUnavailable`
-propagates out of :meth:`LLMJudge.evaluate_async`: the engine stops the run (resumable) rather
-than record a run of errors.
+is down (its runner's circuit breaker is open) or the judge is misconfigured (a 401, 403 or 404),
+:class:`~harness.judges.base.JudgeUnavailable` propagates out of
+:meth:`LLMJudge.evaluate_async`: the engine stops the run (resumable) rather than record a run of
+errors.
 
 The engine awaits :meth:`LLMJudge.evaluate_async` on its own event loop for many transcripts at
 once; the runner and the cache are run-wide objects from ``context.shared`` (closed by the

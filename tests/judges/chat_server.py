@@ -9,7 +9,8 @@ A test scripts it with:
   ``"Looks fine.\\nVERDICT: PASS"``), or a :class:`Reply` with explicit token logprobs;
 - ``latency_s``: fixed delay before each answer;
 - ``garbage_body``: answer 200 with a body that is not JSON (every request);
-- ``api_key``: answer 401 to a request without ``Authorization: Bearer <api_key>``.
+- ``api_key``: answer 401 to a request without ``Authorization: Bearer <api_key>`` (or
+  ``x-api-key: <api_key>``, the Anthropic way).
 
 Faults for the next ``n`` requests (queued in order, one per request):
 
@@ -213,7 +214,8 @@ class ChatServer:
                 self.refused += 1
             self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
             return
-        if self.api_key is not None and h.headers.get("authorization") != f"Bearer {self.api_key}":
+        bearer = h.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and self.api_key not in (bearer, h.headers.get("x-api-key")):
             with self._lock:
                 self.refused += 1
             error = {"message": "Incorrect API key provided", "code": "invalid_api_key"}

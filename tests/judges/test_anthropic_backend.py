@@ -6,7 +6,7 @@ import pytest
 from chat_server import ChatServer, closed_port
 from judgeutil import arun
 
-from harness.judges.base import JudgeError, JudgeRequest
+from harness.judges.base import JudgeError, JudgeMisconfigured, JudgeRequest
 
 pytest.importorskip("anthropic")
 
@@ -52,3 +52,10 @@ def test_errors_map_like_the_openai_judge(chat_server: ChatServer, monkeypatch) 
     with pytest.raises(JudgeError) as info:
         arun(down.complete(REQ), down)
     assert info.value.retryable and info.value.connection
+
+
+def test_a_wrong_key_says_the_judge_is_misconfigured(chat_server: ChatServer, monkeypatch) -> None:
+    chat_server.api_key = "sk-ant-right"
+    judge = backend(chat_server.base_url, monkeypatch)  # sends sk-ant-test
+    with pytest.raises(JudgeMisconfigured, match="HTTP 401 from anthropic/claude-test .*API key"):
+        arun(judge.complete(REQ), judge)
