@@ -37,6 +37,32 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical_bytes(value: Any) -> bytes:
+    """:func:`canonical_json` in UTF-8, the same bytes: through orjson (a few us instead of
+    ~12 for a judge prompt) when the value holds nothing the two would write differently."""
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # an int past 64 bits, a lone surrogate
+            pass
+    return canonical_json(value).encode()
+
+
+def _plain(value: Any) -> bool:
+    """Strings, ints, bools, None, floats orjson writes as ``repr`` does (not 1e-05, NaN),
+    lists, tuples and dicts with string keys of these."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return repr(value) == orjson.dumps(value).decode()
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
+
+
 def cache_key(
     identity: dict[str, Any],
     request: JudgeRequest,
@@ -52,7 +78,7 @@ def cache_key(
         "repeat": repeat,
         "extra": extra or {},
     }
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(payload)).hexdigest()
 
 
 class JudgeCache:
