@@ -48,19 +48,23 @@ def canonical_bytes(value: Any) -> bytes:
     return canonical_json(value).encode()
 
 
+_LEAVES = (str, int, bool, type(None))
+
+
 def _plain(value: Any) -> bool:
     """Strings, ints, bools, None, floats orjson writes as ``repr`` does (not 1e-05, NaN),
     lists, tuples and dicts with string keys of these."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _LEAVES and not _plain(item)):
+                return False
         return True
+    if kind is list or kind is tuple:
+        return all(type(item) in _LEAVES or _plain(item) for item in value)
     if kind is float:
         return repr(value) == orjson.dumps(value).decode()
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    if kind is list or kind is tuple:
-        return all(_plain(v) for v in value)
-    return False
+    return kind in _LEAVES
 
 
 def cache_key(
