@@ -37,9 +37,10 @@ its last verdict line, its score the soft probability (see :mod:`harness.judges.
 Output without a parseable verdict, and calls that fail after retries, are ``error`` verdicts.
 Usable answers are cached in the run directory (or ``--cache-dir``), so a re-run makes no calls;
 failed calls and unparseable answers are not, so a re-run asks again. When the judge's endpoint
-is down (its runner's circuit breaker is open), :class:`~harness.judges.base.JudgeUnavailable`
-propagates out of :meth:`LLMJudge.evaluate_async`: the engine stops the run (resumable) rather
-than record a run of errors.
+is down (its runner's circuit breaker is open) or the judge is misconfigured (a 401, 403 or 404),
+:class:`~harness.judges.base.JudgeUnavailable` propagates out of
+:meth:`LLMJudge.evaluate_async`: the engine stops the run (resumable) rather than record a run of
+errors.
 
 The engine awaits :meth:`LLMJudge.evaluate_async` on its own event loop for many transcripts at
 once; the runner and the cache are run-wide objects from ``context.shared`` (closed by the
@@ -543,7 +544,8 @@ class LLMJudge(Criterion):
         failures = [o for o in outcomes if isinstance(o, JudgeCallFailed)]
         responses = [r.response for r in runs]
         records = [r.record for r in runs] + [f.record for f in failures]
-        costs = [rec.cost_usd for rec in records if rec.cost_usd is not None]
+        answered = [r.record for r in runs]  # a failed call bills nothing
+        costs = [rec.cost_usd for rec in answered]
         details = self._details(
             model=responses[0].model if responses else None,
             cached=bool(records) and all(rec.cached for rec in records),
@@ -553,9 +555,12 @@ class LLMJudge(Criterion):
         common: dict[str, Any] = {
             # the calls' own time, not the time spent queueing behind the concurrency limit
             "latency_s": sum(rec.latency_s for rec in records) if records else elapsed,
-            "cost_usd": sum(costs) if costs else None,
-            "tokens_in": sum(r.tokens_in for r in responses) if responses else None,
-            "tokens_out": sum(r.tokens_out for r in responses) if responses else None,
+            # what this verdict's calls spent: a cache hit, or an answer shared with an
+            # identical call in flight, spends nothing; unknown once an answer has no price
+            "cost_usd": (sum(c for c in costs if c is not None)
+                         if costs and None not in costs else None),
+            "tokens_in": sum(rec.tokens_in for rec in answered) if responses else None,
+            "tokens_out": sum(rec.tokens_out for rec in answered) if responses else None,
         }
         if len(outcomes) == 1:
             raw = responses[0].text if responses else None

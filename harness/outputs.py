@@ -104,11 +104,16 @@ def train_view(item: Any) -> tuple[int, bytes, bytes] | None:
 
 def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
     """Add a verdict's tokens and cost to ``usage`` (the summary's totals; the cost stays
-    ``None`` while no verdict has one: judges without prices)."""
+    ``None`` while no verdict has one: judges without prices). Tokens spent at no known price
+    set ``cost_partial``: the cost, if any, covers only the rest."""
     usage["tokens_in"] += verdict["tokens_in"] or 0
     usage["tokens_out"] += verdict["tokens_out"] or 0
     if verdict["cost_usd"] is not None:
         usage["cost_usd"] = (usage["cost_usd"] or 0.0) + verdict["cost_usd"]
+    elif verdict["tokens_in"] or verdict["tokens_out"]:
+        usage["cost_partial"] = True
+    if verdict.get("cost_partial"):
+        usage["cost_partial"] = True
 
 
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,

@@ -112,7 +112,8 @@ def supervisor_messages(transcript: Transcript, failure: Failure,
     """The supervisor's prompt for this failure: each failed criterion as its own rule with its
     own finding and evidence (transcript texts fenced with a nonce)."""
     shown = transcript.messages[:failure.index + 1]
-    nonce = make_nonce(secret, "supervisor", transcript.id,
+    # from the content alone: identical transcripts get one prompt, so one call
+    nonce = make_nonce(secret, "supervisor",
                        [m.model_dump(include={"role", "content"}) for m in shown])
     conversation = fence(render_conversation(m.model_dump(include={"role", "content", "name"})
                                              for m in shown), nonce)

@@ -10,7 +10,8 @@ Claude Opus 4.7 on answer 400 to it and SDK 2.x dropped the parameter; turn it o
 models to make the criterion's ``temperature`` apply).
 The Messages API returns no log-probabilities, so verdicts from this judge carry the parsed
 label's score (``soft_source: label``). The SDK's retries are off; 408/409/429/5xx/529, timeouts
-and connection errors are retryable, honouring ``Retry-After``.
+and connection errors are retryable, honouring ``Retry-After``; 401/403/404 stop the run
+(:class:`~harness.judges.base.JudgeMisconfigured`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import os
 from typing import Any
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.sdk import (
+from harness.judges.http import (
+    HTTPJudgeOptions,
     PerLoopClients,
-    SDKJudgeOptions,
     base_query,
     check_endpoint,
     short,
@@ -33,7 +34,7 @@ PLACEHOLDER_KEY = "unused"
 """The SDK needs a key; with ``headers`` (and no key) they authenticate instead."""
 
 
-class AnthropicJudgeOptions(SDKJudgeOptions):
+class AnthropicJudgeOptions(HTTPJudgeOptions):
     """Suite options of an ``anthropic/MODEL`` judge."""
 
     send_temperature: bool = False

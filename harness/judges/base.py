@@ -4,8 +4,9 @@ A backend talks to one model. It only has to implement :meth:`JudgeBackend.compl
 timeouts, concurrency limits and caching are applied around it by the core, so a backend raises
 :class:`JudgeError` (``retryable=True`` for 429/5xx/timeouts, with ``retry_after`` when the server
 sent one, ``connection=True`` when the endpoint could not be reached or did not answer in time)
-and never retries by itself. When an endpoint keeps failing to connect, the runner's circuit
-breaker opens and calls raise :class:`JudgeUnavailable` at once.
+and never retries by itself. When an endpoint keeps failing, the runner's circuit breaker opens
+and calls raise :class:`JudgeUnavailable` at once; an answer that says the judge is misconfigured
+(401, 403, 404) raises :class:`JudgeMisconfigured`, which stops the run at once.
 """
 
 from __future__ import annotations
@@ -96,6 +97,18 @@ class JudgeUnavailable(JudgeError):
     def stop_reason(self) -> str:
         """What a stopped run's summary says."""
         return f"judge unavailable: {self}"
+
+
+class JudgeMisconfigured(JudgeUnavailable):
+    """The endpoint refused the judge's call as no retry would change (HTTP 401, 403, 404): a
+    wrong key, ``base_url`` or model. Every call would be refused alike, so the run stops at the
+    first one (resumable once fixed); the message names the judge, the status and what to
+    check."""
+
+    @property
+    def stop_reason(self) -> str:
+        """What a stopped run's summary says."""
+        return f"judge misconfigured: {self}"
 
 
 class JudgeBackend(ABC):

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.judges.base import JudgeError, JudgeRequest, JudgeResponse, JudgeUnavailable
 from harness.judges.batch_journal import JOURNAL_FILE, BatchJournal, JournalRow
+from harness.judges.retry import Retrying
 
 __all__ = [
     "BATCH_KEYS", "BatchClient", "BatchJournal", "BatchMiss", "BatchOptions", "Batcher",
@@ -160,9 +161,8 @@ class _Flight:
 class Batcher:
     """Collects one judge's requests on one event loop, runs the batches, dispatches answers.
 
-    ``backoff(attempt, retry_after)`` gives the sleep before a retry of an upload, a creation,
-    a poll or a download; ``max_attempts`` bounds the retries of each, ``breaker_after``
-    consecutive failed polls stop the run.
+    Uploads, creations and downloads are retried under the judge's retry policy
+    (``retrying``); a poll is retried up to ``breaker_after`` attempts, after which the run stops.
     """
 
     def __init__(
@@ -172,19 +172,15 @@ class Batcher:
         options: BatchOptions,
         journal: BatchJournal,
         *,
-        backoff: Callable[[int, float | None], float],
-        max_attempts: int = 5,
+        retrying: Retrying,
         breaker_after: int = 10,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name
         self.client = client
         self.options = options
         self.journal = journal
-        self._backoff = backoff
-        self._max_attempts = max(1, max_attempts)
+        self._retrying = retrying
         self._breaker_after = max(1, breaker_after)
-        self._sleep = sleep
         self._pending: dict[str, tuple[JudgeRequest, asyncio.Future[Answer]]] = {}
         self._flights: dict[str, _Flight] = {}  # custom id -> the flight it waits for
         self._resumed: dict[int, _Flight] = {}  # journal ref -> flight of an earlier run
@@ -283,8 +279,7 @@ class Batcher:
                                          option=orjson.OPT_APPEND_NEWLINE)
                             for cid, req in requests.items())
             try:
-                file_id = await self._retry("upload the batch file",
-                                            lambda: self.client.upload(data))
+                file_id = await self._retry("upload the batch file", self.client.upload, data)
             except JudgeError as exc:  # nothing was sent
                 self.journal.abandon(ref)
                 raise self._cannot_start(exc) from exc
@@ -339,15 +334,14 @@ class Batcher:
         earlier run was killed after the upload), first looked for among existing batches."""
         batch = None
         if recover:
-            batch = await self._retry("look for the batch", lambda: self.client.find(file_id))
+            batch = await self._retry("look for the batch", self.client.find, file_id)
         if batch is None:
             try:
-                batch = await self._retry("create the batch", lambda: self.client.create(
-                    file_id, self.options.batch_completion_window))
+                batch = await self._retry("create the batch", self.client.create, file_id,
+                                          self.options.batch_completion_window)
             except JudgeError:
                 # the creation may have gone through without its answer reaching us
-                batch = await self._retry("look for the batch",
-                                          lambda: self.client.find(file_id))
+                batch = await self._retry("look for the batch", self.client.find, file_id)
                 if batch is None:
                     raise
             self.created += 1
@@ -357,25 +351,21 @@ class Batcher:
     async def _follow(self, flight: _Flight, ref: int, batch: dict[str, Any]) -> None:
         """Poll until the batch ends, then download, journal and dispatch its answers."""
         batch_id = str(batch["id"])
-        failures = 0
         while batch.get("status") not in TERMINAL:
-            if batch.get("status") is not None or failures:
-                await self._sleep(self.options.batch_poll_s if not failures
-                                  else self._backoff(failures, None))
+            if batch.get("status") is not None:
+                await self._retrying.sleep(self.options.batch_poll_s)
             try:
-                batch = await self.client.retrieve(batch_id)
-                failures = 0
+                batch = await self._retrying(self.client.retrieve, batch_id,
+                                             attempts=self._breaker_after)
             except JudgeError as exc:
                 if not exc.retryable:  # the endpoint does not know it: nothing to wait for
                     self.journal.abandon(ref)
                     flight.fail(f"batch {batch_id} cannot be followed: {exc}", batch_id)
                     return
-                failures += 1
-                if failures >= self._breaker_after:
-                    raise JudgeUnavailable(
-                        f"judge {self.name}: batch {batch_id} could not be polled "
-                        f"({failures} failures in a row: {exc}); --resume polls it again",
-                        connection=True) from exc
+                raise JudgeUnavailable(
+                    f"judge {self.name}: batch {batch_id} could not be polled "
+                    f"({self._breaker_after} failures in a row: {exc}); --resume polls it again",
+                    connection=True) from exc
         try:
             results = await self._results(batch)
         except JudgeError as exc:
@@ -403,24 +393,20 @@ class Batcher:
             file_id = batch.get(key)
             if not file_id:
                 continue
-            data = await self._retry(f"download {key}",
-                                     lambda f=file_id: self.client.download(f))
+            data = await self._retry(f"download {key}", self.client.download, file_id)
             for line in data.splitlines():
                 parsed = _result_line(line)
                 if parsed is not None:
                     results[parsed[0]] = parsed[1]
         return results
 
-    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return await call()
-            except JudgeError as exc:
-                if not exc.retryable or attempt >= self._max_attempts:
-                    raise JudgeError(f"could not {what}: {exc}", retryable=exc.retryable,
-                                     connection=exc.connection) from exc
-                await self._sleep(self._backoff(attempt, exc.retry_after))
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _retry(self, what: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``call(*args)`` under the retry policy; its last error says what could not be done."""
+        try:
+            return await self._retrying(call, *args)
+        except JudgeError as exc:
+            raise JudgeError(f"could not {what}: {exc}", retryable=exc.retryable,
+                             connection=exc.connection) from exc
 
     async def aclose(self) -> None:
         """Stop following batches (they stay journaled) and drop unsent requests."""

@@ -24,7 +24,8 @@ and batches API instead (:mod:`harness.judges.openai_batch`).
 The backend never retries by itself: the runner does, with backoff. Errors map to
 :class:`~harness.judges.base.JudgeError`: 408/409/429/5xx and connection errors are retryable
 (with the server's ``Retry-After`` / ``retry-after-ms``), connection errors also count towards the
-runner's circuit breaker; other 4xx are not retryable; a body that is not a chat completion is a
+runner's circuit breaker; 401/403/404 raise :class:`~harness.judges.base.JudgeMisconfigured` (the
+run stops); other 4xx are not retryable; a body that is not a chat completion is a
 non-retryable error. An answer with no choices or no text (``content: null``) is a retryable
 failure: it is never returned, so never cached. ``HTTP(S)_PROXY`` is honoured when set.
 """
@@ -39,9 +40,9 @@ import orjson
 from pydantic import Field, ValidationError
 
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.sdk import (
+from harness.judges.http import (
+    HTTPJudgeOptions,
     PerLoopClients,
-    SDKJudgeOptions,
     base_query,
     check_endpoint,
     short,
@@ -57,7 +58,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 _PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
-class OpenAIJudgeOptions(SDKJudgeOptions):
+class OpenAIJudgeOptions(HTTPJudgeOptions):
     """Suite options of an ``openai/MODEL`` judge."""
 
     logprobs: bool = True

@@ -16,7 +16,7 @@ import orjson
 
 from harness.judges.base import JudgeError, JudgeRequest, JudgeResponse
 from harness.judges.batch import BatchClient
-from harness.judges.sdk import short, status_error
+from harness.judges.http import short, status_error
 
 if TYPE_CHECKING:
     from harness.judges.openai_backend import OpenAIBackend

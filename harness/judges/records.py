@@ -31,7 +31,8 @@ class CallRecord(BaseModel):
     attempts: int = 0
     """Attempts made (0 for a cache hit)."""
     cached: bool = False
-    """The response came from the cache; no call was made."""
+    """No call was made for it: the response came from the cache, or from an identical call in
+    flight (whose record holds the spend)."""
     latency_s: float = 0.0
     """Wall time of the successful attempt (0 for a cache hit)."""
     total_s: float = 0.0
@@ -41,7 +42,7 @@ class CallRecord(BaseModel):
     tokens_out: int = 0
     """Completion tokens billed."""
     cost_usd: float | None = None
-    """Cost of the call, when the backend knows it (0 for a cache hit)."""
+    """Cost of the call, when the backend knows it (0 when ``cached``)."""
     errors: list[str] = Field(default_factory=list)
     """Messages of the failed attempts, oldest first."""
     batch: str | None = None
@@ -90,7 +91,8 @@ class JudgeDetails(BaseModel):
     rubric_sha256: str
     """First 16 hex digits of the SHA-256 of the rubric template."""
     cached: bool = False
-    """Every answer came from the cache (no call made)."""
+    """No call was made for any answer (each from the cache, or from an identical call in
+    flight)."""
     attempts: int = 0
     """Attempts sent to the endpoint, over all repeats."""
     label: str | list[str] | None = None

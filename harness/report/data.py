@@ -132,7 +132,8 @@ class _CriterionStats:
             self.judges[ran] = None
         if v["score"] is not None:
             self.scores[score_bin(v["score"], SCORE_BINS)] += 1
-        self.latency.add(v["latency_s"] or 0.0)
+        if not (v.get("details") or {}).get("cached"):  # a cache hit's latency is no call's
+            self.latency.add(v["latency_s"] or 0.0)
         add_usage(self.usage, v)
 
     def row(self, spec: dict[str, Any], suite_judge: Any) -> dict[str, Any]:

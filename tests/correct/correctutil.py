@@ -3,6 +3,7 @@ shipped corrections example reviewed with a suite that names them."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -56,10 +57,16 @@ def serve() -> Iterator[Models]:
         yield holder["m"]
 
 
-def reviewed(tmp_path: Path, models: Models, *, supervisor: bool = True) -> Path:
-    """The corrections example, with a suite naming the generator and supervisor, reviewed."""
+def reviewed(tmp_path: Path, models: Models, *, supervisor: bool = True, copies: int = 0) -> Path:
+    """The corrections example, with a suite naming the generator and supervisor, reviewed;
+    with ``copies`` more records identical to ``corrected-product`` but for their ids."""
     folder = tmp_path / "corrections"
     shutil.copytree(CORRECTIONS, folder)
+    data = folder / "transcripts.jsonl"
+    original = next(r for r in map(json.loads, data.open()) if r["id"] == "corrected-product")
+    with data.open("a") as out:
+        for i in range(copies):
+            out.write(json.dumps({**original, "id": f"copy-{i}"}) + "\n")
     suite = folder / "suite.yaml"
     url = models.server.base_url
     extra = f"generator: {{name: openai/gen, base_url: '{url}', max_concurrency: 4}}\n"

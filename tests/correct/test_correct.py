@@ -147,6 +147,19 @@ def test_a_correction_that_still_fails_after_k_rounds_is_not_kept(
     assert summary["read"] == 2
 
 
+def test_identical_transcripts_are_supervised_and_continued_once(
+        tmp_path: Path, models: Models) -> None:
+    run = reviewed(tmp_path, models, copies=4)
+    asked = len(models.server.requests)
+    summary = correct_run(run, tmp_path / "corrected", CorrectOptions(report=False))
+    assert summary["corrections"]["corrected"] == 4 + 4
+    # 4 distinct corrections: one supervisor call and one generator call each
+    assert len(models.server.requests) - asked == 4 + 4
+    usage = summary["corrections"]["usage"]
+    assert (usage["supervisor"]["calls"], usage["supervisor"]["cached"]) == (8, 4)
+    assert (usage["generator"]["calls"], usage["generator"]["cached"]) == (8, 4)
+
+
 def test_answers_are_cached_and_a_killed_correction_resumes(
         tmp_path: Path, models: Models) -> None:
     run = reviewed(tmp_path, models)

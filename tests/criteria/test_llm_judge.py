@@ -135,7 +135,7 @@ def test_rerun_hits_the_cache_and_editing_one_criterion_reruns_only_it(
     first_c = POLITE.replace("    kind: llm_judge\n", "    kind: llm_judge\n    gate: false\n")
     second = first_c.replace("name: polite", "name: polite_too")
     path = suite(tmp_path, server, first_c + second)
-    items = [transcript(f"t{i}", "please" if i % 2 else "no") for i in range(4)]
+    items = [transcript(f"t{i}", f"please {i}" if i % 2 else f"no {i}") for i in range(4)]
     first = review(Engine(path, registry(), cache_dir=tmp_path / "run"), *items)
     assert server.completions == 8
 
@@ -217,7 +217,7 @@ def test_judgements_run_concurrently_within_the_judge_limit(tmp_path: Path, serv
     server.latency_s = 0.1
     path = suite(tmp_path, server, POLITE, judge_extra="  max_concurrency: 4\n")
     engine = Engine(path, registry())
-    decisions = review(engine, *(transcript(f"t{i}", "please") for i in range(16)))
+    decisions = review(engine, *(transcript(f"t{i}", f"please {i}") for i in range(16)))
     assert all(d.outcome == "pass" for d in decisions)
     assert server.max_in_flight == 4
 

@@ -75,7 +75,7 @@ def test_failed_and_unparseable_answers_are_asked_again_next_run(
 ) -> None:
     path = suite(tmp_path, server, POLITE, judge_extra=FAST)
     run_dir = tmp_path / "run"
-    items = [transcript(f"t{i}", "please") for i in range(4)]
+    items = [transcript(f"t{i}", f"please {i}") for i in range(4)]
     server.null_content_first(4 * 2)  # every attempt of every transcript
     first = review(Engine(path, registry(), cache_dir=run_dir), *items)
     assert [judge_verdict(d).outcome for d in first] == ["error"] * 4
@@ -114,7 +114,7 @@ def test_a_down_endpoint_stops_the_run_quickly(tmp_path: Path, server: ChatServe
         asyncio.run(judge.evaluate_async(transcript("x", "please")))
     t0 = time.monotonic()
     with pytest.raises(JudgeUnavailable):
-        review(Engine(path, registry()), *(transcript(f"t{i}", "please") for i in range(50)))
+        review(Engine(path, registry()), *(transcript(f"t{i}", f"please {i}") for i in range(50)))
     assert time.monotonic() - t0 < 5.0  # not 50 transcripts x 5 attempts of backoff
 
 

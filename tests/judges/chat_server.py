@@ -2,13 +2,15 @@
 
 It listens on 127.0.0.1 on a random port, in a thread per connection (HTTP/1.1 keep-alive), and
 answers ``POST /v1/chat/completions`` with the usual JSON, including ``logprobs`` when asked (and
-``POST /v1/messages`` the Anthropic way, for the ``anthropic`` judge).
+``POST /v1/messages`` the Anthropic way, for the ``anthropic`` judge); other paths get 404.
 A test scripts it with:
 
 - ``reply``: a function ``(request_json) -> str | Reply`` giving the assistant's text (default
   ``"Looks fine.\\nVERDICT: PASS"``), or a :class:`Reply` with explicit token logprobs;
 - ``latency_s``: fixed delay before each answer;
-- ``garbage_body``: answer 200 with a body that is not JSON (every request).
+- ``garbage_body``: answer 200 with a body that is not JSON (every request);
+- ``api_key``: answer 401 to a request without ``Authorization: Bearer <api_key>`` (or
+  ``x-api-key: <api_key>``, the Anthropic way).
 
 Faults for the next ``n`` requests (queued in order, one per request):
 
@@ -25,7 +27,8 @@ Faults for the next ``n`` requests (queued in order, one per request):
 can be started on a given ``port`` (the endpoint coming back).
 
 It records every request body (``requests``), its headers (``headers``) and path with the query
-string (``paths``), and the most requests in flight at once (``max_in_flight``).
+string (``paths``), the requests it refused before reading them (``refused``: no such route,
+or a wrong key) and the most requests in flight at once (``max_in_flight``).
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class ChatServer:
     model: str = "test-judge"
     served_model: str | None = None
     """The model named in answers (default: the one requested)."""
+    api_key: str | None = None
+    refused: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
@@ -204,10 +209,19 @@ class ChatServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)
-        route = h.path.split("?", 1)[0].rstrip("/")
-        anthropic = route.endswith("/messages")
-        if not anthropic and not route.endswith("/chat/completions"):
+        path = h.path.split("?")[0].rstrip("/")
+        anthropic = path == "/v1/messages"
+        if not anthropic and path != "/v1/chat/completions":
+            with self._lock:
+                self.refused += 1
             self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
+            return
+        bearer = h.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and self.api_key not in (bearer, h.headers.get("x-api-key")):
+            with self._lock:
+                self.refused += 1
+            error = {"message": "Incorrect API key provided", "code": "invalid_api_key"}
+            self._send(h, 401, {"error": error})
             return
         body = json.loads(raw or b"{}")
         with self._lock:

@@ -6,7 +6,7 @@ import pytest
 from chat_server import ChatServer, closed_port
 from judgeutil import arun
 
-from harness.judges.base import JudgeError, JudgeRequest
+from harness.judges.base import JudgeError, JudgeMisconfigured, JudgeRequest
 
 pytest.importorskip("anthropic")
 
@@ -66,3 +66,10 @@ def test_headers_from_the_environment_and_query_reach_the_endpoint(chat_server: 
     assert chat_server.headers[-1]["x-gateway-key"] == "gw-secret"
     assert chat_server.paths[-1] == "/v1/messages?tenant=research"
     assert "gw-secret" not in str(judge.identity())
+
+
+def test_a_wrong_key_says_the_judge_is_misconfigured(chat_server: ChatServer, monkeypatch) -> None:
+    chat_server.api_key = "sk-ant-right"
+    judge = backend(chat_server.base_url, monkeypatch)  # sends sk-ant-test
+    with pytest.raises(JudgeMisconfigured, match="HTTP 401 from anthropic/claude-test .*API key"):
+        arun(judge.complete(REQ), judge)

@@ -18,6 +18,7 @@ from batch_server import BatchServer
 from chat_server import ChatServer
 from testutil import chat, write_jsonl
 
+from harness.report.data import collect
 from harness.rundir import read_meta
 
 N = 12
@@ -78,6 +79,50 @@ def test_without_prices_the_cost_is_unknown_and_says_how_to_set_it(cli, tmp_path
                            corpus(tmp_path), "-o", tmp_path / "other", "--max-cost", "1")
         assert code == 2 and "price_in_per_mtok" in err and "openai/j" in err
         assert not (tmp_path / "other" / "run.json").exists()  # no run was started
+
+
+def test_what_no_call_was_made_for_is_not_spent_and_has_no_latency(cli, tmp_path):
+    # each prompt twice: the second of each shares the first's call
+    data = write_jsonl(tmp_path / "in.jsonl", [chat(f"question {i % 6}", f"answer {i % 6}",
+                                                    id=f"t{i}") for i in range(N)])
+    cache, first, again = tmp_path / "cache", tmp_path / "first", tmp_path / "again"
+    with ChatServer(reply=lambda r: REPLY) as server:
+        path = suite(tmp_path, server.base_url, max_concurrency=4)
+        for run in (first, again):  # the second run answers everything from the cache
+            code, _, err = cli("run", path, data, "-o", run, "--cache-dir", cache,
+                               "--workers", "1")
+            assert code == 0, err
+        assert server.completions == 6
+    results = pd.read_parquet(first / "results.parquet")
+    paid = [not json.loads(d).get("cached") for d in results.details]
+    assert sum(paid) == 6
+    usage = summary(first)["usage"]
+    assert usage["tokens_in"] == results.tokens_in[paid].sum() > 0
+    assert results.tokens_in[[not p for p in paid]].sum() == 0
+    assert usage["cost_usd"] == pytest.approx(
+        (usage["tokens_in"] * 1.0 + usage["tokens_out"] * 4.0) / 1e6)
+    cached = summary(again)["usage"]
+    assert (cached["tokens_in"], cached["tokens_out"], cached["cost_usd"]) == (0, 0, 0.0)
+    # latency percentiles are the calls', not the cache hits'
+    assert collect(first)["criteria"][0]["latency_p50"] is not None
+    assert collect(again)["criteria"][0]["latency_p50"] is None
+
+
+def test_a_total_with_a_judge_without_prices_says_it_is_partial(cli, tmp_path):
+    run = tmp_path / "run"
+    with ChatServer(reply=lambda r: REPLY) as server:
+        path = suite(tmp_path, server.base_url)
+        spec = json.loads(path.read_text())
+        spec["criteria"].append({**spec["criteria"][0], "name": "also_fine",
+                                 "judge": {"name": "openai/free", "base_url": server.base_url}})
+        path.write_text(json.dumps(spec))
+        code, _, err = cli("run", path, corpus(tmp_path), "-o", run, "--workers", "1")
+    assert code == 0, err
+    results = pd.read_parquet(run / "results.parquet")
+    usage = summary(run)["usage"]
+    assert usage["cost_partial"] is True
+    assert usage["cost_usd"] == pytest.approx(results[results.criterion == "fine"].cost_usd.sum())
+    assert "partial" in (run / "report.html").read_text()
 
 
 def test_max_cost_stops_new_calls_and_resume_goes_on(cli, tmp_path):

@@ -8,11 +8,20 @@ import threading
 from pathlib import Path
 
 from chat_server import ChatServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from judgeutil import arun, arun_all
 
 from harness.judges.base import JudgeRequest, JudgeResponse
-from harness.judges.cache import JudgeCache, cache_key, load_or_create_secret
+from harness.judges.cache import (
+    JudgeCache,
+    cache_key,
+    canonical_bytes,
+    canonical_json,
+    load_or_create_secret,
+)
 from harness.judges.openai_backend import OpenAIBackend
+from harness.judges.prompting import make_nonce
 from harness.judges.runner import JudgeRunner, RetryPolicy
 
 IDENTITY = {"name": "openai/m", "model": "m", "base_url": "http://x/v1"}
@@ -34,6 +43,35 @@ def test_key_changes_with_everything_that_changes_the_answer() -> None:
         cache_key(IDENTITY, REQ, repeat=1),
     ]
     assert len({base, *variants}) == len(variants) + 1
+
+
+def test_keys_and_nonces_of_earlier_versions_still_match() -> None:
+    # computed by the version before keys went through orjson: caches made then stay valid
+    request = JudgeRequest(messages=[{"role": "system", "content": "Grade: «ok» ✓ \x07"},
+                                     {"role": "user", "content": "judge A"}],
+                           temperature=0.7, seed=2)
+    extra = {"prefix": "VERDICT:", "continuations": [" PASS", " FAIL"]}
+    assert cache_key(IDENTITY, request, repeat=2, extra=extra) == (
+        "ef970577a0dd3be650631f5fe7a1eee4b6a39adf09622402946b7b86d9f2b680")
+    content = {"messages": [{"role": "user", "content": "é"}], "metadata": {"x": 1e-05}}
+    assert make_nonce(b"k" * 32, content, "crit", 0) == "30ce3032bb1ea05b"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_canonical_bytes_are_the_canonical_json(value: object) -> None:
+    try:
+        expected = canonical_json(value).encode()
+    except UnicodeEncodeError:  # a lone surrogate: no key either way
+        return
+    assert canonical_bytes(value) == expected
 
 
 def test_rerun_makes_zero_calls(chat_server: ChatServer, tmp_path: Path) -> None:

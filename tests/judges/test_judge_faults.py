@@ -1,6 +1,6 @@
 """Every fault an endpoint can throw, through the real client and runner on a real HTTP server:
 retried then answered, or failed for good, never an answer that was not given; an endpoint that
-is down opens the circuit breaker."""
+is down, or fails every call, opens the circuit breaker; a misconfigured judge stops at once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from chat_server import ChatServer, closed_port
 from judgeutil import arun, arun_all
 
-from harness.judges.base import JudgeRequest, JudgeUnavailable
+from harness.judges.base import JudgeMisconfigured, JudgeRequest, JudgeUnavailable
 from harness.judges.cache import JudgeCache
 from harness.judges.openai_backend import OpenAIBackend
 from harness.judges.runner import JudgeCallFailed, JudgeRunner, RetryPolicy
@@ -22,8 +22,8 @@ def request(i: int = 0) -> JudgeRequest:
     return JudgeRequest(messages=[{"role": "user", "content": f"judge item {i}"}])
 
 
-def runner_for(base_url: str, **policy: float) -> JudgeRunner:
-    backend = OpenAIBackend("test-judge", {"base_url": base_url})
+def runner_for(base_url: str, *, key_env: str | None = None, **policy: float) -> JudgeRunner:
+    backend = OpenAIBackend("test-judge", {"base_url": base_url, "api_key_env": key_env})
     options = {"base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 2.0, **policy}
     return JudgeRunner(backend, max_concurrency=4, policy=RetryPolicy(**options))
 
@@ -61,7 +61,6 @@ PERSISTENT: dict[str, tuple[Callable[[ChatServer], None], int, str]] = {
     # fault, attempts made (max_attempts is 3), message
     "garbage body": (lambda s: s.garbage_first(10), 1, "not JSON"),
     "400": (lambda s: s.fail_first(10, 400, retry_after=None), 1, "HTTP 400"),
-    "404": (lambda s: s.fail_first(10, 404, retry_after=None), 1, "HTTP 404"),
     "503": (lambda s: s.fail_first(10, 503, retry_after="0"), 3, "HTTP 503"),
     "null content": (lambda s: s.null_content_first(10), 3, "no text"),
     "reset": (lambda s: s.reset_first(10), 3, "cannot reach"),
@@ -109,23 +108,84 @@ def test_a_down_endpoint_opens_the_breaker_quickly() -> None:
     assert runner.breaker_open
     assert runner.calls <= 5 + 4  # the streak, plus what was in flight when it opened
     assert elapsed < 2.0
-    assert "circuit breaker" in str(results[-1])
+    # the streak that opened it, not the failures of the calls in flight then
+    assert "circuit breaker" in str(results[-1]) and "5 failures in a row" in str(results[-1])
 
 
-def test_timeouts_count_as_connection_failures_but_http_errors_do_not(
-    chat_server: ChatServer,
-) -> None:
+def test_timeouts_count_per_attempt_and_http_errors_per_call(chat_server: ChatServer) -> None:
     chat_server.slow_first(10, 3.0)
     runner = runner_for(chat_server.base_url, timeout_s=0.1, breaker_after=3, max_attempts=5)
     results = arun_all((runner.complete(request(i)) for i in range(2)), runner)
     assert all(isinstance(r, JudgeUnavailable) for r in results) and runner.breaker_open
 
-    with ChatServer() as server:
+    with ChatServer() as server:  # a transient 503: an error after retries, not a stop
         server.fail_first(20, 503, retry_after="0")
         runner = runner_for(server.base_url, breaker_after=3, max_attempts=5)
         with pytest.raises(JudgeCallFailed, match="after 5 attempts"):
             arun(runner.complete(request()), runner)
         assert not runner.breaker_open
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_an_endpoint_failing_every_call_opens_the_breaker(chat_server: ChatServer,
+                                                          status: int) -> None:
+    chat_server.fail_first(10_000, status, retry_after="0")
+    runner = runner_for(chat_server.base_url, breaker_after=3, max_attempts=2)
+    results = arun_all((runner.complete(request(i)) for i in range(40)), runner)
+    assert runner.breaker_open
+    failed = [r for r in results if isinstance(r, JudgeCallFailed)]
+    # the 3 calls that opened it, and at most the 4 in flight then; the rest refused at once
+    assert 3 <= len(failed) <= 3 + 4
+    assert all(isinstance(r, JudgeUnavailable) for r in results if r not in failed)
+    assert "3 failures in a row" in str(results[-1]) and f"HTTP {status}" in str(results[-1])
+
+
+def test_a_success_ends_a_streak_of_failed_calls(chat_server: ChatServer) -> None:
+    runner = runner_for(chat_server.base_url, breaker_after=2, max_attempts=1)
+
+    async def scenario() -> None:
+        for i in range(5):  # fail, succeed, fail, succeed, fail: never two in a row
+            if i % 2 == 0:
+                chat_server.fail_first(1, 500, retry_after=None)
+                with pytest.raises(JudgeCallFailed):
+                    await runner.complete(request(i))
+            else:
+                await runner.complete(request(i))
+        assert not runner.breaker_open
+
+    arun(scenario(), runner)
+
+
+MISCONFIGURED: dict[str, tuple[str, str, int, str]] = {
+    # how the judge is misconfigured: the key given, a path added to base_url, the status the
+    # server answers, what the message says to check
+    "wrong key": ("wrong", "", 401, "API key"),
+    "wrong base_url path": ("right", "/chat", 404, "base_url"),
+    "key without access": ("right", "", 403, "API key"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISCONFIGURED))
+def test_a_misconfigured_judge_fails_every_call_at_once(
+    chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    key, path, status, check = MISCONFIGURED[case]
+    chat_server.api_key = "right"
+    if status == 403:  # the key is known, but may not use this model
+        chat_server.fail_first(10_000, 403, retry_after=None)
+    monkeypatch.setenv("JUDGE_KEY", key)
+    runner = runner_for(chat_server.base_url + path, key_env="JUDGE_KEY", max_attempts=5)
+    results = arun_all((runner.complete(request(i)) for i in range(20)), runner)
+    assert all(isinstance(r, JudgeMisconfigured) for r in results), results
+    # the first answer settles it: no retry, and only the calls already in flight were sent
+    assert chat_server.completions + chat_server.refused <= 4
+    message = str(results[0])
+    assert "\n" not in message
+    assert f"HTTP {status}" in message and "openai/test-judge" in message and check in message
+    assert results[0].stop_reason.startswith("judge misconfigured: ")
+    with pytest.raises(JudgeMisconfigured):  # later calls too, without asking
+        arun(runner.complete(request(99)), runner)
+    assert chat_server.completions + chat_server.refused <= 4
 
 
 def test_a_success_after_the_cooldown_closes_the_breaker() -> None:

@@ -12,6 +12,7 @@ from judgeutil import arun, arun_all
 
 from harness.judges.base import JudgeRequest
 from harness.judges.openai_backend import OpenAIBackend
+from harness.judges.retry import Retrying
 from harness.judges.runner import JudgeCallFailed, JudgeRunner, RetryPolicy
 
 
@@ -112,16 +113,26 @@ def test_records_tokens_latency_and_cost(chat_server: ChatServer) -> None:
 
 
 def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
-    class Dummy(OpenAIBackend):
-        def __init__(self) -> None:
-            self.name = "dummy"
-            self.max_concurrency = 1
-
     policy = RetryPolicy(base_delay_s=1.0, max_delay_s=4.0, max_retry_after_s=10.0)
-    runner = JudgeRunner(Dummy(), policy=policy, rng=random.Random(0))
-    delays = [runner.backoff(n, None) for n in range(1, 8) for _ in range(50)]
+    retrying = Retrying(policy, rng=random.Random(0))
+    delays = [retrying.backoff(n, None) for n in range(1, 8) for _ in range(50)]
     assert all(0 <= d <= 4.0 for d in delays)
     assert max(delays) > 3.0  # the cap is reached for later attempts
     # Retry-After is honoured (capped), with the backoff's jitter on top.
-    assert all(2.5 <= runner.backoff(1, 2.5) <= 3.5 for _ in range(50))
-    assert all(10.0 <= runner.backoff(1, 60.0) <= 11.0 for _ in range(50))
+    assert all(2.5 <= retrying.backoff(1, 2.5) <= 3.5 for _ in range(50))
+    assert all(10.0 <= retrying.backoff(1, 60.0) <= 11.0 for _ in range(50))
+
+
+def test_retries_sleep_the_policys_backoff_after_each_attempt(chat_server: ChatServer) -> None:
+    chat_server.fail_first(3, status=503, retry_after=None)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # a fake clock: the waits, not their time
+        slept.append(seconds)
+
+    policy = fast_policy(base_delay_s=1.0, max_delay_s=8.0, max_attempts=4)
+    runner = JudgeRunner(backend(chat_server), policy=policy, rng=random.Random(7), sleep=sleep)
+    response, record = arun(runner.complete(request()), runner)
+    assert response.text and record.attempts == 4 == chat_server.completions
+    twin = Retrying(policy, rng=random.Random(7))
+    assert slept == [twin.backoff(n, None) for n in (1, 2, 3)]

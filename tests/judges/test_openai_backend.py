@@ -10,8 +10,8 @@ from chat_server import ChatServer, Reply
 from judgeutil import arun
 
 from harness.judges.base import JudgeError, JudgeRequest
+from harness.judges.http import parse_retry_after
 from harness.judges.openai_backend import OpenAIBackend
-from harness.judges.sdk import parse_retry_after
 
 REQ = JudgeRequest(
     messages=[{"role": "system", "content": "rules"}, {"role": "user", "content": "judge this"}],

@@ -14,12 +14,12 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.judges.base import JudgeError
+from harness.judges.base import JudgeError, JudgeMisconfigured
 from harness.redact import is_secret_param, redact_text, redact_url, url_secrets
 
 
-class SDKJudgeOptions(BaseModel):
-    """Suite options every SDK-backed judge accepts."""
+class HTTPJudgeOptions(BaseModel):
+    """Suite options every HTTP judge accepts."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -140,8 +140,20 @@ def is_retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
+MISCONFIGURED = {
+    401: "check its API key (the variable api_key_env names)",
+    403: "check that its API key may use this model and endpoint",
+    404: "check its base_url (the API root, e.g. ending in /v1) and its model name",
+}
+"""Statuses that say the judge is misconfigured, and what to check."""
+
+
 def status_error(judge: str, status: int, message: str, headers: Any) -> JudgeError:
-    """An HTTP error as a :class:`JudgeError`: 408/409/429/5xx retryable, with Retry-After."""
+    """An HTTP error as a :class:`JudgeError`: 408/409/429/5xx retryable, with Retry-After;
+    401/403/404 a :class:`JudgeMisconfigured` (no call of this judge can succeed)."""
+    if status in MISCONFIGURED:
+        return JudgeMisconfigured(f"HTTP {status} from {judge} ({short(message, 120)}): "
+                                  f"{MISCONFIGURED[status]}")
     retryable = is_retryable_status(status)
     return JudgeError(
         f"HTTP {status} from {judge}: {short(message)}",
