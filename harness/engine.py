@@ -15,8 +15,10 @@ the Ray actors), on the engine's own event loop (:class:`harness.loop.LoopThread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pickle
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -66,6 +68,8 @@ class Engine:
         self._pool: ProcessPoolExecutor | None = None
         self._in_workers: bool | None = None
         self._closed = False
+        # an engine dropped without close(): its clients are closed when it is collected
+        self._release = weakref.finalize(self, _release, self.plan)
 
     @property
     def suite(self) -> Suite:
@@ -163,6 +167,7 @@ class Engine:
             return
         self._closed = True
         self.stop_workers()
+        self._release.detach()
         self.plan.close()
 
     def __enter__(self) -> Engine:
@@ -170,6 +175,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _release(plan: Plan) -> None:
+    with contextlib.suppress(Exception):  # at collection: nothing may escape
+        plan.close()
 
 
 class _Stream:
