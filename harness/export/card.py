@@ -115,26 +115,33 @@ def _masked_cell(result: dict[str, Any]) -> str:
 def render_card(run: RunInfo, result: dict[str, Any]) -> str:
     """The card's Markdown for one export."""
     out = Path(result["out"])
-    opts = result["options"]
     kind = "parquet" if out.name.endswith(".parquet") else "jsonl"
     lines = [
-        "---",
-        "configs:",
-        "- config_name: default",
-        f"  data_files: {out.name}",
-        "tags: [harness, reviewed]",
-        "---",
-        "",
-        f"# {out.name}",
-        "",
+        "---", "configs:", "- config_name: default", f"  data_files: {out.name}",
+        "tags: [harness, reviewed]", "---", "",
+        f"# {out.name}", "",
         f"Exported by `harness export --format {result['format']}` from the run directory "
         f"`{run.run_dir}`, reviewed with suite **{run.suite}** version {run.suite_version} "
         f"(fingerprint `{run.suite_fingerprint}`).",
+        *_counts(result), *_filters(result), *_criteria(result),
+        "", "## Provenance", "",
+        "Every example carries `transcript_id`, `source`, `suite`, `suite_version`, "
+        "`criterion_versions`, `judge_models`, `rubric_hashes`, the decision score and each "
+        "criterion's score (`criterion_scores`, per-message scores in `criteria`), and the "
+        "record's own metadata (`record_metadata`). Messages are written as the records wrote "
+        "them, with the records' `tools`; what this format has no place for is counted above "
+        "(`not carried`), never dropped silently.",
         "",
-        "## Counts",
-        "",
-        "| | |",
-        "|---|---|",
+        f"- run started: {run.started or '-'}",
+        f"- inputs: {', '.join(f'`{p}`' for p in run.inputs) or '-'}",
+        "", "## Loading", "", "```python", LOADERS[kind].format(name=out.name), "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def _counts(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "", "## Counts", "", "| | |", "|---|---|",
         f"| transcripts read | {result['read']} |",
         f"| passed / failed / errored | {result['passed']} / {result['failed']} / "
         f"{result['errored']} |",
@@ -143,25 +150,28 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
     transcripts, prompts = not_exported(result)
     if result["format"] == "pairs":
         lines.append(f"| prompt groups | {result.get('groups', 0)} |")
-        for reason, n in sorted(transcripts.items()):
-            lines.append(f"| transcripts in no pair: {_cell(reason)} | {n} |")
-        for reason, n in sorted(prompts.items()):
-            lines.append(f"| prompts without a pair: {_cell(reason)} | {n} |")
+        lines += [f"| transcripts in no pair: {_cell(reason)} | {n} |"
+                  for reason, n in sorted(transcripts.items())]
+        lines += [f"| prompts without a pair: {_cell(reason)} | {n} |"
+                  for reason, n in sorted(prompts.items())]
     else:
         lines += [f"| transcripts kept | {result['kept']} |",
                   f"| kept with masked assistant turns | {_masked_cell(result)} |"]
-        for reason, n in sorted(transcripts.items()):
-            lines.append(f"| transcripts not exported: {_cell(reason)} | {n} |")
+        lines += [f"| transcripts not exported: {_cell(reason)} | {n} |"
+                  for reason, n in sorted(transcripts.items())]
     lines.append(f"| exact duplicate {unit(result)}s dropped | {result['duplicates']} |")
-    for what, n in not_carried(result):
-        lines.append(f"| not carried by {result['format']}: {_cell(what)} | {n} |")
+    lines += [f"| not carried by {result['format']}: {_cell(what)} | {n} |"
+              for what, n in not_carried(result)]
     if result.get("unscored"):
         lines.append(f"| examples without the weighting score (weight null) | "
                      f"{result['unscored']} |")
-    lines += [
-        "",
-        "## Filters",
-        "",
+    return lines
+
+
+def _filters(result: dict[str, Any]) -> list[str]:
+    opts = result["options"]
+    lines = [
+        "", "## Filters", "",
         f"- format: `{result['format']}`",
         f"- on failure: `{opts['on_fail']}`" + (
             " (failing transcripts kept when masking the assistant turns that failed a "
@@ -173,10 +183,12 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
     ]
     if result["format"] == "pairs":
         lines.append(f"- pair margin: {opts['margin'] if opts['margin'] is not None else 'none'}")
-    lines += [
-        "",
-        "## Criteria",
-        "",
+    return lines
+
+
+def _criteria(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "", "## Criteria", "",
         "Pass rates are over every verdict of the run that the criterion decided: one per "
         "transcript, or one per assistant message for `scope: message`.",
         "",
@@ -190,28 +202,7 @@ def render_card(run: RunInfo, result: dict[str, Any]) -> str:
             f"{'yes' if c['gate'] else 'no'} | {c['scope']} | {_pct(c['pass_rate'])} | "
             f"{_num(c['mean_score'])} | {c['pass']} | {c['fail']} | {c['error']} | "
             f"{c['skipped']} |")
-    lines += [
-        "",
-        "## Provenance",
-        "",
-        "Every example carries `transcript_id`, `source`, `suite`, `suite_version`, "
-        "`criterion_versions`, `judge_models`, `rubric_hashes`, the decision score and each "
-        "criterion's score (`criterion_scores`, per-message scores in `criteria`), and the "
-        "record's own metadata (`record_metadata`). Messages are written as the records wrote "
-        "them, with the records' `tools`; what this format has no place for is counted above "
-        "(`not carried`), never dropped silently.",
-        "",
-        f"- run started: {run.started or '-'}",
-        f"- inputs: {', '.join(f'`{p}`' for p in run.inputs) or '-'}",
-        "",
-        "## Loading",
-        "",
-        "```python",
-        LOADERS[kind].format(name=out.name),
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def write_card(run: RunInfo, result: dict[str, Any], path: Path | None = None) -> Path:
