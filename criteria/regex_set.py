@@ -1,7 +1,7 @@
 """One scan for every pattern: many ``regex`` criteria judged together (:meth:`Regex.group`).
 
 The patterns of the group are compiled into one Hyperscan database. For each transcript, the
-texts its criteria target are joined (a ``\\n`` between two texts) and scanned once, in linear
+texts its criteria target are joined (each followed by ``\\n``) and scanned once, in linear
 time, however many patterns there are. The scan is a prefilter: a pattern it does not report
 cannot match any of those texts, so its criterion's verdict is "not found" without another
 search; a pattern it reports may match, and its criterion then judges the transcript exactly as
@@ -23,7 +23,7 @@ that matches at least wherever the pattern can:
   ``MAX_REPEAT``), atomic groups plain;
 - backreferences, fuzzy matching, conditionals, recursion, ``\\X``, named lists, full case
   folding and reversed searches are not translated, nor is what Hyperscan refuses to compile
-  (huge repeats): such a criterion is judged alone, on every transcript.
+  (repeats of repeats past its limits): such a criterion is judged alone, on every transcript.
 
 So there are two databases, one for transcripts whose texts are all ASCII (scanned as bytes),
 one for the others (UTF-8). A group holds Hyperscan scratch space: use it from one thread.
@@ -31,7 +31,7 @@ one for the others (UTF-8). A group holds Hyperscan scratch space: use it from o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import regex
@@ -126,7 +126,7 @@ class _Translator:
         if not self.utf8:
             return _class(members, "") if members else NEVER
         if type(node) is self.core.Character and node.positive:
-            cases = _regex.get_all_cases(self.flags, node.value) \
+            cases = _regex.get_all_cases(self.flags | case, node.value) \
                 if case & regex.IGNORECASE else [node.value]
             others = "".join(f"\\x{{{c:x}}}" for c in sorted(set(cases))
                              if c >= 128 and not 0xD800 <= c <= 0xDFFF)
@@ -169,25 +169,32 @@ class _Scan:
             return
         mode = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY \
             | hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_UTF8 if utf8 else 0)
-        ids: dict[bytes, int] = {}
+        users: dict[bytes, list[int]] = {}
         for n, criterion in enumerate(criteria):
             try:
                 text = expression(criterion.config.pattern, criterion.flags, utf8).encode()
-                if text not in ids:
-                    _database([text], mode)  # compiles alone, or is judged alone
-                    ids[text] = len(ids)
-                    self.users.append([])
             except Exception:  # noqa: BLE001 - judged alone: the verdict never depends on this
                 self.alone.append(n)
                 continue
-            self.users[ids[text]].append(n)
-        if ids:
-            self.db = _database(list(ids), mode)
+            users.setdefault(text, []).append(n)
+        try:
+            self.db = _database(list(users), mode) if users else None
+        except Exception:  # noqa: BLE001 - Hyperscan refuses one: find it, judge it alone
+            for text in list(users):
+                try:
+                    _database([text], mode)
+                except Exception:  # noqa: BLE001
+                    self.alone += users.pop(text)
+            try:
+                self.db = _database(list(users), mode) if users else None
+            except Exception:  # noqa: BLE001 - too much together: every criterion alone
+                self.alone, users = list(range(len(criteria))), {}
+        self.users = list(users.values())
 
     def hits(self, data: bytes) -> list[int]:
         """The expressions (ids) that match somewhere in ``data``."""
         found: list[int] = []
-        self.db.scan(data, match_event_handler=lambda id, *_: found.append(id))
+        self.db.scan(data, match_event_handler=lambda n, *_: found.append(n))
         return found
 
 
@@ -209,6 +216,8 @@ class RegexGroup:
         """The distinct ``(target, scope)`` of the criteria: their texts are scanned."""
         self.ascii = _Scan(self.criteria, utf8=False)
         self.utf8 = _Scan(self.criteria, utf8=True)
+        self.none = _Scan([], utf8=False)
+        """For texts that are not UTF-8: every criterion searches alone."""
 
     @property
     def alone(self) -> list[Regex]:
@@ -224,7 +233,7 @@ class RegexGroup:
         out = []
         for criterion, searched in zip(self.criteria, self.searched(transcripts), strict=True):
             not_found = criterion.not_found
-            out.append([v if (v := searched.get(i)) is not None else not_found()
+            out.append([searched[i] if i in searched else not_found()
                         for i in range(len(transcripts))])
         return out
 
@@ -233,25 +242,24 @@ class RegexGroup:
         """Per criterion, its verdicts on the transcripts (by index in the batch) that it had
         to search; on every other one its pattern cannot match: the verdict is
         ``criterion.not_found()``."""
-        found: list[dict[int, Verdict | BaseException]] = [{} for _ in self.criteria]
+        criteria = self.criteria
+        found: list[dict[int, Verdict | BaseException]] = [{} for _ in criteria]
+        everyone = range(len(criteria))
         for i, transcript in enumerate(transcripts):
             texts = self._texts(transcript)
             if not texts:
                 continue  # no text to search: no pattern can match
             joined = "\n".join(texts) + "\n"  # no text starts after the last newline (no ^)
-            scan: _Scan | None = self.ascii if joined.isascii() else self.utf8
+            scan = self.ascii if joined.isascii() else self.utf8
             try:
                 data = joined.encode()
             except UnicodeEncodeError:  # lone surrogates: not UTF-8, so no scan
-                scan = None
-            if scan is None or scan.db is None:
-                todo: list[int] = list(range(len(self.criteria)))
-            else:
-                todo = list(scan.alone)
-                for hit in scan.hits(data):
-                    todo += scan.users[hit]
+                scan = self.none
+            todo: Iterable[int] = everyone if scan.db is None else scan.alone
+            if scan.db is not None and (hits := scan.hits(data)):
+                todo = [*todo, *(n for hit in hits for n in scan.users[hit])]
             for n in todo:
-                found[n][i] = _evaluate(self.criteria[n], transcript)
+                found[n][i] = _evaluate(criteria[n], transcript)
         return found
 
     def _texts(self, transcript: Transcript) -> list[str]:

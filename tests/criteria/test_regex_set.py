@@ -130,6 +130,15 @@ def test_every_real_world_pattern_meets_every_sample_text():
     assert_as_alone(group, batch)
 
 
+def test_a_pattern_hyperscan_refuses_is_judged_alone():
+    group = Regex.group([criterion("(?:a{1000}){1000}|b", []), criterion("c", [])])
+    assert [c.config.pattern for c in group.alone] == ["(?:a{1000}){1000}|b"]
+    batch = [Transcript(id="t", messages=[Message(role="assistant", content=text)])
+             for text in ("b", "c", "a")]
+    assert_as_alone(group, batch)
+    assert [v.outcome for v in group.evaluate_batch(batch)[0]] == ["pass", "fail", "fail"]
+
+
 def test_texts_that_are_not_utf8_are_searched_by_each_criterion():
     group = Regex.group([criterion("sorry", ["I"]), criterion(r"\d", [], expect="absent")])
     batch = [Transcript(id="t", messages=[Message(role="assistant", content="\ud800 Sorry 1")])]
@@ -142,23 +151,30 @@ ALL = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
 
 
 def hyperscan_matches(pattern: str, flags: int, utf8: bool, data: str) -> bool:
+    found: list[bool] = []
+    database(pattern, flags, utf8).scan(data.encode(),
+                                        match_event_handler=lambda *_: found.append(True))
+    return bool(found)
+
+
+@functools.cache
+def database(pattern: str, flags: int, utf8: bool):
     hyperscan = pytest.importorskip("hyperscan")
     mode = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY | \
         hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_UTF8 if utf8 else 0)
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(expressions=[expression(pattern, flags, utf8).encode()], flags=[mode])
-    found = []
-    db.scan(data.encode(), match_event_handler=lambda *_: found.append(True))
-    return bool(found)
+    return db
 
 
-@pytest.mark.parametrize("flags", [regex.IGNORECASE, regex.IGNORECASE | regex.ASCII, 0])
-def test_case_variants_of_a_character_are_all_kept(flags):
+@pytest.mark.parametrize(("scoped", "flags"), [
+    ("", regex.IGNORECASE), ("", regex.IGNORECASE | regex.ASCII), ("", 0), ("(?i:{})", 0)])
+def test_case_variants_of_a_character_are_all_kept(scoped, flags):
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\u00df\u00e9\u03c3\u0131"
     for letter in letters:
-        for variant in set(regex.findall(regex.escape(letter), ALL, flags=flags)):
-            assert hyperscan_matches(regex.escape(letter), flags, True, variant), \
-                (letter, variant)
+        pattern = (scoped or "{}").format(regex.escape(letter))
+        for variant in set(regex.findall(pattern, ALL, flags=flags)):
+            assert hyperscan_matches(pattern, flags, True, variant), (pattern, variant)
 
 
 @pytest.mark.parametrize("pattern", [r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", ".", "[^a]",
