@@ -10,6 +10,9 @@ has a required literal (``sk-`` in ``sk-[A-Za-z0-9]{20,}``, as computed by the `
 module's own compiler, which relies on it too), a text without that literal cannot match and
 is skipped after a plain substring test (linear time, no backtracking). Only texts that contain
 it, and patterns without one, pay for the timed search.
+
+Many criteria of this kind can be judged together (:meth:`Regex.group`, ``regex_set.py``): one
+Hyperscan scan of each text for all their patterns decides which of them need that search.
 """
 
 from __future__ import annotations

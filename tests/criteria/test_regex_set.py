@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
-import time
 
 import core_corpus
 import pytest
@@ -65,6 +65,8 @@ PATTERNS = [  # (pattern, flags): what suites gate on, then Unicode, anchors and
     ("(?r)ab.*cd", []),
 ]
 ALONE = {r"(\w)\1", "(?:abc){e<=1}", "(?fi)strasse", "(?r)ab.*cd"}
+needs_hyperscan = pytest.mark.skipif(importlib.util.find_spec("hyperscan") is None,
+                                     reason="no Hyperscan wheel here: every pattern alone")
 TARGETS = ["assistant", "last_assistant", "user", "system", "all", "reasoning"]
 WORDS = ["sorry", "As an AI language model", "sk-" + "a1" * 12, "AKIA1234", "STRASSE",
          "stra\u00dfe", "\u212aelvin", "\u017forry", "abc", "ab cd", "yz", "xyz", "ok", "OK",
@@ -117,6 +119,7 @@ def test_a_group_judges_as_each_criterion_alone(configs, batch):
     assert_as_alone(group_of(configs), batch)
 
 
+@needs_hyperscan
 def test_only_what_hyperscan_cannot_stand_for_is_judged_alone():
     group = Regex.group([criterion(p, f) for p, f in PATTERNS])
     assert isinstance(group, RegexGroup)
@@ -130,6 +133,7 @@ def test_every_real_world_pattern_meets_every_sample_text():
     assert_as_alone(group, batch)
 
 
+@needs_hyperscan
 def test_a_pattern_hyperscan_refuses_is_judged_alone():
     group = Regex.group([criterion("(?:a{1000}){1000}|b", []), criterion("c", [])])
     assert [c.config.pattern for c in group.alone] == ["(?:a{1000}){1000}|b"]
@@ -197,15 +201,18 @@ def test_a_search_that_times_out_is_an_error_as_alone():
     assert verdict.outcome == "error" and "timed out" in verdict.explanation
 
 
-def test_a_text_the_scan_clears_is_never_searched():
+@needs_hyperscan
+def test_a_text_the_scan_clears_is_never_searched(monkeypatch):
     """Where the scan proves there is no match, no backtracking search runs: the verdict is the
     true one even where the criterion alone would time out."""
     c = criterion("(a|aa)+$", [], expect="absent", timeout_s=0.05)
     slow = Transcript(id="t", messages=[Message(role="assistant", content="a" * 40 + "b")])
     assert c.evaluate(slow).outcome == "error"
-    started = time.perf_counter()
-    [[verdict]] = Regex.group([c]).evaluate_batch([slow])
-    assert verdict.outcome == "pass" and time.perf_counter() - started < 0.05
+    group = Regex.group([c])
+    monkeypatch.setattr(c, "evaluate", lambda _: pytest.fail("searched"))
+    [[verdict]] = group.evaluate_batch([slow])
+    assert verdict.outcome == "pass" and verdict.explanation == "/(a|aa)+$/ not found in " \
+                                                                "assistant text"
 
 
 # --- the core corpus ----------------------------------------------------------------------------
