@@ -46,6 +46,8 @@ bench: $(STAMP)
 	# One table: regex and classifier suites against bare loops, peak RSS, run dir size
 	# (200,000 transcripts; `make bench BENCH_ARGS=--big` for 10^6).
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
+	# A regex group: 20 criteria against one, and 3 against the same 3 searching alone.
+	$(BIN)/python benchmarks/bench_regex_group.py
 	$(BIN)/python benchmarks/bench_judge.py
 	$(BIN)/python benchmarks/bench_report.py
 	# The Ray engine beside the local one on a local 2-CPU Ray instance (regex and judge suites).

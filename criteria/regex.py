@@ -10,14 +10,17 @@ has a required literal (``sk-`` in ``sk-[A-Za-z0-9]{20,}``, as computed by the `
 module's own compiler, which relies on it too), a text without that literal cannot match and
 is skipped after a plain substring test (linear time, no backtracking). Only texts that contain
 it, and patterns without one, pay for the timed search.
+
+Many criteria of this kind can be judged together (:meth:`Regex.group`, ``regex_set.py``): one
+Hyperscan scan of each text for all their patterns decides which of them need that search.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import reduce
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import regex
 from pydantic import Field, field_validator
@@ -28,11 +31,15 @@ from harness.models import Span, Transcript, Verdict, trusted
 from harness.suite import SuiteError
 from harness.targets import Target, select
 
+if TYPE_CHECKING:
+    from harness_criteria.regex_set import RegexGroup
+
 FLAGS = {"IGNORECASE": regex.IGNORECASE, "I": regex.IGNORECASE, "MULTILINE": regex.MULTILINE,
          "M": regex.MULTILINE, "DOTALL": regex.DOTALL, "S": regex.DOTALL,
          "VERBOSE": regex.VERBOSE, "X": regex.VERBOSE, "ASCII": regex.ASCII, "A": regex.ASCII}
 MAX_SPANS = 20
 """Evidence spans kept per verdict."""
+_new, _set = Verdict.__new__, object.__setattr__  # as models.trusted builds a verdict
 
 
 class RegexConfig(CriterionConfig):
@@ -62,30 +69,44 @@ class RegexConfig(CriterionConfig):
         return flags
 
 
+def parse(pattern: str, flags: int = 0) -> tuple[Any, Any]:
+    """The ``regex`` module's own parse of a pattern, optimised as its compiler optimises it:
+    ``(tree, info)``, with ``info.flags`` the pattern's global flags (inline ones included).
+
+    The module's internals are private: callers treat any exception as "not known".
+    """
+    from regex import _regex_core as core
+
+    core.DEFAULT_VERSION = regex.DEFAULT_VERSION  # as regex.compile sets it (version 0)
+    while True:
+        source = core.Source(pattern)
+        info = core.Info(flags, source.char_type, {})
+        source.ignore_space = bool(info.flags & regex.VERBOSE)
+        try:
+            parsed = core._parse_pattern(source, info)
+            break
+        except core._UnscopedFlagSet:
+            flags = info.global_flags
+    if not info.flags & (regex.ASCII | regex.LOCALE | regex.UNICODE):
+        info.flags |= regex.UNICODE  # a str pattern's default, as regex.compile adds it
+    reverse = bool(info.flags & regex.REVERSE)
+    parsed.fix_groups(pattern, reverse, False)
+    return parsed.optimise(info, reverse).pack_characters(info), info
+
+
 def required_literals(pattern: str, flags: int = 0) -> list[tuple[str, bool]] | None:
     """Literals one of which every match of the pattern contains, each with whether it is
     matched case-insensitively: ``[("sorry", True), ("apologi", True)]`` for
     ``(?i)\\b(sorry|apologi[sz]e)\\b``.
 
-    Read from the ``regex`` module's own parse of the pattern. ``None`` when there are none,
-    when they need full case folding, or when the module's internals (private, so handled
-    defensively) are not what this expects: the caller then searches every text.
+    Read from the ``regex`` module's own parse of the pattern (:func:`parse`). ``None`` when
+    there are none, when they need full case folding, or when the module's internals (private,
+    so handled defensively) are not what this expects: the caller then searches every text.
     """
     try:
         from regex import _regex_core as core
 
-        while True:
-            source = core.Source(pattern)
-            info = core.Info(flags, source.char_type, {})
-            source.ignore_space = bool(info.flags & regex.VERBOSE)
-            try:
-                parsed = core._parse_pattern(source, info)
-                break
-            except core._UnscopedFlagSet:
-                flags = info.global_flags
-        reverse = bool(info.flags & regex.REVERSE)
-        parsed.fix_groups(pattern, reverse, False)
-        parsed = parsed.optimise(info, reverse).pack_characters(info)
+        parsed, _ = parse(pattern, flags)
         found = _needed(parsed, core)
     except Exception:  # noqa: BLE001 - an optimisation only: without it, every text is searched
         return None
@@ -167,7 +188,20 @@ class Regex(Criterion):
         except (regex.error, ValueError) as exc:
             raise SuiteError(f"{spec.origin}: criterion '{spec.name}' (regex): bad pattern "
                              f"{config.pattern!r}: {exc}") from None
+        self.flags = flags
+        """The configuration's flags (the pattern may set more inline)."""
         self.may_match = literal_test(required_literals(config.pattern, flags))
+        self._not_found = self._verdict([])
+
+    def not_found(self) -> Verdict:
+        """A new verdict equal to the one :meth:`evaluate` gives where the pattern is not
+        found (a copy, cheaper to make: a regex group makes one per transcript)."""
+        verdict = _new(Verdict)
+        _set(verdict, "__dict__", {**self._not_found.__dict__, "evidence": [], "details": {}})
+        _set(verdict, "__pydantic_fields_set__", set(self._not_found.__pydantic_fields_set__))
+        _set(verdict, "__pydantic_extra__", None)
+        _set(verdict, "__pydantic_private__", None)
+        return verdict
 
     def evaluate(self, transcript: Transcript) -> Verdict:
         limit = self.config.timeout_s
@@ -193,6 +227,10 @@ class Regex(Criterion):
             return Verdict(outcome="error",
                            explanation=f"/{self.config.pattern}/ timed out: searching this "
                                        f"transcript took over {limit:g}s (timeout_s)")
+        return self._verdict(spans)
+
+    def _verdict(self, spans: list[Span]) -> Verdict:
+        """The verdict on a transcript whose searches found ``spans`` (maybe none)."""
         found = bool(spans)
         passed = found if self.config.expect == "present" else not found
         where = self.config.target
@@ -203,8 +241,15 @@ class Regex(Criterion):
             explanation = f"/{self.config.pattern}/ not found in {where} text"
         # values this method made: built without validation (the hot path of regex suites)
         return trusted(Verdict, outcome="pass" if passed else "fail",
-                                       score=1.0 if passed else 0.0, evidence=spans,
-                                       explanation=explanation)
+                       score=1.0 if passed else 0.0, evidence=spans, explanation=explanation)
+
+    @classmethod
+    def group(cls, criteria: Sequence[Regex]) -> RegexGroup:
+        """The criteria judged together, each text scanned once for all their patterns
+        (:class:`~harness_criteria.regex_set.RegexGroup`)."""
+        from harness_criteria.regex_set import RegexGroup
+
+        return RegexGroup(criteria)
 
 
 def _left(deadline: float) -> float:
