@@ -62,17 +62,13 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator, model_validator
 
+from harness.canonical import canonical_json
 from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeRequest, JudgeResponse
 from harness.judges.batch import BATCH_KEYS, BatchOptions
 from harness.judges.budget import cost_budget
-from harness.judges.cache import (
-    NONCE_KEY_FILE,
-    JudgeCache,
-    canonical_json,
-    load_or_create_secret,
-)
+from harness.judges.cache import NONCE_KEY_FILE, JudgeCache, load_or_create_secret
 from harness.judges.evals_import import EvalsImportError, import_evals_spec
 from harness.judges.format_warning import warn_if_format_unfollowed
 from harness.judges.override import apply_override

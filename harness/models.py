@@ -181,9 +181,10 @@ def trusted(cls: type[M], /, **fields: Any) -> M:
     """
     static, factories = _defaults_of(cls)
     values = static.copy()
-    for name, make in factories.items():
-        if name not in fields:
-            values[name] = make()
+    if factories:
+        for name, make in factories.items():
+            if name not in fields:
+                values[name] = make()
     values.update(fields)
     obj = cls.__new__(cls)
     _set(obj, "__dict__", values)

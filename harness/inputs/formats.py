@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.canonical import canonical_bytes
 from harness.hookspecs import hookimpl
 from harness.models import Message, Transcript, trusted
 
@@ -25,8 +25,7 @@ class InputFormat:
 
 def content_id(payload: Any) -> str:
     """A stable id from a record's content."""
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return "t-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return "t-" + hashlib.sha256(canonical_bytes(payload)).hexdigest()[:16]
 
 
 CONTENT_ID = re.compile(r"t-[0-9a-f]{16}(?::(?:chosen|rejected))?")

@@ -14,7 +14,6 @@ it (every connection it opened) when the run ends.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import sqlite3
@@ -25,46 +24,12 @@ from typing import Any
 
 import orjson
 
+from harness.canonical import canonical_bytes
 from harness.judges.base import JudgeRequest, JudgeResponse
 
 CACHE_FILE = "judge-cache.sqlite"
 NONCE_KEY_FILE = "judge-nonce.key"
 SCHEMA_VERSION = 1
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """:func:`canonical_json` in UTF-8, the same bytes: through orjson (a few us instead of
-    ~12 for a judge prompt) when the value holds nothing the two would write differently."""
-    if _plain(value):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError:  # an int past 64 bits, a lone surrogate
-            pass
-    return canonical_json(value).encode()
-
-
-_LEAVES = (str, int, bool, type(None))
-
-
-def _plain(value: Any) -> bool:
-    """Strings, ints, bools, None, floats orjson writes as ``repr`` does (not 1e-05, NaN),
-    lists, tuples and dicts with string keys of these."""
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or (type(item) not in _LEAVES and not _plain(item)):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        return all(type(item) in _LEAVES or _plain(item) for item in value)
-    if kind is float:
-        return repr(value) == orjson.dumps(value).decode()
-    return kind in _LEAVES
 
 
 def cache_key(

@@ -36,7 +36,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from harness.judges.cache import canonical_bytes, canonical_json
+from harness.canonical import canonical_bytes, canonical_json
 
 _PROCESS_SECRET = secrets.token_bytes(32)
 _ANGLE_RUN = re.compile(r"<{3,}|>{3,}")

@@ -12,14 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from judgeutil import arun, arun_all
 
+from harness.canonical import canonical_bytes, canonical_json
 from harness.judges.base import JudgeRequest, JudgeResponse
-from harness.judges.cache import (
-    JudgeCache,
-    cache_key,
-    canonical_bytes,
-    canonical_json,
-    load_or_create_secret,
-)
+from harness.judges.cache import JudgeCache, cache_key, load_or_create_secret
 from harness.judges.openai_backend import OpenAIBackend
 from harness.judges.prompting import make_nonce
 from harness.judges.runner import JudgeRunner, RetryPolicy
