@@ -205,10 +205,15 @@ def judge_name(value: str | dict[str, Any]) -> str:
 def resolve_judge(
     criterion_judge: str | dict[str, Any] | None, context: SuiteContext
 ) -> tuple[str, dict[str, Any]]:
-    """The judge to use and its options: ``--judge`` > the criterion's > the suite's."""
+    """The judge to use and its options: ``--judge`` > the criterion's > the suite's. A judge
+    named like one it replaces takes that one's settings (endpoint, prices, limits), the rule
+    ``--judge`` follows: a panel member or ``judges:`` entry naming the suite's judge is that
+    judge."""
     candidates = [v for v in (criterion_judge, context.judge) if v is not None]
     if context.judge_override:  # keeps the replaced judge's endpoint (harness.judges.override)
         candidates = [apply_override(context.judge_override, candidates)]
+    elif len(candidates) == 2 and judge_name(candidates[0]) == judge_name(candidates[1]):
+        candidates = [apply_override(candidates[0], candidates[1:])]
     if not candidates:
         raise ValueError("no judge: set `judge:` on the criterion or the suite, or use --judge")
     value = candidates[0]
