@@ -164,25 +164,23 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     errored = [s.name for s, o in zip(specs, outcomes, strict=True) if o == "error"]
     failed = [s.name for s, o in zip(specs, outcomes, strict=True) if s.gate and o == "fail"]
     score = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight) for s in specs)
-    outcome = "pass"
+    outcome, mean = "pass", None
+    if threshold is not None:
+        mean = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight)
+                             for s in specs if not s.gate)
     if any(s.gate and o == "error" for s, o in zip(specs, outcomes, strict=True)):
         outcome = "error"
     elif failed:
         outcome = "fail"
     elif threshold is not None:
-        non_gates = [s for s in specs if not s.gate]
-        if any(s.name in errored for s in non_gates):
+        if any(s.name in errored for s in specs if not s.gate):
             outcome = "error"
-        else:
-            mean = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight)
-                                 for s in non_gates)
-            if mean is None or mean < threshold:
-                outcome, failed = "fail", ["threshold"]
+        elif mean is None or mean < threshold:
+            outcome, failed = "fail", ["threshold"]
     tid, source = ident or (transcript.id, transcript.source)
     # every value is one this function made or checked: no validation needed (the hot path)
-    return trusted(Decision, transcript_id=tid, source=source, outcome=outcome,
-                                    score=score, verdicts=verdicts, failed=failed,
-                                    errored=errored)
+    return trusted(Decision, transcript_id=tid, source=source, outcome=outcome, score=score,
+                   threshold_score=mean, verdicts=verdicts, failed=failed, errored=errored)
 
 
 def input_error_decision(error: InputError) -> Decision:

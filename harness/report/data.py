@@ -105,7 +105,8 @@ def compact_entry(seq: int, entry: dict[str, Any], limit: int = MAX_CHARS) -> di
         })
     return {
         "n": seq, "id": d["transcript_id"], "source": d["source"], "outcome": d["outcome"],
-        "score": d["score"], "failed": d["failed"], "errored": d["errored"],
+        "score": d["score"], "threshold_score": d.get("threshold_score"),
+        "failed": d["failed"], "errored": d["errored"],
         "messages": messages, "verdicts": verdicts,
         "metadata": _clip(json.dumps((t or {}).get("metadata") or {}, ensure_ascii=False,
                                      indent=1), limit)[0],
