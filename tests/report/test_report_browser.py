@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import XSS, expect, expect_count
+from conftest import REGEX_SUITE, XSS, chat, expect, expect_count
 
 pytestmark = pytest.mark.browser
 
@@ -156,8 +156,6 @@ def test_xss_payloads_show_as_text_and_run_nothing(open_report, xss_run: Path) -
 
 def test_a_threshold_failure_shows_the_mean_the_threshold_compared(open_report, make_run,
                                                                    tmp_path: Path) -> None:
-    from conftest import REGEX_SUITE, chat
-
     suite = tmp_path / "threshold.yaml"
     suite.write_text(REGEX_SUITE + "threshold: 0.9\n")
     run_dir = make_run([chat("rude", "Say hi", "Hello there."),
