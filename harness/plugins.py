@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",
+    "harness.validate",
     "harness.export.plugin",
     "harness.report.plugin",
     "harness.correct.command",
