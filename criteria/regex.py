@@ -39,7 +39,6 @@ FLAGS = {"IGNORECASE": regex.IGNORECASE, "I": regex.IGNORECASE, "MULTILINE": reg
          "VERBOSE": regex.VERBOSE, "X": regex.VERBOSE, "ASCII": regex.ASCII, "A": regex.ASCII}
 MAX_SPANS = 20
 """Evidence spans kept per verdict."""
-_new, _set = Verdict.__new__, object.__setattr__  # as models.trusted builds a verdict
 
 
 class RegexConfig(CriterionConfig):
@@ -194,14 +193,10 @@ class Regex(Criterion):
         self._not_found = self._verdict([])
 
     def not_found(self) -> Verdict:
-        """A new verdict equal to the one :meth:`evaluate` gives where the pattern is not
-        found (a copy, cheaper to make: a regex group makes one per transcript)."""
-        verdict = _new(Verdict)
-        _set(verdict, "__dict__", {**self._not_found.__dict__, "evidence": [], "details": {}})
-        _set(verdict, "__pydantic_fields_set__", set(self._not_found.__pydantic_fields_set__))
-        _set(verdict, "__pydantic_extra__", None)
-        _set(verdict, "__pydantic_private__", None)
-        return verdict
+        """The verdict :meth:`evaluate` gives where the pattern is not found: one object,
+        shared (a regex group hands it out for every transcript its scan cleared; the plan
+        stamps a copy once per batch)."""
+        return self._not_found
 
     def evaluate(self, transcript: Transcript) -> Verdict:
         limit = self.config.timeout_s

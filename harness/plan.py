@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -277,8 +278,26 @@ def evaluate_group(group: CriterionGroup, criteria: list[Criterion],
     except Exception:  # noqa: BLE001 - as for one criterion: each judged alone
         results = [Criterion.evaluate_batch(c, transcripts) for c in criteria]
     each = round((time.perf_counter() - started) / max(len(transcripts) * len(criteria), 1), 7)
-    return [[[_stamped(r, c, each, None)] for r in rs]
-            for c, rs in zip(criteria, results, strict=True)]
+    return [_column(c, rs, each) for c, rs in zip(criteria, results, strict=True)]
+
+
+def _column(criterion: Criterion, results: list[Any], latency: float) -> list[list[Verdict]]:
+    """A group's results for one criterion, stamped. A verdict object handed out for many
+    transcripts (a kind's shared "not found" verdict) is copied and stamped once, and that one
+    stamped verdict is shared in turn: no per-transcript object where nothing differs."""
+    seen = Counter(id(r) for r in results if isinstance(r, Verdict))
+    shared: dict[int, Verdict] = {}
+    column = []
+    for r in results:
+        key = id(r)
+        if seen.get(key, 0) > 1:
+            verdict = shared.get(key)
+            if verdict is None:
+                verdict = shared[key] = _stamped(r.model_copy(), criterion, latency, None)
+        else:
+            verdict = _stamped(r, criterion, latency, None)
+        column.append([verdict])
+    return column
 
 
 async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[Verdict]:

@@ -159,7 +159,9 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     the failed turn a correction keeps as context) is recorded but decides nothing: training
     never takes that turn as a target.
     """
-    results = _results(counted(verdicts, transcript))
+    results = _results(verdicts)
+    if any(v.message_index is not None for v in verdicts):  # maybe on a masked turn
+        results = _results(counted(verdicts, transcript))
     outcomes = [results.get(s.name, SKIPPED)[0] for s in specs]
     errored = [s.name for s, o in zip(specs, outcomes, strict=True) if o == "error"]
     failed = [s.name for s, o in zip(specs, outcomes, strict=True) if s.gate and o == "fail"]
