@@ -4,6 +4,7 @@
   the loss mask, or on its token distributions (``--objective distill``);
 - :func:`wrongthink` (``harness wrongthink``): ``W_base - alpha * (W_lesson - W_base)``;
 - :func:`turn_logprobs` (``harness logprobs``): each assistant turn's mean token log-probability;
+- :func:`mean_token_kl`: ``KL(teacher || student)`` per token, on held-out transcripts;
 - :func:`reward_function`: the review as a reward for TRL's ``GRPOTrainer``.
 
 The names are imported on first use, so loading the plugin (every ``harness`` command does)
@@ -20,6 +21,7 @@ _EXPORTS = {
     "TrainResult": "harness_trl.training",
     "wrongthink": "harness_trl.wrongthink",
     "turn_logprobs": "harness_trl.logprobs",
+    "mean_token_kl": "harness_trl.divergence",
     "reward_function": "harness_trl.reward",
     "ReviewReward": "harness_trl.reward",
 }

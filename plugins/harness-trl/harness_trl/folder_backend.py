@@ -17,8 +17,9 @@ from typing import Any
 from harness_local_models.judge_backend import LocalJudgeBackend
 
 PREFIX = "hf"
+KEEP_LOADED = 2
 _loaded: dict[tuple[Path, str], Any] = {}
-"""Models loaded in this process, by folder and weights."""
+"""The last :data:`KEEP_LOADED` models loaded in this process, by folder and weights."""
 
 
 def weights_sha256(folder: Path) -> str:
@@ -29,6 +30,23 @@ def weights_sha256(folder: Path) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):  # noqa: B023
                 digest.update(block)
     return digest.hexdigest()
+
+
+def load_chat_model(folder: str | Path, sha: str | None = None) -> Any:
+    """The model in ``folder`` as a :class:`~harness_local_models.chat_model.LocalChatModel`
+    (``generate`` with token log-probabilities), loaded once per process per weights."""
+    from harness_local_models.chat_model import LocalChatModel
+    from harness_trl.model_dirs import load_model, resolve_model
+
+    path = resolve_model(folder)
+    sha = sha or weights_sha256(path)
+    key = (path.resolve(), sha)
+    if key not in _loaded:
+        while len(_loaded) >= KEEP_LOADED:
+            _loaded.pop(next(iter(_loaded)))
+        model, tokenizer, _ = load_model(path)
+        _loaded[key] = LocalChatModel(model, tokenizer, cache_dir=path, from_cache=True, sha=sha)
+    return _loaded[key]
 
 
 class FolderModelBackend(LocalJudgeBackend):
@@ -42,15 +60,7 @@ class FolderModelBackend(LocalJudgeBackend):
 
     def _get(self) -> Any:
         if self._model is None:
-            key = (self.folder.resolve(), self._weights_sha())
-            if key not in _loaded:
-                from harness_local_models.chat_model import LocalChatModel
-                from harness_trl.model_dirs import load_model
-
-                model, tokenizer, folder = load_model(self.folder)
-                _loaded[key] = LocalChatModel(model, tokenizer, cache_dir=folder,
-                                              from_cache=True, sha=self._weights_sha())
-            self._model = _loaded[key]
+            self._model = load_chat_model(self.folder, self._weights_sha())
         return self._model
 
     def _weights_sha(self) -> str:

@@ -12,8 +12,27 @@ from typing import Any
 from transformers import TrainerCallback
 
 
+def reset_peak_rss() -> bool:
+    """Start measuring the peak resident memory afresh (Linux: ``/proc/self/clear_refs``);
+    False where that is not possible (the peak then covers the whole process)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KB)."""
+    """The peak resident memory since :func:`reset_peak_rss` (else since the process began),
+    in MB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

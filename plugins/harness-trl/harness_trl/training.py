@@ -44,7 +44,8 @@ class TrainResult:
     seconds_per_step: list[float] = field(default_factory=list)
     tokens_per_step: list[int] = field(default_factory=list)
     peak_rss_mb: float = 0.0
-    """The process's peak resident memory (model load and training included)."""
+    """Peak resident memory from loading the model to saving it (on Linux; elsewhere the
+    process's peak)."""
     threads: int = 0
     distill: dict[str, int] = field(default_factory=dict)
     """For ``distill``: rows, soft and hard target positions, unaligned rows."""
@@ -90,7 +91,7 @@ def train(
     :raises UsageError: a missing model or source, a source without a training set, an
         existing ``out`` (without ``overwrite``), a bad option.
     """
-    from harness_trl.progress import peak_rss_mb
+    from harness_trl.progress import peak_rss_mb, reset_peak_rss
 
     if objective not in ("sft", "distill"):
         raise UsageError(f"--objective must be sft or distill, got {objective!r}")
@@ -100,6 +101,7 @@ def train(
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists; choose another -o or pass --overwrite")
     data = _load_source(source, objective)
+    reset_peak_rss()
     model, tokenizer, base_dir = load_model(base)
     result = TrainResult(out=str(out), base=str(base_dir), objective=objective, steps=steps,
                          examples=len(data), learning_rate=learning_rate, batch_size=batch_size,
@@ -135,29 +137,46 @@ def _load_source(source: str | Path | list[Any], objective: Objective) -> list[A
 def _run_trainer(model: Any, tokenizer: Any, data: list[Any], objective: Objective,
                  result: TrainResult, tmp: Path, *, max_length: int, seed: int,
                  log: Callable[[str], None] | None) -> Any:
+    from transformers import PrinterCallback
+
     from harness_trl.progress import ProgressCallback, StepMeter
 
     meter = StepMeter(total=result.steps, log=log)
-    common = dict(output_dir=str(tmp), max_steps=result.steps,
-                  per_device_train_batch_size=min(result.batch_size, result.examples),
-                  learning_rate=result.learning_rate, lr_scheduler_type="constant",
-                  logging_steps=max(1, result.steps), save_strategy="no", report_to="none",
-                  disable_tqdm=True, use_cpu=True, bf16=False, seed=seed, data_seed=seed,
-                  dataloader_num_workers=0, gradient_checkpointing=False)
-    model.train()
-    if objective == "sft":
-        trainer = _sft_trainer(model, tokenizer, data, common, max_length)
-    else:
-        trainer = _distill_trainer(model, tokenizer, data, common, result, max_length)
+    trainer, stats = build_trainer(objective, model, tokenizer, data, steps=result.steps,
+                                   batch_size=result.batch_size,
+                                   learning_rate=result.learning_rate, max_length=max_length,
+                                   seed=seed, output_dir=tmp)
+    result.distill = stats
     trainer.meter = meter
+    trainer.remove_callback(PrinterCallback)  # our progress lines instead of its dicts
     trainer.add_callback(ProgressCallback(meter))
+    model.train()
     trainer.train()
     model.eval()
     return meter
 
 
+def build_trainer(objective: Objective, model: Any, tokenizer: Any, data: list[Any], *,
+                  steps: int, batch_size: int, learning_rate: float, max_length: int,
+                  seed: int, output_dir: Path) -> tuple[Any, dict[str, int]]:
+    """The trainer :func:`train` runs (nothing is written to ``output_dir``), and for
+    ``distill`` the counts of :class:`~harness_trl.distill.DistillStats`."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    arguments = dict(output_dir=str(output_dir), max_steps=steps,
+                     per_device_train_batch_size=min(batch_size, len(data)),
+                     learning_rate=learning_rate, lr_scheduler_type="constant",
+                     logging_steps=max(1, steps), save_strategy="no", report_to="none",
+                     disable_tqdm=True, use_cpu=True, bf16=False, seed=seed, data_seed=seed,
+                     dataloader_num_workers=0, activation_checkpointing=False)
+    if objective == "sft":
+        return _sft_trainer(model, tokenizer, data, arguments, max_length), {}
+    return _distill_trainer(model, tokenizer, data, arguments, max_length)
+
+
 def _sft_trainer(model: Any, tokenizer: Any, examples: list[list[dict[str, Any]]],
-                 common: dict[str, Any], max_length: int) -> Any:
+                 arguments: dict[str, Any], max_length: int) -> Any:
     from datasets import Dataset
     from trl import SFTConfig
 
@@ -173,28 +192,28 @@ def _sft_trainer(model: Any, tokenizer: Any, examples: list[list[dict[str, Any]]
     if not rows:
         raise UsageError("no example has a trained assistant turn within --max-length tokens; "
                          "nothing to train on")
-    config = SFTConfig(**common, max_length=max_length, dataset_num_proc=None)
+    config = SFTConfig(**arguments, max_length=max_length, dataset_num_proc=None)
     return MaskedSFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer)
 
 
 def _distill_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
-                     common: dict[str, Any], result: TrainResult, max_length: int) -> Any:
+                     arguments: dict[str, Any], max_length: int) -> tuple[Any, dict[str, int]]:
     from transformers import TrainingArguments
 
     from harness_trl.distill import build_examples, collate
     from harness_trl.trainers import DistillTrainer
 
-    stop = tokenizer.eos_token_id
-    stats = build_examples(tokenizer, rows, stop)
+    stats = build_examples(tokenizer, rows, tokenizer.eos_token_id)
     examples = [e for e in stats.examples if len(e.input_ids) <= max_length]
     if not examples:
         raise UsageError("every distill row is longer than --max-length tokens; nothing to "
                          "train on")
-    result.distill = {k: v for k, v in asdict(stats).items() if k != "examples"}
-    args = TrainingArguments(**common, remove_unused_columns=False)
-    return DistillTrainer(model=model, args=args, train_dataset=examples,
-                          data_collator=lambda batch: collate(batch, tokenizer.pad_token_id))
+    counts = {k: v for k, v in asdict(stats).items() if k != "examples"}
+    args = TrainingArguments(**arguments, remove_unused_columns=False)
+    trainer = DistillTrainer(model=model, args=args, train_dataset=examples,
+                             data_collator=lambda batch: collate(batch, tokenizer.pad_token_id))
+    return trainer, counts
 
 
 def _save(model: Any, tokenizer: Any, out: Path, result: TrainResult) -> None:
