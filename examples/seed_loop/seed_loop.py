@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=1.0, help="wrongthink's alpha (default 1)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--max-rounds", type=int, default=2, help="harness correct's rounds")
+    p.add_argument("--corrector", choices=("lesson", "wrongthinker"), default="lesson",
+                   help="who continues after the supervisor's \"No, ...\" (default: the lesson "
+                        "model; the wrong-thinker rarely recovers)")
     p.add_argument("--no-controls", action="store_true",
                    help="skip the unmasked control and the distill/sft comparison")
     p.add_argument("--seed", type=int, default=0)
@@ -197,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     answers = answer(wrong, [prompt(a, b) for a, b in correct_pairs],
                      out / "data" / "wrongthinker-answers.jsonl", args.max_new_tokens)
     reviewed = review(answers, out / "runs" / "wrongthinker")
-    summary = correct_run(out / "runs" / "wrongthinker", out / "runs" / "corrected", CorrectOptions(
-        generator=f"hf/{wrong}", max_rounds=args.max_rounds,
-        max_tokens=args.max_new_tokens, overwrite=True, report=False, workers=1))
+    corrector = out / "models" / "lesson" if args.corrector == "lesson" else wrong
+    summary = correct_run(out / "runs" / "wrongthinker", out / "runs" / "corrected",
+                          CorrectOptions(generator=f"hf/{corrector}", max_rounds=args.max_rounds,
+                                         max_tokens=args.max_new_tokens, overwrite=True,
+                                         report=False, workers=1))
     block = summary["corrections"]
     figures["corrections"] = {"reviewed": reviewed["read"], "failed": reviewed["failed"],
                               **{k: block[k] for k in ("passed", "corrected", "still_failing",
@@ -209,10 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     # 4. training on the corrections, masked (and the unmasked control)
     t0 = time.perf_counter()
     corrected_run = out / "runs" / "corrected"
-    masked = train(corrected_run, out / "models" / "corrected", base=wrong, steps=args.steps,
-                   overwrite=True, **fit)
-    figures["train_corrections"] = step_figures(masked)
-    if not args.no_controls:
+    trained_models: dict[str, Path] = {}
+    if not block["corrected"]:
+        print("nothing was corrected: no training on corrections (see "
+              f"{corrected_run / 'corrections.jsonl'})")
+    else:
+        masked = train(corrected_run, out / "models" / "corrected", base=wrong,
+                       steps=args.steps, overwrite=True, **fit)
+        figures["train_corrections"] = step_figures(masked)
+        trained_models["corrected"] = out / "models" / "corrected"
+    if block["corrected"] and not args.no_controls:
         unmasked_set = [{"messages": [{**m, "weight": 1} if m["role"] == "assistant" else m
                                       for m in r["messages"]]}
                         for r in read_jsonl(corrected_run / "train.jsonl")]
@@ -221,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                          out / "models" / "corrected-unmasked", base=wrong, steps=args.steps,
                          overwrite=True, **fit)
         figures["train_corrections_unmasked"] = step_figures(unmasked)
+        trained_models["corrected-unmasked"] = out / "models" / "corrected-unmasked"
         figures["masking"] = masking_effect(
             turn_logprobs(wrong, corrected_run), turn_logprobs(out / "models" / "corrected",
                                                                corrected_run),
@@ -230,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     # 5. failure rates on the held-out questions
     t0 = time.perf_counter()
     teacher = out / "models" / "lesson"
-    models = {"base": base, "lesson": teacher, "wrongthinker": wrong,
-              "corrected": out / "models" / "corrected"}
-    if not args.no_controls:
-        models["corrected-unmasked"] = out / "models" / "corrected-unmasked"
+    models = {"base": base, "lesson": teacher, "wrongthinker": wrong, **trained_models}
     figures["failure_rate"] = {}
     for name, folder in models.items():
         answers = answer(folder, held_out, out / "data" / f"held-out-{name}.jsonl",

@@ -11,6 +11,7 @@ an older model's cache.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +19,47 @@ from harness_local_models.judge_backend import LocalJudgeBackend
 
 PREFIX = "hf"
 KEEP_LOADED = 2
-_loaded: dict[tuple[Path, str], Any] = {}
+_loaded: dict[tuple[tuple[str, int, int], ...], Any] = {}
 """The last :data:`KEEP_LOADED` models loaded in this process, by folder and weights."""
 
 
-def weights_sha256(folder: Path) -> str:
-    """SHA-256 over the folder's safetensors files, in name order."""
+def _weight_files(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """The safetensors files with their sizes and modification times: what identifies the
+    weights cheaply."""
+    return tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
+                 for f in sorted(folder.glob("*.safetensors")))
+
+
+@lru_cache(maxsize=32)
+def _sha256(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")):
-        with f.open("rb") as fh:
+    for name, _, _ in files:
+        with open(name, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):  # noqa: B023
                 digest.update(block)
     return digest.hexdigest()
 
 
-def load_chat_model(folder: str | Path, sha: str | None = None) -> Any:
+def weights_sha256(folder: Path) -> str:
+    """SHA-256 over the folder's safetensors files, in name order (memoised per process on
+    their paths, sizes and modification times)."""
+    return _sha256(_weight_files(folder))
+
+
+def load_chat_model(folder: str | Path) -> Any:
     """The model in ``folder`` as a :class:`~harness_local_models.chat_model.LocalChatModel`
     (``generate`` with token log-probabilities), loaded once per process per weights."""
     from harness_local_models.chat_model import LocalChatModel
     from harness_trl.model_dirs import load_model, resolve_model
 
     path = resolve_model(folder)
-    sha = sha or weights_sha256(path)
-    key = (path.resolve(), sha)
+    key = _weight_files(path)
     if key not in _loaded:
         while len(_loaded) >= KEEP_LOADED:
             _loaded.pop(next(iter(_loaded)))
         model, tokenizer, _ = load_model(path)
-        _loaded[key] = LocalChatModel(model, tokenizer, cache_dir=path, from_cache=True, sha=sha)
+        _loaded[key] = LocalChatModel(model, tokenizer, cache_dir=path, from_cache=True,
+                                      sha="")  # the hash is computed when a cache needs it
     return _loaded[key]
 
 
@@ -56,20 +70,14 @@ class FolderModelBackend(LocalJudgeBackend):
         super().__init__()
         self.folder = folder
         self.name = f"{PREFIX}/{folder}"
-        self._sha: str | None = None
 
     def _get(self) -> Any:
         if self._model is None:
-            self._model = load_chat_model(self.folder, self._weights_sha())
+            self._model = load_chat_model(self.folder)
         return self._model
 
-    def _weights_sha(self) -> str:
-        if self._sha is None:
-            self._sha = weights_sha256(self.folder)
-        return self._sha
-
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "weights_sha256": self._weights_sha()}
+        return {"name": self.name, "weights_sha256": weights_sha256(self.folder)}
 
 
 def make_folder_backend(model: str, options: dict[str, Any]) -> FolderModelBackend:
