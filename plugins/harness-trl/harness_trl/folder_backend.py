@@ -49,9 +49,12 @@ def weights_sha256(folder: Path) -> str:
 def load_chat_model(folder: str | Path) -> Any:
     """The model in ``folder`` as a :class:`~harness_local_models.chat_model.LocalChatModel`
     (``generate`` with token log-probabilities), loaded once per process per weights."""
-    from harness_local_models.chat_model import LocalChatModel
-    from harness_trl.model_dirs import load_model, resolve_model
+    import torch
 
+    from harness_local_models.chat_model import LocalChatModel
+    from harness_trl.model_dirs import load_model, resolve_model, torch_threads
+
+    torch.set_num_threads(torch_threads())  # as the embedded model's loading does
     path = resolve_model(folder)
     key = _weight_files(path)
     if key not in _loaded:
