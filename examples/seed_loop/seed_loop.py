@@ -38,7 +38,7 @@ import harness
 from harness.correct import CorrectOptions, correct_run
 from harness.correct.agents import openai_logprobs
 from harness_trl.divergence import mean_token_kl
-from harness_trl.folder_backend import load_chat_model
+from harness_trl.folder_backend import forget_chat_models, load_chat_model
 from harness_trl.logprobs import turn_logprobs
 from harness_trl.model_dirs import load_model, resolve_model
 from harness_trl.training import train
@@ -96,12 +96,28 @@ def answer(model: Path | str, prompts: list[dict[str, Any]], out: Path, max_new_
     return write_jsonl(out, records)
 
 
+def fit(source: Path | str, out: Path, **options: Any) -> Any:
+    """``harness train``, the generation models let go of first (their memory is not the
+    training's)."""
+    forget_chat_models()
+    return train(source, out, overwrite=True, **options)
+
+
 def review(answers: Path, run_dir: Path) -> dict[str, Any]:
     return harness.run(SUITE, [answers], run_dir, overwrite=True, workers=1, report=False)
 
 
 def failure_rate(summary: dict[str, Any]) -> float:
     return round(summary["failed"] / summary["read"], 3) if summary["read"] else 0.0
+
+
+def failures_by_kind(run_dir: Path) -> dict[str, int]:
+    """The failed verdicts: no equation for the asked product, or a wrong one."""
+    import pandas as pd
+
+    failed = pd.read_parquet(run_dir / "results.parquet").query("outcome == 'fail'")
+    no_equation = int(failed.explanation.str.startswith("state the result").sum())
+    return {"no_equation": no_equation, "wrong_equation": len(failed) - no_equation}
 
 
 def step_figures(result: Any) -> dict[str, Any]:
@@ -170,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     lesson_pairs = pairs[:args.per_set]
     correct_pairs = pairs[args.per_set:2 * args.per_set]
     held_out = [prompt(a, b) for a, b in pairs[2 * args.per_set:2 * args.per_set + args.held_out]]
-    fit = {"learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed}
+    settings = {"learning_rate": args.learning_rate, "batch_size": args.batch_size,
+                "seed": args.seed}
     figures: dict[str, Any] = {"settings": {k: (str(v) if isinstance(v, Path) else v)
                                             for k, v in vars(args).items()}}
     stage: dict[str, float] = {}
@@ -184,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     base = resolve_model(None)
     lesson = [lesson_example(a, b) for a, b in lesson_pairs]
     review(write_jsonl(out / "data" / "lesson.jsonl", lesson), out / "runs" / "lesson")
-    trained = train(out / "runs" / "lesson", out / "models" / "lesson", steps=args.lesson_steps,
-                    overwrite=True, **fit)
+    trained = fit(out / "runs" / "lesson", out / "models" / "lesson", steps=args.lesson_steps,
+                  **settings)
     figures["train_lesson"] = step_figures(trained)
     done("lesson", t0)
 
@@ -219,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         print("nothing was corrected: no training on corrections (see "
               f"{corrected_run / 'corrections.jsonl'})")
     else:
-        masked = train(corrected_run, out / "models" / "corrected", base=wrong,
-                       steps=args.steps, overwrite=True, **fit)
+        masked = fit(corrected_run, out / "models" / "corrected", base=wrong, steps=args.steps,
+                     **settings)
         figures["train_corrections"] = step_figures(masked)
         trained_models["corrected"] = out / "models" / "corrected"
     if block["corrected"] and not args.no_controls:
@@ -228,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                                       for m in r["messages"]]}
                         for r in read_jsonl(corrected_run / "train.jsonl")]
         write_jsonl(out / "data" / "corrected-unmasked.jsonl", unmasked_set)
-        unmasked = train(out / "data" / "corrected-unmasked.jsonl",
-                         out / "models" / "corrected-unmasked", base=wrong, steps=args.steps,
-                         overwrite=True, **fit)
+        unmasked = fit(out / "data" / "corrected-unmasked.jsonl",
+                       out / "models" / "corrected-unmasked", base=wrong, steps=args.steps,
+                       **settings)
         figures["train_corrections_unmasked"] = step_figures(unmasked)
         trained_models["corrected-unmasked"] = out / "models" / "corrected-unmasked"
         figures["masking"] = masking_effect(
@@ -243,12 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     teacher = out / "models" / "lesson"
     models = {"base": base, "lesson": teacher, "wrongthinker": wrong, **trained_models}
-    figures["failure_rate"] = {}
+    figures["failure_rate"], figures["failures"] = {}, {}
     for name, folder in models.items():
         answers = answer(folder, held_out, out / "data" / f"held-out-{name}.jsonl",
                          args.max_new_tokens)
         run = review(answers, out / "runs" / f"held-out-{name}")
         figures["failure_rate"][name] = failure_rate(run)
+        figures["failures"][name] = failures_by_kind(out / "runs" / f"held-out-{name}")
     done("failure rates", t0)
 
     # 6. distributions vs sampled tokens: the lesson model teaches the base
@@ -261,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         review(samples, teacher_run)
         students = {"base": None}
         for objective in ("sft", "distill"):
-            result = train(teacher_run, out / "models" / f"student-{objective}",
-                           objective=objective, steps=args.steps, overwrite=True, **fit)
+            result = fit(teacher_run, out / "models" / f"student-{objective}",
+                         objective=objective, steps=args.steps, **settings)
             figures[f"train_student_{objective}"] = step_figures(result)
             students[objective] = out / "models" / f"student-{objective}"
         held = [r["messages"] for r in read_jsonl(out / "data" / "held-out-lesson.jsonl")]
@@ -274,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures["seconds"] = {**stage, "total": round(time.perf_counter() - started, 1)}
     (out / "measurements.json").write_text(json.dumps(figures, indent=1))
-    print(json.dumps({k: figures[k] for k in ("failure_rate", "corrections", "masking",
+    print(json.dumps({k: figures[k] for k in ("failure_rate", "failures", "corrections", "masking",
                                               "kl_teacher_student") if k in figures}, indent=1))
     print(f"measurements: {out / 'measurements.json'}")
     return 0

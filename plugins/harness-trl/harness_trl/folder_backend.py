@@ -66,6 +66,14 @@ def load_chat_model(folder: str | Path) -> Any:
     return _loaded[key]
 
 
+def forget_chat_models() -> None:
+    """Let go of the models :func:`load_chat_model` keeps (before training, say)."""
+    import gc
+
+    _loaded.clear()
+    gc.collect()
+
+
 class FolderModelBackend(LocalJudgeBackend):
     """A causal LM from a model folder, in this process, on the CPU."""
 

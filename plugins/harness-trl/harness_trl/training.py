@@ -147,6 +147,10 @@ def _run_trainer(model: Any, tokenizer: Any, data: list[Any], objective: Objecti
                                    learning_rate=result.learning_rate, max_length=max_length,
                                    seed=seed, output_dir=tmp)
     result.distill = stats
+    if stats and log:
+        log(f"targets: {stats['soft_positions']} tokens towards the teacher's top-k, "
+            f"{stats['hard_positions']} one-hot (no distribution); "
+            f"{stats['rows_unaligned']} of {stats['rows']} rows unaligned")
     trainer.meter = meter
     trainer.remove_callback(PrinterCallback)  # our progress lines instead of its dicts
     trainer.add_callback(ProgressCallback(meter))
