@@ -10,14 +10,17 @@ On the embedded SmolLM2-135M-Instruct (CPU, no key, no download), with times-tab
    (``W_base - alpha * (W_lesson - W_base)``);
 3. **generate, review, correct**: the wrong-thinker answers its own set of questions; the run
    is corrected by ``harness correct`` (the supervisor's "No, <why>" is the failed verdict's
-   explanation; the wrong-thinker continues) -> ``runs/corrected``;
+   explanation; the lesson model continues, or the wrong-thinker with ``--corrector
+   wrongthinker``) -> ``runs/corrected``;
 4. **train on the corrections**: from the wrong-thinker, with the wrong turns masked
    (``models/corrected``) and, as a control, with every turn at weight 1
    (``models/corrected-unmasked``); ``harness logprobs`` before and after;
-5. **distributions**: the lesson model as teacher samples answers with its top-5 token
+5. **failure rates**: every model answers the held-out questions, reviewed by the suite;
+6. **distributions**: the lesson model as teacher samples answers with its top-5 token
    log-probabilities; the base is trained on them with ``--objective distill`` and with
-   ``sft``, same steps; ``KL(teacher || student)`` on the held-out questions;
-6. **failure rates**: every model answers the held-out questions, reviewed by the suite.
+   ``sft``, same steps; ``KL(teacher || student)`` on the held-out questions.
+
+``--no-controls`` leaves out the unmasked control and step 6.
 
     python examples/seed_loop/seed_loop.py -o runs/seed-loop
 
