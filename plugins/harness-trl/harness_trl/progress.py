@@ -64,7 +64,7 @@ class ProgressCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         m = self.meter
-        seconds = time.perf_counter() - m._started
+        seconds = max(time.perf_counter() - m._started, 1e-9)
         m.losses.append(m.loss)
         m.seconds.append(seconds)
         m.step_tokens.append(m.tokens)

@@ -1,57 +1,31 @@
 """Fixtures for harness-trl: the embedded model's tokenizer, and tiny random models built from a
 configuration (for the mask, distill and weight arithmetic; the real model runs in the slow
-tests)."""
+tests). Without the plugin installed, these tests are not collected."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytest.importorskip("harness_trl", reason="plugin harness-trl not installed")
-torch = pytest.importorskip("torch")
-
-from harness_local_models.chat_model import converted_model_dir  # noqa: E402
-
-CONVERSATION = [
-    {"role": "system", "content": "You are a careful arithmetic tutor."},
-    {"role": "user", "content": "What is 17 × 24?"},
-    {"role": "assistant", "content": "17 × 24 = 398.", "weight": 0},
-    {"role": "user", "content": "No, 17 × 24 is 408, not 398."},
-    {"role": "assistant", "content": "You're right: 17 × 24 = 408.", "weight": 1},
-]
-"""A mistake at weight 0, the supervisor's objection, the correction at weight 1."""
+if importlib.util.find_spec("harness_trl") is None:
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(scope="session")
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
+    from harness_local_models.chat_model import converted_model_dir
+
     return AutoTokenizer.from_pretrained(str(converted_model_dir()), local_files_only=True)
-
-
-def tiny_model(tokenizer: Any, *, hidden: int = 32, seed: int = 0) -> Any:
-    """A 2-layer Llama with SmolLM2's vocabulary, randomly initialised."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden,
-                         intermediate_size=2 * hidden, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    return LlamaForCausalLM(config).eval()
-
-
-def save_model(model: Any, tokenizer: Any, folder: Path) -> Path:
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tokenizer: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model folder, as ``harness train --base`` takes one."""
+    from trlutil import save_model, tiny_model
+
     return save_model(tiny_model(tokenizer), tokenizer, tmp_path_factory.mktemp("tiny"))

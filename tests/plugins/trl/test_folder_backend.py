@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import save_model, tiny_model
+from trlutil import save_model, tiny_model
 
 from harness.errors import UsageError
 from harness.judges.base import JudgeRequest

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import CONVERSATION, tiny_model
+from trlutil import CONVERSATION, tiny_model
 
 from harness_trl.chat_tokens import encode_chat
 from harness_trl.logprobs import turn_logprobs

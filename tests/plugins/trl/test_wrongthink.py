@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import save_model, tiny_model
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
+from trlutil import save_model, tiny_model
 
 from harness_trl.wrongthink import ArchitectureMismatch, wrongthink
 

@@ -106,9 +106,9 @@ def test_an_engine_given_is_shared_and_left_open():
 
 @pytest.mark.slow
 def test_grpo_steps_with_the_review_as_reward(tokenizer, tmp_path):
-    from conftest import tiny_model
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
+    from trlutil import tiny_model
 
     reward = reward_function(SUITE)
     given: list[float] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import CONVERSATION, tiny_model
+from trlutil import CONVERSATION, tiny_model
 
 from harness_trl.chat_tokens import IGNORE, encode_chat, prompt_ids
 from harness_trl.model_dirs import stop_token_ids

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from conftest import CONVERSATION
 from safetensors.torch import load_file
 from testutil import EXAMPLES, write_jsonl
 from transformers import AutoModelForCausalLM
+from trlutil import CONVERSATION
 
 import harness
 
