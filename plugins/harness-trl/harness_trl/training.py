@@ -80,19 +80,21 @@ def train(
     max_length: int = 1024,
     seed: int = 0,
     overwrite: bool = False,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | bool = True,
 ) -> TrainResult:
     """Fine-tune ``base`` (default: the embedded SmolLM2) for ``steps`` optimiser steps and
     save it to ``out``.
 
     ``source`` is a run directory, an exported file (chat JSONL for ``sft``; distill JSONL or
     Parquet for ``distill``), or the examples themselves (lists of messages; distill rows).
+    ``log`` gets the progress lines (``True``: printed as they come; ``False``: silent).
 
     :raises UsageError: a missing model or source, a source without a training set, an
         existing ``out`` (without ``overwrite``), a bad option.
     """
     from harness_trl.progress import peak_rss_mb, reset_peak_rss
 
+    say = _say if log is True else log or None
     if objective not in ("sft", "distill"):
         raise UsageError(f"--objective must be sft or distill, got {objective!r}")
     if steps < 0 or batch_size < 1 or learning_rate <= 0:
@@ -106,22 +108,26 @@ def train(
     result = TrainResult(out=str(out), base=str(base_dir), objective=objective, steps=steps,
                          examples=len(data), learning_rate=learning_rate, batch_size=batch_size,
                          threads=torch_threads())
-    if log:
-        log(f"{objective}: {len(data)} examples, {steps} steps of {batch_size} "
+    if say:
+        say(f"{objective}: {len(data)} examples, {steps} steps of {batch_size} "
             f"from {base_dir.name} ({result.threads} threads)")
     if steps:
         with _threads(result.threads), tempfile.TemporaryDirectory(prefix="harness-train-") as tmp:
             meter = _run_trainer(model, tokenizer, data, objective, result, Path(tmp),
-                                 max_length=max_length, seed=seed, log=log)
+                                 max_length=max_length, seed=seed, log=say)
         result.losses, result.seconds_per_step = meter.losses, meter.seconds
         result.tokens_per_step = meter.step_tokens
     result.peak_rss_mb = round(peak_rss_mb(), 1)
     _save(model, tokenizer, out, result)
-    if log:
+    if say:
         how = (f"{result.tokens_per_s:,.0f} tokens/s, {sum(result.seconds_per_step):.0f} s, "
                f"peak RSS {result.peak_rss_mb:,.0f} MB" if steps else "the base, unchanged")
-        log(f"saved {out} ({how})")
+        say(f"saved {out} ({how})")
     return result
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _load_source(source: str | Path | list[Any], objective: Objective) -> list[Any]:
