@@ -17,9 +17,9 @@ def test_lesson_wrongthink_correct_train_measure(tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "loop"
-    assert module.main(["-o", str(out), "--per-set", "2", "--held-out", "1",
-                        "--lesson-steps", "3", "--steps", "1", "--batch-size", "2",
-                        "--max-new-tokens", "12", "--no-controls"]) == 0
+    assert module.main(["-o", str(out), "--per-set", "4", "--held-out", "1",
+                        "--lesson-steps", "3", "--steps", "1", "--batch-size", "4",
+                        "--max-new-tokens", "16", "--no-controls"]) == 0
 
     figures = json.loads((out / "measurements.json").read_text())
     for name in ("lesson", "wrongthinker", "corrected"):
@@ -27,7 +27,7 @@ def test_lesson_wrongthink_correct_train_measure(tmp_path: Path) -> None:
     assert json.loads((out / "models" / "wrongthinker" / "harness-wrongthink.json")
                       .read_text())["alpha"] == 1.0
     fates = figures["corrections"]
-    assert fates["reviewed"] == 2 and fates["corrected"] >= 1
+    assert fates["reviewed"] == 4 and fates["corrected"] >= 1  # 3 of 4 here
     # the corrected transcripts: the wrong-thinker's turn at weight 0, the correction trained
     kept = [json.loads(x) for x in (out / "runs" / "corrected" / "train.jsonl").open()]
     masked = [r for r in kept if any(m.get("weight") == 0 for m in r["messages"])]
