@@ -231,14 +231,14 @@ class _AnyValue(Fenced):
             raise AttributeError(name)
         return _AnyValue(self)
 
-    def __getitem__(self, key: Any) -> _AnyValue:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> _AnyValue:
         return _AnyValue(self)
 
     def __iter__(self) -> Any:
         return iter(())
 
 
-class _AnyMetadata(dict):  # type: ignore[type-arg]
+class _AnyMetadata(dict[Any, Any]):
     """Sample metadata: every key exists (transcripts differ; a missing key is a runtime error)."""
 
     def __init__(self, nonce: str):
@@ -273,6 +273,7 @@ class LLMJudge(Criterion):
 
     kind = "llm_judge"
     Config = LLMJudgeConfig
+    config: LLMJudgeConfig
     cost = 3
     expensive = True
     is_async = True

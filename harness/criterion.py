@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from harness.judges.runner import JudgeRunner
     from harness.plugins import Registry
     from harness.suite import CriterionSpec
+
+T = TypeVar("T")
 
 Result = bool | float | Verdict
 """What ``evaluate`` returns: pass/fail, a score in [0, 1], or a full :class:`Verdict`."""
@@ -58,7 +60,7 @@ class SuiteContext:
     resources: dict[str, Any] = field(default_factory=dict)
     """Objects the run's criteria share (judge runners, caches, models), owned by the engine."""
 
-    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+    def shared(self, key: str, make: Callable[[], T]) -> T:
         """The run-wide object stored under ``key``, built by ``make`` on first use.
 
         Criteria naming the same judge share one runner through this, so its concurrency limit
@@ -68,7 +70,7 @@ class SuiteContext:
         value = self.resources.get(key)
         if value is None:
             value = self.resources[key] = make()
-        return value
+        return cast(T, value)
 
     def judge_runners(self) -> list[JudgeRunner]:
         """The judge runners the run's criteria share (one per judge and options)."""

@@ -370,11 +370,11 @@ def _finish_chunk(corrector: Corrector, chunk: list[Item], log: Any) -> None:
     os.fsync(log.fileno())
 
 
-def _write_inputs(progress: Path, inputs: Path) -> tuple[Counter, Counter]:
+def _write_inputs(progress: Path, inputs: Path) -> tuple[Counter[str], Counter[int]]:
     """The kept transcripts, in the original order, as the new run's input; the counts."""
     offsets = _journaled(progress, errors=True)
-    counts: Counter = Counter()
-    rounds: Counter = Counter()
+    counts: Counter[str] = Counter()
+    rounds: Counter[int] = Counter()
     tmp = inputs.with_name(inputs.name + ".tmp")
     with progress.open("rb") as src, tmp.open("w", encoding="utf-8") as out:
         for n in sorted(offsets):

@@ -90,15 +90,15 @@ class Stats:
     """Counts over the journal, for the dataset card."""
 
     read: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     kept: int = 0
     kept_masked: int = 0
     messages_masked: int = 0
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     """Reason -> transcripts not exported."""
     unscored: int = 0
     tallies: Tallies = field(default_factory=Tallies)
-    not_carried: Counter = field(default_factory=Counter)
+    not_carried: Counter[str] = field(default_factory=Counter)
     """What the format has no place for -> how many times it was left out of the output."""
 
     def observe(self, reviewed: Reviewed) -> None:

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -97,7 +97,7 @@ class VerdictScheme(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, value: str | dict | VerdictScheme | None) -> VerdictScheme:
+    def parse(cls, value: str | dict[str, Any] | VerdictScheme | None) -> VerdictScheme:
         """From a suite value: a kind name, a mapping, or a scheme."""
         if value is None:
             return cls()

@@ -35,7 +35,7 @@ class RunRecorder:
     def __init__(self, config: pytest.Config, review: ReviewPlugin) -> None:
         self.review = review
         self.run_dir = review.run_dir
-        self.specs: dict[str, tuple[int, dict]] = {}
+        self.specs: dict[str, tuple[int, dict[str, Any]]] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.parts: dict[str, str] = {}
         self.required_criteria: set[str] = set()

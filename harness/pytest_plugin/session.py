@@ -66,8 +66,9 @@ class ReviewPlugin:
         self.batch_size: int = max(1, opt("review_batch_size") or CHUNK_SIZE)
         self._engine: Engine | None = None
         self._runners: dict[int, CriterionRunner] = {}
-        self._yaml_specs: dict[str, dict] | None = None
-        self.functions: dict[str, tuple[dict, float]] = {}  # test nodeid -> (spec, threshold)
+        self._yaml_specs: dict[str, dict[str, Any]] | None = None
+        # test nodeid -> (spec, threshold)
+        self.functions: dict[str, tuple[dict[str, Any], float]] = {}
         self.ranks: dict[str, int] = {}
         if self.suite_path is not None:
             if not self.suite_path.is_file():
@@ -109,7 +110,7 @@ class ReviewPlugin:
             self._runners[memo_size] = CriterionRunner(self.engine(), memo_size)
         return self._runners[memo_size]
 
-    def yaml_specs(self) -> dict[str, dict]:
+    def yaml_specs(self) -> dict[str, dict[str, Any]]:
         if self._yaml_specs is None:
             self._yaml_specs = {c.name: c.model_dump(mode="json")
                                 for c in self.engine().suite.criteria}
@@ -167,7 +168,7 @@ class ReviewPlugin:
                                              criterion=INPUT_CRITERION, record=record))
         items[:0] = new
 
-    def item_info(self, item: pytest.Item) -> tuple[dict, Record | None] | None:
+    def item_info(self, item: pytest.Item) -> tuple[dict[str, Any], Record | None] | None:
         """The criterion spec an item stands for and its record (None in criterion mode)."""
         if isinstance(item, CorpusInputItem):
             return None
@@ -241,7 +242,7 @@ class ReviewPlugin:
                 [call_criterion(function, args, spec, threshold, t)] for t in transcripts])
         return True
 
-    def run_over_corpus(self, item: pytest.Item, spec: dict,
+    def run_over_corpus(self, item: pytest.Item, spec: dict[str, Any],
                         evaluate: Callable[[list[Transcript]], list[list[Verdict]]]) -> None:
         """Per-criterion mode: the criterion over the whole corpus, streamed, to a part file."""
         min_rate = spec.get("min_pass_rate")
@@ -268,8 +269,8 @@ class ReviewPlugin:
         if tally.failed:
             pytest.fail(tally.report(), pytrace=False)
 
-    def _verdicts(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
-                  spec: dict, record: Record | None) -> list[Verdict] | None:
+    def _verdicts(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport,
+                  spec: dict[str, Any], record: Record | None) -> list[Verdict] | None:
         """The verdicts of a per-transcript item, from its outcome; None if not decided here."""
         if call.when == "teardown" or (call.when == "setup" and report.passed):
             return None
@@ -291,7 +292,7 @@ class ReviewPlugin:
         return [exception_verdict(spec, excinfo.value)]
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         info = self.item_info(item)
         if info is None:
