@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,7 +160,7 @@ def _engine_options_not_given(options: dict[str, Any], registry: Registry | None
                         "instead, or set them on the Engine")
 
 
-def local_batches(engine: Engine, inputs: list[str | Path | Source],
+def local_batches(engine: Engine, inputs: Sequence[str | Path | Source],
                   done: dict[int, set[int]], *, limit: int | None = None
                   ) -> Iterator[list[Finished]]:
     """The local engine: every record of ``inputs`` (the first ``limit`` ones) through

@@ -130,7 +130,8 @@ class Plan:
         """The verdicts with each routing criterion's parts replaced by its own verdict."""
         if not self.owners or not any(v.criterion in self.owners for v in verdicts):
             return verdicts
-        out, parts = [], {}
+        out: list[Verdict] = []
+        parts: dict[str, tuple[Criterion, list[Verdict | None]]] = {}
         for v in verdicts:
             owned = self.owners.get(v.criterion)
             if owned is None:

@@ -153,8 +153,8 @@ def load_plugins(plugins_dir: str | Path | None = None) -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
-        raise PluginError(f"plugin {name}: {exc}") from exc
+        who = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
+        raise PluginError(f"plugin {who}: {exc}") from exc
     return pm
 
 

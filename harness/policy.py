@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from harness.criterion import Criterion, Result
 from harness.models import Decision, InputError, Transcript, Verdict, trusted
@@ -27,6 +27,7 @@ ABSTAINED = "abstained"
 
 def abstained(verdict: Verdict | Mapping[str, Any]) -> bool:
     """Whether a verdict (object, or dict as read from a journal) is an abstention."""
+    outcome: str | None
     if isinstance(verdict, Verdict):
         outcome, details = verdict.outcome, verdict.details
     else:
@@ -78,9 +79,9 @@ def aggregate(verdicts: Sequence[Verdict] | Sequence[Mapping[str, Any]],
     worst outcome (error, fail, pass, then skipped) and the lowest score. Verdicts may be
     objects or, as read from a journal, dicts."""
     if verdicts and not isinstance(verdicts[0], Verdict):
-        pairs = [(v["outcome"], v["score"]) for v in verdicts]  # type: ignore[index]
+        pairs = [(v["outcome"], v["score"]) for v in cast("Sequence[Mapping[str, Any]]", verdicts)]
     else:
-        pairs = [(v.outcome, v.score) for v in verdicts]  # type: ignore[union-attr]
+        pairs = [(v.outcome, v.score) for v in cast("Sequence[Verdict]", verdicts)]
     outcomes = {o for o, _ in pairs}
     for outcome in ("error", "fail", "pass"):
         if outcome in outcomes:
@@ -100,7 +101,8 @@ def _results(verdicts: Iterable[Verdict]) -> dict[str, tuple[str, float | None]]
     """:func:`aggregate` of every criterion's verdicts, in one pass (the hot path)."""
     results: dict[str, tuple[str, float | None]] = {}
     for v in verdicts:
-        outcome, score = v.outcome, v.score
+        outcome: str = v.outcome
+        score = v.score
         if outcome == "skipped":
             score = None
         known = results.get(v.criterion)

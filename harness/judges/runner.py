@@ -119,9 +119,10 @@ class JudgeRunner:
             client = backend.batch_client()
             if client is None:
                 raise ValueError(f"judge {backend.name} has no batch API: remove `batch: true`")
-            self.journal = BatchJournal(journal_dir)
+            options, journal = self.batch, BatchJournal(journal_dir)
+            self.journal = journal
             self._batchers = PerLoopClients(
-                lambda: Batcher(backend.name, client, self.batch, self.journal,
+                lambda: Batcher(backend.name, client, options, journal,
                                 retrying=self.retrying, breaker_after=self.policy.breaker_after),
                 lambda batcher: batcher.aclose())
         # A semaphore belongs to one event loop: keep one per loop that uses this runner.

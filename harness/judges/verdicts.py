@@ -282,7 +282,7 @@ def _normalise(logps: dict[str, float | None]) -> dict[str, float] | None:
     if not finite:
         return None
     top = max(finite.values())
-    weights = {k: (math.exp(v - top) if k in finite else 0.0) for k, v in logps.items()}
+    weights = {k: (math.exp(finite[k] - top) if k in finite else 0.0) for k in logps}
     total = sum(weights.values())
     return {k: w / total for k, w in weights.items()}
 
