@@ -152,8 +152,8 @@ class Corrector:
         except BaseException:
             self.close()
             raise
-        self.rubrics = {c.name: c.rubric_source for c in self.engine.criteria
-                        if isinstance(getattr(c, "rubric_source", None), str)}
+        self.rubrics = {c.name: source for c in self.engine.criteria
+                        if isinstance(source := getattr(c, "rubric_source", None), str)}
         self.descriptions = {s.name: s.description for s in self.suite.criteria}
         self.loop = self.engine.context.loop  # the agents' calls share the engine's loop
 

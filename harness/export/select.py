@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness.export.chat import chat_message, record_fields, record_metadata
 from harness.export.options import ExportOptions
@@ -47,7 +47,7 @@ class Reviewed:
 
     @property
     def outcome(self) -> str:
-        return self.decision["outcome"]
+        return cast(str, self.decision["outcome"])
 
 
 @dataclass

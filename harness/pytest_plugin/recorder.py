@@ -180,7 +180,7 @@ class RunRecorder:
                               f"error {r['error']}), min {r['min_pass_rate']:.1%} {state}")
         if self.summary is not None or self.notes:
             tr.section("harness review")
-        if self.summary is not None:
+        if self.summary is not None and self.run_dir is not None:  # a summary is of a run dir
             s = self.summary
             tr.write_line(f"{s['read']} transcripts decided: {s['passed']} passed, "
                           f"{s['failed']} failed, {s['errored']} errored")

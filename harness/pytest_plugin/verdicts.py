@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from harness.models import Transcript, Verdict
+from harness.models import Outcome, Transcript, Verdict
 from harness.policy import aggregate, normalise
 from harness.pytest_plugin.assertions import ReviewFailure
-from harness.pytest_plugin.render import describe, safe
+from harness.pytest_plugin.render import describe
 from harness.suite import CriterionSpec
+from harness.text import safe
 
 PYTEST_KIND = "pytest"
 """The ``kind`` recorded for criteria written as test functions."""
@@ -27,9 +28,10 @@ def python_spec(nodeid: str, function: Any,
     """The criterion a test function stands for, and its score threshold, from its marker."""
     kwargs = dict(marker.kwargs) if marker else {}
     unknown = set(kwargs) - MARKER_KEYS
-    if unknown or (marker and marker.args):
+    args = marker.args if marker else ()
+    if unknown or args:
         raise pytest.UsageError(f"{nodeid}: @pytest.mark.criterion takes keyword arguments "
-                                f"{sorted(MARKER_KEYS)}; got {sorted(unknown) or marker.args}")
+                                f"{sorted(MARKER_KEYS)}; got {sorted(unknown) or args}")
     threshold = float(kwargs.pop("threshold", 0.5))
     doc = (inspect.getdoc(function) or "").split("\n\n")[0].replace("\n", " ")
     kwargs.setdefault("name", function.__name__.removeprefix("test_"))
@@ -76,7 +78,7 @@ def exception_verdict(spec: dict[str, Any], exc: BaseException) -> Verdict:
     return _stamp(verdict, spec)
 
 
-def plain_verdict(spec: dict[str, Any], outcome: str, explanation: str) -> Verdict:
+def plain_verdict(spec: dict[str, Any], outcome: Outcome, explanation: str) -> Verdict:
     return _stamp(Verdict(outcome=outcome, explanation=explanation[:MAX_EXPLANATION]), spec)
 
 
