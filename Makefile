@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 		$(foreach p,$(wildcard plugins/*/pyproject.toml),-e $(dir $(p)))
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(VENV)/mypy/harness_criteria
 
 demo: $(STAMP)
 	# The classifier's default head, trained from the bundled labelled examples.

@@ -534,10 +534,11 @@ class LLMJudge(Criterion):
             gathered = await asyncio.gather(
                 *(self._one(req, r) for r, req in enumerate(requests)), return_exceptions=True
             )
+            outcomes = []
             for outcome in gathered:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeCallFailed):
                     raise outcome
-            outcomes = gathered  # type: ignore[assignment]
+                outcomes.append(outcome)
         return self._combine(outcomes, time.monotonic() - started)
 
     def _combine(self, outcomes: list[JudgeOutcome | JudgeCallFailed], elapsed: float) -> Verdict:

@@ -101,17 +101,17 @@ class Criterion(ABC):
     """The name used as ``kind:`` in suite files."""
     Config: ClassVar[type[BaseModel]] = CriterionConfig
     """The kind's suite keys, validated with ``extra="forbid"``."""
-    cost: ClassVar[int] = 0
+    cost: int = 0
     """Relative cost; cheaper criteria run first (regex 0, python 1, classifier 2, judge 3)."""
-    expensive: ClassVar[bool] = False
+    expensive: bool = False
     """Skipped for a transcript once one of its gates failed (unless ``--all-criteria``)."""
     pass_threshold: float = 0.5
     """A bare float result passes when it reaches this."""
-    in_workers: ClassVar[bool] = True
+    in_workers: bool = True
     """May run in worker processes (``--workers``). A kind whose model already spreads one batch
     over every core (a torch classifier) says False: a copy of the model per worker would only
     cost memory; a suite holding one runs its cheap criteria in the engine's process."""
-    is_async: ClassVar[bool] = False
+    is_async: bool = False
     """The kind implements ``evaluate_async``: the engine awaits it on its event loop, many
     transcripts at once, each kind's own concurrency limit keeping its window full."""
 

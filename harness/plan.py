@@ -197,8 +197,8 @@ class Plan:
         for group in self.tail:
             runs = []
             for criterion in group:
-                if self.skips(criterion, gate):
-                    verdicts.append(self.skipped(criterion, gate))  # type: ignore[arg-type]
+                if gate is not None and self.skips(criterion, gate):
+                    verdicts.append(self.skipped(criterion, gate))
                 elif not self.routed_away(criterion, verdicts):
                     runs.append(criterion)
             if len(runs) == 1:  # no task to spawn for the common case of one judge

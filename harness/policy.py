@@ -146,7 +146,7 @@ def counted(verdicts: list[Any], transcript: Transcript | Mapping[str, Any] | No
             not in hidden]
 
 
-def decide(transcript: Transcript, verdicts: list[Verdict],
+def decide(transcript: Transcript | None, verdicts: list[Verdict],
            specs: Sequence[CriterionSpec], threshold: float | None,
            ident: tuple[str, str] | None = None) -> Decision:
     """The decision policy: every gate passes and, if set, the non-gate mean reaches threshold.
@@ -155,7 +155,7 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     when a threshold needs its score. A skipped verdict, an abstention included, decides
     nothing: a gate that abstained does not fail, and its score is not in the mean. ``ident``
     is the transcript's ``(id, source)`` as read before any criterion saw it (default: the
-    transcript's own).
+    transcript's own; without a transcript, ``ident`` is needed).
 
     A message-scoped verdict on an assistant turn at ``weight: 0`` (:func:`masked_turns`, e.g.
     the failed turn a correction keeps as context) is recorded but decides nothing: training
@@ -180,7 +180,10 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
                                  for s in non_gates)
             if mean is None or mean < threshold:
                 outcome, failed = "fail", ["threshold"]
-    tid, source = ident or (transcript.id, transcript.source)
+    if ident is None:
+        assert transcript is not None, "decide() needs the transcript or its ident"
+        ident = (transcript.id, transcript.source)
+    tid, source = ident
     # every value is one this function made or checked: no validation needed (the hot path)
     return trusted(Decision, transcript_id=tid, source=source, outcome=outcome,
                                     score=score, verdicts=verdicts, failed=failed,

@@ -311,7 +311,7 @@ def _resolve_url(spec: str) -> list[Source]:
 
 
 def _remote_glob(spec: str, fs: Any, tree: _RemoteTree) -> list[Source]:
-    head = spec[: _MAGIC.search(spec).start()]  # type: ignore[union-attr]
+    head = _MAGIC.split(spec, maxsplit=1)[0]  # up to the first wildcard
     root_spec = head[: head.rfind("/") + 1]
     root = fs._strip_protocol(root_spec).rstrip("/") + "/"
     matches = fs.glob(fs._strip_protocol(spec), detail=True)

@@ -51,7 +51,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from harness.judges.base import (
     JudgeBackend,
@@ -230,7 +230,7 @@ class JudgeRunner:
         if cache is not None and (hit := cache.get_json(key)) is not None:
             if record is not None:
                 record.cached = True
-            return hit  # type: ignore[no-any-return]
+            return cast("list[float]", hit)
         own = record if record is not None else CallRecord()
 
         async def call() -> list[float] | None:

@@ -104,7 +104,7 @@ class VerdictScheme(BaseModel):
         if isinstance(value, VerdictScheme):
             return value
         if isinstance(value, str):
-            return cls(kind=value)  # type: ignore[arg-type]
+            return cls.model_validate({"kind": value})
         return cls.model_validate(value)
 
     def scores(self) -> dict[str, float]:
