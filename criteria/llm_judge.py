@@ -232,14 +232,14 @@ class _AnyValue(Fenced):
             raise AttributeError(name)
         return _AnyValue(self)
 
-    def __getitem__(self, key: Any) -> _AnyValue:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> _AnyValue:
         return _AnyValue(self)
 
     def __iter__(self) -> Any:
         return iter(())
 
 
-class _AnyMetadata(dict):  # type: ignore[type-arg]
+class _AnyMetadata(dict[Any, Any]):
     """Sample metadata: every key exists (transcripts differ; a missing key is a runtime error)."""
 
     def __init__(self, nonce: str):
@@ -274,6 +274,7 @@ class LLMJudge(Criterion):
 
     kind = "llm_judge"
     Config = LLMJudgeConfig
+    config: LLMJudgeConfig
     cost = 3
     expensive = True
     is_async = True
@@ -534,10 +535,11 @@ class LLMJudge(Criterion):
             gathered = await asyncio.gather(
                 *(self._one(req, r) for r, req in enumerate(requests)), return_exceptions=True
             )
+            outcomes = []
             for outcome in gathered:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeCallFailed):
                     raise outcome
-            outcomes = gathered  # type: ignore[assignment]
+                outcomes.append(outcome)
         return self._combine(outcomes, time.monotonic() - started)
 
     def _combine(self, outcomes: list[JudgeOutcome | JudgeCallFailed], elapsed: float) -> Verdict:

@@ -171,7 +171,8 @@ class _Outputs:
                  inputs: list[str]) -> None:
         self.specs = specs
         self.errored_by: Counter[str] = Counter()  # criterion -> transcripts it errored on
-        self.by_input = {name: [0, 0, ""] for name in inputs}  # records, unreadable, why
+        # records, unreadable, why
+        self.by_input: dict[str, list[Any]] = {name: [0, 0, ""] for name in inputs}
         self.counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
                        "criterion_errors": 0, "transcripts_with_errors": 0}
         self.tallies = Tallies()

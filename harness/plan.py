@@ -131,7 +131,8 @@ class Plan:
         """The verdicts with each routing criterion's parts replaced by its own verdict."""
         if not self.owners or not any(v.criterion in self.owners for v in verdicts):
             return verdicts
-        out, parts = [], {}
+        out: list[Verdict] = []
+        parts: dict[str, tuple[Criterion, list[Verdict | None]]] = {}
         for v in verdicts:
             owned = self.owners.get(v.criterion)
             if owned is None:
@@ -197,8 +198,8 @@ class Plan:
         for group in self.tail:
             runs = []
             for criterion in group:
-                if self.skips(criterion, gate):
-                    verdicts.append(self.skipped(criterion, gate))  # type: ignore[arg-type]
+                if gate is not None and self.skips(criterion, gate):
+                    verdicts.append(self.skipped(criterion, gate))
                 elif not self.routed_away(criterion, verdicts):
                     runs.append(criterion)
             if len(runs) == 1:  # no task to spawn for the common case of one judge

@@ -71,7 +71,7 @@ class Agent:
 
 
 def resolve(role: str, given: AgentValue | None,
-            suite_value: AgentValue | None) -> tuple[str, dict] | None:
+            suite_value: AgentValue | None) -> tuple[str, dict[str, Any]] | None:
     """The agent's name and options: the one given (a name keeps the options the suite gives
     for that same name) over the suite's ``generator:``/``supervisor:``; None when neither."""
     if isinstance(given, dict):

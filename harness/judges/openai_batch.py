@@ -85,12 +85,12 @@ class OpenAIBatchClient(BatchClient):
         body = {"input_file_id": file_id, "endpoint": ENDPOINT,
                 "completion_window": completion_window,
                 "metadata": {"created_by": "harness"}}
-        answer = await self._call("POST", "/batches", data=orjson.dumps(body))
+        answer: dict[str, Any] = await self._call("POST", "/batches", data=orjson.dumps(body))
         _id(answer, "batch")
         return answer
 
     async def retrieve(self, batch_id: str) -> dict[str, Any]:
-        answer = await self._call("GET", f"/batches/{batch_id}")
+        answer: dict[str, Any] = await self._call("GET", f"/batches/{batch_id}")
         _id(answer, "batch")
         return answer
 

@@ -51,7 +51,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from harness.judges.base import (
     JudgeBackend,
@@ -119,9 +119,10 @@ class JudgeRunner:
             client = backend.batch_client()
             if client is None:
                 raise ValueError(f"judge {backend.name} has no batch API: remove `batch: true`")
-            self.journal = BatchJournal(journal_dir)
+            options, journal = self.batch, BatchJournal(journal_dir)
+            self.journal = journal
             self._batchers = PerLoopClients(
-                lambda: Batcher(backend.name, client, self.batch, self.journal,
+                lambda: Batcher(backend.name, client, options, journal,
                                 retrying=self.retrying, breaker_after=self.policy.breaker_after),
                 lambda batcher: batcher.aclose())
         # A semaphore belongs to one event loop: keep one per loop that uses this runner.
@@ -229,7 +230,7 @@ class JudgeRunner:
         if cache is not None and (hit := cache.get_json(key)) is not None:
             if record is not None:
                 record.cached = True
-            return hit  # type: ignore[no-any-return]
+            return cast("list[float]", hit)
         own = record if record is not None else CallRecord()
 
         async def call() -> list[float] | None:

@@ -184,7 +184,7 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
     stats: dict[str, _CriterionStats] = defaultdict(_CriterionStats)
     totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0}
     cofail = CoFailures()
-    reservoirs = Reservoirs(sample)
+    reservoirs: Reservoirs[tuple[str, str]] = Reservoirs(sample)
     compacted: dict[int, dict[str, Any]] = {}
     for seq, entry in enumerate(iter_journal(run_dir)):
         d = entry["decision"]
