@@ -20,15 +20,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from functools import reduce
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import regex
 from pydantic import Field, field_validator
 
-from harness.criterion import Criterion, CriterionConfig
+from harness.criterion import Criterion, CriterionConfig, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.models import Span, Transcript, Verdict, trusted
-from harness.suite import SuiteError
+from harness.suite import CriterionSpec, SuiteError
 from harness.targets import Target, select
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def required_literals(pattern: str, flags: int = 0) -> list[tuple[str, bool]] | 
     return [(text, bool(flags & regex.IGNORECASE)) for text, flags in found]
 
 
-def _needed(node: object, core: object) -> list[tuple[str, int]] | None:
+def _needed(node: Any, core: Any) -> list[tuple[str, int]] | None:
     """Literals (with case flags) one of which every match of ``node`` contains, or ``None``.
 
     Conservative: a node kind not named here contributes nothing.
@@ -177,9 +177,10 @@ class Regex(Criterion):
 
     kind = "regex"
     Config = RegexConfig
+    config: RegexConfig
     cost = 0
 
-    def __init__(self, spec, config: RegexConfig, context) -> None:
+    def __init__(self, spec: CriterionSpec, config: RegexConfig, context: SuiteContext) -> None:
         super().__init__(spec, config, context)
         flags = reduce(lambda a, b: a | b, (FLAGS[f] for f in config.flags), 0)
         try:
@@ -239,12 +240,12 @@ class Regex(Criterion):
                        score=1.0 if passed else 0.0, evidence=spans, explanation=explanation)
 
     @classmethod
-    def group(cls, criteria: Sequence[Regex]) -> RegexGroup:
+    def group(cls, criteria: Sequence[Criterion]) -> RegexGroup:
         """The criteria judged together, each text scanned once for all their patterns
         (:class:`~harness_criteria.regex_set.RegexGroup`)."""
         from harness_criteria.regex_set import RegexGroup
 
-        return RegexGroup(criteria)
+        return RegexGroup(cast("Sequence[Regex]", criteria))  # the plan groups one kind
 
 
 def _left(deadline: float) -> float:

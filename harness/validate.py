@@ -104,7 +104,7 @@ def _row(table: Table, criterion: Any, judge: Any, calls: float, sample: list[Tr
     n = (total or 1) * calls
     options = getattr(judge.runner.backend, "options", None)
     cost = options.cost(int(tokens_in * n), judge.config.max_tokens * int(n)) \
-        if hasattr(options, "cost") else None
+        if options is not None and hasattr(options, "cost") else None
     table.add_row(criterion.name, judge.judge_name, f"{n:,.0f}", f"{tokens_in * n:,.0f}",
                   f"{judge.config.max_tokens * n:,.0f}",
                   "no prices" if cost is None else f"{cost:,.4f}")
