@@ -82,6 +82,7 @@ from harness.judges.prompting import (
     make_nonce,
     render_conversation,
 )
+from harness.judges.ratelimit import RATE_KEYS, RateLimits
 from harness.judges.records import (
     RUBRIC_HASH_LEN,
     CallRecord,
@@ -109,7 +110,7 @@ RUBRICS_DIR = Path(__file__).parent / "rubrics"
 """Built-in rubric templates, usable by name in ``rubric_file``."""
 RETRY_KEYS = set(RetryPolicy.model_fields)
 """Keys of a judge mapping that configure the runner's :class:`RetryPolicy`."""
-RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS | BATCH_KEYS
+RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS | BATCH_KEYS | RATE_KEYS
 """Keys of a judge mapping that configure the runner rather than the backend."""
 RESERVED = {
     "conversation", "context", "last_assistant", "last_user", "text", "messages", "metadata",
@@ -369,11 +370,12 @@ class LLMJudge(Criterion):
         policy = RetryPolicy(**{k: options[k] for k in RETRY_KEYS if k in options})
         max_concurrency = options.get("max_concurrency")
         batch = BatchOptions(**{k: options[k] for k in BATCH_KEYS if k in options})
+        rates = RateLimits(**{k: options[k] for k in RATE_KEYS if k in options})
 
         def make() -> JudgeRunner:
             return JudgeRunner(factory(model, backend_opts), max_concurrency=max_concurrency,
                                policy=policy, budget=cost_budget(self.context), batch=batch,
-                               journal_dir=self.context.cache_dir)
+                               journal_dir=self.context.cache_dir, rate_limits=rates)
 
         return self.context.shared(f"judge-runner:{name}|{canonical_json(options)}", make)
 

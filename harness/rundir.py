@@ -67,7 +67,8 @@ NOT_VERDICTS = frozenset({"max_concurrency", "max_attempts", "timeout_s", "base_
                           "max_delay_s", "max_retry_after_s", "breaker_after",
                           "breaker_cooldown_s", "price_in_per_mtok", "price_out_per_mtok",
                           "batch", "batch_max_requests", "batch_idle_s", "batch_poll_s",
-                          "batch_discount", "batch_completion_window"})
+                          "batch_discount", "batch_completion_window",
+                          "requests_per_minute", "tokens_per_minute"})
 """Keys of a judge mapping that change how (and at what price) it is called, never what it
 answers: a resume may change them."""
 
