@@ -45,8 +45,9 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -67,6 +68,8 @@ from harness.judges.sdk import PerLoopClients
 __all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RetryPolicy"]
 
 T = TypeVar("T")
+Window = AbstractAsyncContextManager[Any]
+"""What bounds a runner's calls in flight on one event loop (an ``asyncio.Semaphore``)."""
 
 
 class RetryPolicy(BaseModel):
@@ -141,8 +144,11 @@ class JudgeRunner:
                 lambda batcher: batcher.aclose())
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self.make_window: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+        """Makes an event loop's concurrency window in place of an ``asyncio.Semaphore`` of
+        ``max_concurrency`` (an engine sharing one window with others: the Ray actors)."""
         # A semaphore belongs to one event loop: keep one per loop that uses this runner.
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Window]
         self._semaphores = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._pause_until = 0.0  # monotonic time before which no new attempt starts
@@ -198,14 +204,16 @@ class JudgeRunner:
             self._probe_at = time.monotonic() + self.policy.breaker_cooldown_s
 
     # --- retries ------------------------------------------------------------------------------
-    def _semaphore(self) -> asyncio.Semaphore:
+    def _semaphore(self) -> Window:
         loop = asyncio.get_running_loop()
         sem = self._semaphores.get(loop)
         if sem is None:
             with self._lock:
                 sem = self._semaphores.get(loop)
                 if sem is None:
-                    sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
+                    sem = self._semaphores[loop] = (
+                        self.make_window() if self.make_window is not None
+                        else asyncio.Semaphore(self.max_concurrency))
         return sem
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -317,7 +325,7 @@ class JudgeRunner:
         return result
 
     async def _attempt(
-        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, sem: asyncio.Semaphore
+        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, sem: Window
     ) -> T:
         self._check_breaker(claim=False)  # fail at once rather than queue for a slot
         async with sem:
