@@ -17,7 +17,7 @@ from harness.options import RunOptions
 from harness.stages import Finished
 from harness.stops import RunStopped, Stop, stop_for
 from harness.suite import Suite
-from harness_ray.blocks import Records, broken_block, decisions, stop_block
+from harness_ray.blocks import Records, broken_block, decisions
 from harness_ray.budget import ClusterBudget
 from harness_ray.preflight import Marker, cache_not_shared
 from harness_ray.window import Link, SharedWindow
@@ -77,11 +77,12 @@ class ReviewBlocks:
 
         if self.broken is not None:
             return broken_block(self.broken)
-        records = Records(block, self.spec.columns.get(block.column("file")[0].as_py(),
-                                                       self.spec.options.messages_column))
+        records = Records(block, self.spec.options.messages_column)
         keys = records.keys()
-        if (stop := self._restarted_too_often(ray, block, keys)) is not None:
-            return stop_block(stop)
+        if (column := self.spec.columns.get(keys[0][0])) is not None:
+            records = Records(block, column)
+        if (stop := self._restarted_too_often(ray, records, keys)) is not None:
+            return decisions([], [], stop)
         decided: list[Finished] = []
         try:
             for batch in self.engine.batches(records.entries()):
@@ -89,19 +90,19 @@ class ReviewBlocks:
         except Exception as exc:  # noqa: BLE001 - a stop travels as a block; the rest raises
             if (stop := stop_for(exc)) is None:
                 raise
-            return stop_block(stop, decisions(keys, decided))  # the rest: on --resume
+            return decisions(keys, decided, stop)  # the rest: on --resume
         finally:
             self.engine.context.loop.run(self.link.finish())
         return decisions(keys, decided)
 
-    def _restarted_too_often(self, ray: Any, block: pa.Table,
+    def _restarted_too_often(self, ray: Any, records: Records,
                              keys: list[tuple[int, int, int]]) -> RunStopped | None:
         """A stop when this block was started too often: it kills its actor."""
         file, first, _ = keys[0]
         starts = ray.get(self.spec.coordinator.started.remote(f"{file}:{first}"))
         if starts <= BLOCK_STARTS:
             return None
-        sources = [s for s in block.column("source").to_pylist() if s]
+        sources = [source for _, source, _, _ in records.entries()]
         where = f"{sources[0]} to {sources[-1]}" if sources else f"input {file}"
         return RunStopped(Stop.WORKER_DIED, f"the records {where} killed their Ray actor "
                           f"{BLOCK_STARTS} times (a record that crashes a model, or the "

@@ -1,18 +1,19 @@
 """Records and decisions as Arrow blocks, the unit Ray Data moves between tasks and actors.
 
-A block of records comes from one input file. Each record is a row: the input's number
-(``file``), the record's number in it (``index``), its position (``source``, ``name:line``), the
-indexes of its transcripts already decided (``skip``), and the record itself as a column of
-its kind: ``line`` (a JSONL line's or a ``.json`` element's bytes), ``row`` (a Parquet or Arrow
-row, a struct of the file's own columns) or ``error`` (why it cannot be read). Nothing is
-pickled. A block's last row may be the input's ``END`` row: ``index`` is then how many
-records the input holds, which is how the driver numbers the inputs after it without a
-counting pass (:mod:`harness_ray.numbering`).
+A block is one Arrow row whose columns are lists, one item per record: so a block is exactly
+what a read task yields (``--ray-batch-size`` records; Ray Data never cuts a row in two), and
+nothing is pickled. For each record: the input's number (``file``), the record's number in it
+(``index``), its position (``source``, ``name:line``), the indexes of its transcripts already
+decided (``skip``), its ``kind`` and the record itself in the column of its kind: ``line`` (a
+JSONL line's or a ``.json`` element's bytes), ``row`` (a Parquet or Arrow row: a struct of the
+file's own columns) or ``error`` (why it cannot be read). An input's last block ends with its
+``END`` record, whose ``index`` is how many records the input holds: that is how the driver
+numbers the inputs after it without a counting pass (:mod:`harness_ray.numbering`).
 
 A block of decisions carries the same ``(file, index)`` keys, the transcript's ``sub``, and the
-decision as its journal JSON (``line``), plus the input's ``END`` row passed through, and a
-``STOP`` row when the run must stop (an exception raised in an actor reaches the driver only as
-text, so a stop travels as data).
+decision as its journal JSON (``line``), the input's ``END`` record passed through, and a
+``STOPPED`` item when the run must stop (an exception raised in an actor reaches the driver
+only as text, so a stop travels as data) or ``BROKEN`` when the actor could not build the suite.
 """
 
 from __future__ import annotations
@@ -28,21 +29,36 @@ from harness.stages import Entry, Finished
 from harness.stops import RunStopped, Stop
 
 LINE, ROW, ERROR, END = 0, 1, 2, 3
-"""Kinds of a records row."""
+"""Kinds of a record."""
 DECIDED, PASSED_END, STOPPED, BROKEN = 0, 3, 4, 5
-"""Kinds of a decisions row: a decision, an input's ``END`` row passed through, a stop, and an
+"""Kinds of a decisions item: a decision, an input's ``END`` passed through, a stop, and an
 actor that could not build the suite (``line``: why, in one line)."""
 
 RECORD_FIELDS = [("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()),
                  ("source", pa.string()), ("line", pa.binary()), ("error", pa.string()),
                  ("skip", pa.list_(pa.int64()))]
-DECISIONS = pa.schema([("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()),
-                       ("sub", pa.int64()), ("outcome", pa.string()), ("source", pa.string()),
-                       ("errored", pa.list_(pa.string())), ("line", pa.binary())])
+DECISION_FIELDS = [("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()),
+                   ("sub", pa.int64()), ("outcome", pa.string()), ("source", pa.string()),
+                   ("errored", pa.list_(pa.string())), ("line", pa.binary())]
+
+
+def _one_row(columns: dict[str, list[Any]], fields: list[tuple[str, pa.DataType]],
+             extra: dict[str, pa.Array] | None = None) -> pa.Table:
+    """A one-row table: each column a list of the items."""
+    arrays = {name: pa.array([columns[name]], pa.list_(type)) for name, type in fields}
+    for name, values in (extra or {}).items():
+        arrays[name] = pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
+    return pa.table(arrays)
+
+
+def _items(block: pa.Table, name: str) -> pa.Array:
+    """The items of a list column, every row of the block in order."""
+    return block.column(name).combine_chunks().flatten()
 
 
 class RecordsBlock:
-    """Rows of one input collected into a block (``row``: the struct type of a table input)."""
+    """Records of one input collected into a block (``row_type``: the struct of a table
+    input's columns)."""
 
     def __init__(self, file: int, row_type: pa.DataType | None = None) -> None:
         self.file = file
@@ -78,40 +94,33 @@ class RecordsBlock:
         self.rows.append(rows)
 
     def table(self) -> pa.Table:
-        arrays = [pa.array(self.columns[name], type) for name, type in RECORD_FIELDS]
-        names = [name for name, _ in RECORD_FIELDS]
+        extra = None
         if self.row_type is not None:
-            arrays.append(pa.concat_arrays(self.rows) if self.rows
-                          else pa.array([], self.row_type))
-            names.append("row")
-        return pa.Table.from_arrays(arrays, names)
+            extra = {"row": pa.concat_arrays(self.rows) if self.rows
+                     else pa.array([], self.row_type)}
+        return _one_row(self.columns, RECORD_FIELDS, extra)
 
 
 @dataclass(frozen=True)
 class Records:
-    """A block of records as the engine's entries, keyed by their row in the block."""
+    """A block of records as the engine's entries, keyed by their place in the block."""
 
     block: pa.Table
     messages_column: str = "messages"
 
-    @property
-    def file(self) -> int:
-        return self.block.column("file")[0].as_py()
-
     def keys(self) -> list[tuple[int, int, int]]:
-        """``(file, index, kind)`` per row."""
-        c = self.block.column
-        return list(zip(c("file").to_pylist(), c("index").to_pylist(), c("kind").to_pylist(),
-                        strict=True))
+        """``(file, index, kind)`` per record."""
+        return list(zip(*(_items(self.block, name).to_pylist()
+                          for name in ("file", "index", "kind")), strict=True))
 
     def entries(self) -> Iterator[Entry]:
-        """``(row, source, payload, skip)`` for every record row (not the ``END`` row)."""
-        c = self.block.column
-        kinds = c("kind").to_pylist()
+        """``(place, source, payload, skip)`` for every record (not the ``END`` record)."""
+        kinds = _items(self.block, "kind").to_pylist()
         rows = self._rows(kinds)
-        for n, (kind, source, line, error, skip) in enumerate(zip(
-                kinds, c("source").to_pylist(), c("line").to_pylist(), c("error").to_pylist(),
-                c("skip").to_pylist(), strict=True)):
+        columns = (_items(self.block, name).to_pylist()
+                   for name in ("source", "line", "error", "skip"))
+        for n, (kind, source, line, error, skip) in enumerate(zip(kinds, *columns,
+                                                                  strict=True)):
             if kind == LINE:
                 yield n, source, line, frozenset(skip)
             elif kind == ROW:
@@ -123,15 +132,15 @@ class Records:
         """The table rows as the core's reader gives them (one conversion for the block)."""
         if "row" not in self.block.column_names:
             return iter(())
-        rows = self.block.column("row").combine_chunks()
-        rows = rows.filter(pa.array([k == ROW for k in kinds]))
+        rows = _items(self.block, "row").filter(pa.array([k == ROW for k in kinds]))
         return _batch_rows(pa.RecordBatch.from_struct_array(rows), self.messages_column)
 
 
-def decisions(keys: Sequence[tuple[int, int, int]], decided: Iterable[Finished]) -> pa.Table:
-    """Decided transcripts (``seq``: their row in the records block) as a block, with the
-    records block's ``END`` row passed through."""
-    columns: dict[str, list[Any]] = {name: [] for name in DECISIONS.names}
+def decisions(keys: Sequence[tuple[int, int, int]], decided: Iterable[Finished],
+              stop: RunStopped | None = None) -> pa.Table:
+    """Decided transcripts (``seq``: their place in the records block) as a block, with the
+    records block's ``END`` passed through, then ``stop`` if the run must stop."""
+    columns: dict[str, list[Any]] = {name: [] for name, _ in DECISION_FIELDS}
     for f in decided:
         file, index, _ = keys[f.seq]
         _append(columns, file, index, DECIDED, f.sub, f.outcome, f.source, list(f.errored),
@@ -139,28 +148,21 @@ def decisions(keys: Sequence[tuple[int, int, int]], decided: Iterable[Finished])
     for file, index, kind in keys:
         if kind == END:
             _append(columns, file, index, PASSED_END, -1, "", "", [], b"")
-    return pa.table(columns, schema=DECISIONS)
-
-
-def _append(columns: dict[str, list[Any]], *values: Any) -> None:
-    for name, value in zip(DECISIONS.names, values, strict=True):
-        columns[name].append(value)
-
-
-def stop_block(stop: RunStopped, done: pa.Table | None = None) -> pa.Table:
-    """A block saying that the run must stop (a judge endpoint down, ``--max-cost`` reached,
-    a block that keeps killing its actor), after what the actor decided before that."""
-    row = pa.table({"file": [-1], "index": [-1], "kind": [STOPPED], "sub": [-1],
-                    "outcome": [stop.stop.value], "source": [""], "errored": [[]],
-                    "line": [str(stop).encode()]}, schema=DECISIONS)
-    return pa.concat_tables([done, row]) if done is not None and done.num_rows else row
+    if stop is not None:
+        _append(columns, -1, -1, STOPPED, -1, stop.stop.value, "", [], str(stop).encode())
+    return _one_row(columns, DECISION_FIELDS)
 
 
 def broken_block(reason: str) -> pa.Table:
     """A block saying that an actor could not build the suite (``reason``: one line)."""
-    return pa.table({"file": [-1], "index": [-1], "kind": [BROKEN], "sub": [-1],
-                     "outcome": [""], "source": [""], "errored": [[]],
-                     "line": [reason.encode()]}, schema=DECISIONS)
+    columns: dict[str, list[Any]] = {name: [] for name, _ in DECISION_FIELDS}
+    _append(columns, -1, -1, BROKEN, -1, "", "", [], reason.encode())
+    return _one_row(columns, DECISION_FIELDS)
+
+
+def _append(columns: dict[str, list[Any]], *values: Any) -> None:
+    for (name, _), value in zip(DECISION_FIELDS, values, strict=True):
+        columns[name].append(value)
 
 
 @dataclass(frozen=True)
@@ -176,13 +178,12 @@ class Decided:
 
 
 def read_decisions(block: pa.Table) -> Decided:
-    data = block.to_pydict()
     out: list[tuple[int, int, Finished]] = []
     ends: list[tuple[int, int]] = []
     stop: RunStopped | None = None
     broken: str | None = None
     for file, index, kind, sub, outcome, source, errored, line in zip(
-            *(data[name] for name in DECISIONS.names), strict=True):
+            *(_items(block, name).to_pylist() for name, _ in DECISION_FIELDS), strict=True):
         if kind == DECIDED:
             out.append((file, index, Finished(-1, sub, 0, outcome, source, tuple(errored),
                                               None, line)))

@@ -31,10 +31,8 @@ from harness_ray.reading import (
     InputRead,
     count_prefix,
     local_stat,
-    record_bytes,
 )
 
-BLOCK_BYTES_MIN = 16 * 1024
 Batches = Callable[[dict[int, set[int]]], Iterator[list[Finished]]]
 
 
@@ -176,10 +174,9 @@ def _dataset(run: RayRun, reads: list[InputRead]) -> Any:
     context.print_on_execution_start = False
     # decisions come back in input order: an input's seq is known by the time they do
     context.execution_options.preserve_order = True
-    # Ray Data merges what a read task yields into blocks of this size: about batch_size
-    # records each (sized on the first input's first records), so that every actor gets blocks
-    size = record_bytes(reads[0].source) * run.batch_size
-    context.target_max_block_size = max(BLOCK_BYTES_MIN, int(size))
+    # a block is one row (lists of batch_size records): Ray Data, which merges what a task
+    # yields into blocks of this size and cuts larger ones, takes each as it is
+    context.target_max_block_size = 1
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     # Ray Data guesses the inputs of the actor pool from the read tasks (one per file) and
     # warns that actors may idle; the blocks each read task yields keep them all busy
@@ -191,7 +188,11 @@ def _dataset(run: RayRun, reads: list[InputRead]) -> Any:
         **placed)  # read where the driver reads: its inputs are there
     return dataset.map_batches(
         ReviewBlocks, fn_constructor_kwargs={"spec": run.spec},
-        compute=run.ray.data.ActorPoolStrategy(size=run.actors), batch_size=None,
+        # one block at a time per actor: a block waits for an actor that is free, rather than
+        # in the queue of the first actor that started
+        compute=run.ray.data.ActorPoolStrategy(size=run.actors,
+                                                max_tasks_in_flight_per_actor=1),
+        batch_size=None,
         batch_format="pyarrow", num_cpus=1, runtime_env=run.env)
 
 

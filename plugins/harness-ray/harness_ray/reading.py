@@ -15,7 +15,6 @@ read; :func:`count_prefix` counts the inputs up to the last record they concern,
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -170,28 +169,6 @@ class _TableBlocks:
 def _reason(exc: Exception) -> str:
     """What a record's error says (``str(exc)``, as the core's parse step reads it)."""
     return str(exc) or type(exc).__name__
-
-
-SAMPLE_RECORDS = 200
-ROW_BYTES = 48
-"""Bytes a record costs in a block beyond its own (file, index, kind, source, skip)."""
-
-
-def record_bytes(source: Source) -> float:
-    """The mean size of a record of ``source`` in a block, from its first records (Ray Data
-    cuts what a read task yields into blocks by size: this sets it to about ``rows``
-    records)."""
-    sizes: list[int] = []
-    if source.kind in ("parquet", "arrow"):
-        for _, batch in _table_batches(source):
-            if not isinstance(batch, Exception) and batch.num_rows:
-                sizes.append(batch.nbytes // batch.num_rows + len(source.name) + ROW_BYTES)
-                break
-    else:
-        for _, raw in itertools.islice(source.records(), SAMPLE_RECORDS):
-            sizes.append((len(raw) if isinstance(raw, bytes) else 0) + len(source.name)
-                         + ROW_BYTES)
-    return sum(sizes) / max(1, len(sizes)) if sizes else ROW_BYTES
 
 
 def count_prefix(sources: list[Source], bound: int) -> list[int]:
