@@ -111,9 +111,10 @@ def check_ray(address: str, shown: str, explicit: bool) -> None:
         channel.close()
 
 
-def connect(ray: Any, address: str | None) -> bool:
-    """Connect to ``address`` (see the module doc); ``True`` if this call connected (a process
-    already connected, a notebook or a test, keeps its connection and its settings)."""
+def connect(ray: Any, address: str | None, runtime_env: dict[str, Any] | None = None) -> bool:
+    """Connect to ``address`` (see the module doc) with the job's ``runtime_env``; ``True`` if
+    this call connected (a process already connected, a notebook or a test, keeps its
+    connection and its settings)."""
     if ray.is_initialized():
         return False
     joined = cluster_address(address)
@@ -127,7 +128,7 @@ def connect(ray: Any, address: str | None) -> bool:
         # log_to_driver off: the actors' output and Ray's notes go to Ray's log files, never
         # into harness's stdout beside the summary
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR,
-                 configure_logging=True, log_to_driver=False)
+                 configure_logging=True, log_to_driver=False, runtime_env=runtime_env)
     except Exception as exc:  # noqa: BLE001 - Ray's own errors, in one line
         where = f"the Ray cluster at {joined}" if joined else "a local Ray instance"
         message = " ".join(str(exc).split())[:300]

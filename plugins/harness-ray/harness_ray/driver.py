@@ -19,12 +19,13 @@ from harness.engine import Engine
 from harness.errors import UsageError
 from harness.inputs import Source
 from harness.stages import Finished
+from harness.suite import Suite
 from harness_ray.actor import ActorSpec, ReviewBlocks
 from harness_ray.blocks import read_decisions
 from harness_ray.connect import connect, import_ray
 from harness_ray.coordinator import Coordinator
 from harness_ray.numbering import Numbering
-from harness_ray.preflight import Marker, check_nodes, other_nodes, runtime_env
+from harness_ray.preflight import Marker, actor_env, check_nodes, job_env, other_nodes
 from harness_ray.reading import (
     InputFiles,
     InputNotVisible,
@@ -57,7 +58,7 @@ def start_ray(engine: Engine, sources: list[Source], *, address: str | None = No
     """Connect to Ray, check the cluster, and return ``batches(done)`` for
     :func:`harness.api.run`."""
     ray = import_ray()
-    started = connect(ray, address)
+    started = connect(ray, address, job_env(_with_path(engine.suite)))
     try:
         run = _setup(ray, engine, sources, actors, batch_size, max_cost, started)
     except BaseException:
@@ -83,12 +84,10 @@ def _setup(ray: Any, engine: Engine, sources: list[Source], actors: int | None,
            batch_size: int, max_cost: float | None, started: bool) -> RayRun:
     size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     options = engine.options
-    suite = engine.suite
-    if suite.path is None:  # relative paths of the suite resolve against this folder
-        suite = suite.model_copy(update={"path": Path.cwd() / "<suite>"})
+    suite = _with_path(engine.suite)
     cache_dir = options.cache_dir.resolve() if options.cache_dir else None
     nodes = other_nodes(ray)
-    env = runtime_env(suite, ship_modules=bool(nodes))
+    env = actor_env()
     marker = None
     if nodes and cache_dir is not None and engine.context.judge_runners():
         marker = Marker.write(cache_dir)
@@ -107,6 +106,13 @@ def _setup(ray: Any, engine: Engine, sources: list[Source], actors: int | None,
                      marker=marker)
     node = None if _is_client(ray) else ray.get_runtime_context().get_node_id()
     return RayRun(ray, spec, size, batch_size, env, node, marker, started)
+
+
+def _with_path(suite: Suite) -> Suite:
+    """The suite with a path (relative paths in it resolve against this folder)."""
+    if suite.path is not None:
+        return suite
+    return suite.model_copy(update={"path": Path.cwd() / "<suite>"})
 
 
 def _is_client(ray: Any) -> bool:

@@ -4,8 +4,9 @@ The driver ships to the actors, in a Ray runtime environment:
 
 - its ``HARNESS_*``, ``OPENAI_*`` and ``ANTHROPIC_*`` environment variables (judge keys and
   endpoints), however it joined the cluster;
-- on a cluster of several nodes, the Python modules of the suite's ``python`` criteria that are
-  not installed packages (a ``checks.py`` next to the suite, a folder on ``PYTHONPATH``).
+- the Python modules of the suite's ``python`` criteria that are not installed packages (a
+  ``checks.py`` next to the suite, a folder on ``PYTHONPATH``), when the driver makes the
+  connection to Ray (Ray uploads local modules for a whole job only).
 
 Then, when the cluster has nodes other than the driver's, one small task per node checks that
 the node sees the judge cache the driver sees (the same folder, not a folder of the same name)
@@ -75,12 +76,19 @@ def suite_modules(suite: Suite) -> list[Path]:
     return list(found.values())
 
 
-def runtime_env(suite: Suite, ship_modules: bool) -> dict[str, Any]:
-    """The actors' Ray runtime environment."""
+def job_env(suite: Suite) -> dict[str, Any]:
+    """The Ray runtime environment of a job this driver starts: the environment variables
+    and the suite's modules (Ray uploads local modules for a whole job only)."""
     env: dict[str, Any] = {"env_vars": forwarded_env()}
-    if ship_modules and (modules := suite_modules(suite)):
+    if modules := suite_modules(suite):
         env["py_modules"] = [str(p) for p in modules]
     return env
+
+
+def actor_env() -> dict[str, Any]:
+    """The actors' own runtime environment: the environment variables, also when this
+    driver joined a connection it did not make (the job's modules come with the job)."""
+    return {"env_vars": forwarded_env()}
 
 
 @dataclass(frozen=True)

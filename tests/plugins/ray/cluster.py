@@ -10,6 +10,7 @@ that names their temp dir), never by ``ray stop``, which would end every Ray on 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,8 +48,9 @@ def can_hide_folders() -> bool:
 class Cluster:
     """The cluster (see the module doc); ``env()`` is what a driver needs to join it."""
 
-    def __init__(self, root: Path, hidden: Path | None = None) -> None:
-        self.root = root
+    def __init__(self, hidden: Path | None = None) -> None:
+        # short: Ray's socket paths under it must stay within 107 bytes
+        self.root = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         self.token = secrets.token_hex(32)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -73,8 +76,8 @@ class Cluster:
         temp = self.root / name
         temp.mkdir(parents=True, exist_ok=True)
         self.dirs.append(temp)
-        command = [RAY, "start", "--block", "--num-cpus=1", "--disable-usage-stats", f"--temp-dir={temp}",
-                   "--dashboard-agent-listen-port=0", *args]
+        command = [RAY, "start", "--block", "--num-cpus=1", "--disable-usage-stats",
+                   f"--temp-dir={temp}", "--dashboard-agent-listen-port=0", *args]
         if hidden is not None:  # the node's own view of the files: the folder is empty
             script = f'mount -t tmpfs tmpfs "{hidden}" && exec "$@"'
             command = ["unshare", "--mount", "--map-root-user", "--propagation", "private",
@@ -90,11 +93,15 @@ class Cluster:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"a Ray node ended: see {self.root}/*.log")
+                raise RuntimeError(f"a Ray node ended: {self._log_tail()}")
             if self.alive_nodes() >= nodes:
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"the Ray cluster did not start: see {self.root}/*.log")
+        raise RuntimeError(f"the Ray cluster did not start: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return " | ".join(log.read_text(errors="replace")[-600:]
+                          for log in sorted(self.root.glob("*.log")))
 
     def alive_nodes(self) -> int:
         """Nodes the GCS knows alive (one gRPC call, with the token)."""
@@ -116,15 +123,12 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in self.procs:  # a throwaway cluster: no graceful shutdown to wait for
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
         for temp in self.dirs:  # what left its process group (Ray's workers)
             found = subprocess.run(["pgrep", "-f", str(temp)], capture_output=True, text=True)
             for pid in found.stdout.split():
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
+        shutil.rmtree(self.root, ignore_errors=True)
