@@ -151,8 +151,12 @@ class Link:
     def wake(self) -> None:
         """Sync now (on the running loop), unless a sync is already on its way."""
         if self._pump is None or self._pump.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop here: the next sync of the engine's loop reports
+                return
             self._wanted = asyncio.Event()
-            self._pump = asyncio.get_running_loop().create_task(self.pump())
+            self._pump = loop.create_task(self.pump())
         self._wanted.set()  # type: ignore[union-attr]
 
     async def before_call(self) -> None:

@@ -173,3 +173,20 @@ def test_actors_share_one_window_and_an_ending_block_hands_its_slots_on():
     asyncio.run(main())
     assert max(in_flight) == 4
     assert sum(s.free for s in coordinator.windows.values()) == 4  # every slot back
+
+
+def test_an_input_a_read_task_cannot_see_stops_the_run_rather_than_erring_one_record(
+        tmp_path):
+    """The driver saw the file; where a read task runs it is missing or another file: that is
+    the cluster's setup, not a broken record, so reading raises instead of yielding an error
+    record (read tasks run on the driver's node; this guards the other cases)."""
+    from harness_ray.reading import InputNotVisible, local_stat
+
+    path = write_jsonl(tmp_path / "a.jsonl", [chat("q", "a")])
+    [source] = resolve_inputs([path])
+    size, mtime = local_stat(source)
+    for stat, why in (((size + 1, mtime), "is another file"), ((size, mtime), "cannot be read")):
+        if why == "cannot be read":
+            path.unlink()
+        with pytest.raises(InputNotVisible, match=why):
+            list(read_input(InputRead(0, source, 10, stat=stat)))
