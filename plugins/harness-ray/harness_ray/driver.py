@@ -34,6 +34,8 @@ from harness_ray.reading import (
     local_stat,
 )
 
+ACTORS_START_S = 600
+"""How long the actor pool may take to start (a cluster short of CPUs never starts it)."""
 Batches = Callable[[dict[int, set[int]]], Iterator[list[Finished]]]
 
 
@@ -180,6 +182,9 @@ def _dataset(run: RayRun, reads: list[InputRead]) -> Any:
     context.print_on_execution_start = False
     # decisions come back in input order: an input's seq is known by the time they do
     context.execution_options.preserve_order = True
+    # every actor ready before the first block goes out, so that blocks spread over them all
+    # (rather than queue at the first actor that started)
+    context.wait_for_min_actors_s = ACTORS_START_S
     # a block is one row (lists of batch_size records): Ray Data, which merges what a task
     # yields into blocks of this size and cuts larger ones, takes each as it is
     context.target_max_block_size = 1
@@ -194,10 +199,9 @@ def _dataset(run: RayRun, reads: list[InputRead]) -> Any:
         **placed)  # read where the driver reads: its inputs are there
     return dataset.map_batches(
         ReviewBlocks, fn_constructor_kwargs={"spec": run.spec},
-        # one block at a time per actor: a block waits for an actor that is free, rather than
-        # in the queue of the first actor that started
+        # a block queued behind the one under review: no actor waits between blocks
         compute=run.ray.data.ActorPoolStrategy(size=run.actors,
-                                                max_tasks_in_flight_per_actor=1),
+                                                max_tasks_in_flight_per_actor=2),
         batch_size=None,
         batch_format="pyarrow", num_cpus=1, runtime_env=run.env)
 
@@ -209,6 +213,9 @@ def _as_core_error(ray: Any, exc: BaseException) -> BaseException:
     block: see :func:`harness_ray.blocks.stop_block`.)"""
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, ray.exceptions.GetTimeoutError):
+            return UsageError(f"the Ray cluster did not start the actors asked for (1 CPU "
+                              f"each) within {ACTORS_START_S} s: ask fewer with --ray-actors")
         if isinstance(seen, InputNotVisible | UsageError):
             return UsageError(f"{seen}; what was decided is kept: --resume goes on")
         if isinstance(seen, ray.exceptions.ActorDiedError | ray.exceptions.RaySystemError):
