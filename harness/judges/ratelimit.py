@@ -17,7 +17,9 @@ sharing an account should split them.
 (multiplicative decrease, once per round: a 429 to a call sent before the last decrease does
 not decrease it again), and each call that succeeds adds ``1 / size`` (additive increase: one
 slot per window of successes), so a run that meets an endpoint's limit settles just under it.
-Without 429s the window stays at ``max_concurrency``.
+Without 429s the window stays at ``max_concurrency``. Another engine may put its own
+:class:`InFlight` in its place (``JudgeRunner.make_window``: the Ray actors share one window
+across a cluster).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.judges.base import JudgeRequest
 
-__all__ = ["MINUTE_S", "RATE_KEYS", "RateLimiter", "RateLimits", "TokenBucket", "Window"]
+__all__ = ["MINUTE_S", "RATE_KEYS", "InFlight", "RateLimiter", "RateLimits", "TokenBucket",
+           "Window"]
 
 MINUTE_S = 60.0
 """Seconds in the minute of ``*_per_minute`` when a limiter is built without ``period_s``
@@ -167,6 +171,25 @@ def prompt_bytes(request: JudgeRequest) -> int:
         content = message.get("content") or ""
         size += len(content) if content.isascii() else len(content.encode())
     return size
+
+
+class InFlight(Protocol):
+    """What bounds one judge's calls in flight on one event loop (:class:`Window`)."""
+
+    epoch: int
+    """Changes when the window shrinks (see :meth:`throttled`)."""
+
+    async def acquire(self) -> None:
+        """Wait for a slot."""
+
+    def release(self) -> None:
+        """Give a slot back."""
+
+    def succeeded(self) -> None:
+        """A call in a slot succeeded."""
+
+    def throttled(self, epoch: int) -> bool:
+        """A call sent at ``epoch`` met a 429: whether the window shrank."""
 
 
 class Window:

@@ -69,7 +69,7 @@ from harness.judges.breaker import CircuitBreaker
 from harness.judges.budget import CostBudget
 from harness.judges.cache import JudgeCache, cache_key
 from harness.judges.http import PerLoopClients
-from harness.judges.ratelimit import RateLimiter, RateLimits, Window
+from harness.judges.ratelimit import InFlight, RateLimiter, RateLimits, Window
 from harness.judges.records import CallRecord
 from harness.judges.retry import Retrying, RetryPolicy
 
@@ -135,8 +135,11 @@ class JudgeRunner:
                 lambda: Batcher(backend.name, client, options, journal,
                                 retrying=self.retrying, breaker_after=self.policy.breaker_after),
                 lambda batcher: batcher.aclose())
+        self.make_window: Callable[[], InFlight] | None = None
+        """Makes an event loop's in-flight window in place of an adaptive :class:`Window` of
+        ``max_concurrency`` (an engine sharing one window with others: the Ray actors)."""
         # A window's waiters belong to one event loop: keep one per loop that uses this runner.
-        self._windows: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Window]
+        self._windows: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, InFlight]
         self._windows = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._pause_until = 0.0  # monotonic time before which no new attempt starts
@@ -152,7 +155,7 @@ class JudgeRunner:
         """Whether calls currently fail at once with :class:`JudgeUnavailable`."""
         return self.breaker.open
 
-    def window(self) -> Window:
+    def window(self) -> InFlight:
         """The running event loop's in-flight window."""
         loop = asyncio.get_running_loop()
         window = self._windows.get(loop)
@@ -160,7 +163,9 @@ class JudgeRunner:
             with self._lock:
                 window = self._windows.get(loop)
                 if window is None:
-                    window = self._windows[loop] = Window(self.max_concurrency)
+                    window = self._windows[loop] = (
+                        self.make_window() if self.make_window is not None
+                        else Window(self.max_concurrency))
         return window
 
     # --- calls ----------------------------------------------------------------------------------
@@ -313,7 +318,7 @@ class JudgeRunner:
         self,
         attempt: Callable[[], Awaitable[T]],
         record: CallRecord,
-        window: Window,
+        window: InFlight,
         request: JudgeRequest,
         tokens: int,
     ) -> T:
@@ -350,7 +355,7 @@ class JudgeRunner:
         self,
         attempt: Callable[[], Awaitable[T]],
         record: CallRecord,
-        window: Window,
+        window: InFlight,
         request: JudgeRequest,
         tokens: int,
     ) -> T:
