@@ -20,7 +20,7 @@ from harness.judges.budget import limit_cost
 from harness.options import RunOptions, default_workers
 from harness.plugins import get_registry
 from harness.progress import RunProgress, progress_mode
-from harness.rundir import JOURNAL, check_writable, decided_records
+from harness.rundir import JOURNAL, check_writable, decided_records, relink
 from harness.stops import Stop, over_error_budget
 from harness.tables import PROSE_WIDTH, name_column, table_console
 
@@ -103,8 +103,13 @@ def _usage_line(summary: dict[str, Any]) -> str | None:
     cost = usage.get("cost_usd")
     if not tokens_in and not tokens_out and cost is None:
         return None
-    priced = (f"cost ${cost:.4f}" if cost is not None else
-              "cost unknown (set the judge's price_in_per_mtok / price_out_per_mtok)")
+    unpriced = "set the judge's price_in_per_mtok / price_out_per_mtok"
+    if cost is None:
+        priced = f"cost unknown ({unpriced})"
+    elif usage.get("cost_partial"):
+        priced = f"cost ${cost:.4f}, partial: some calls have no price ({unpriced})"
+    else:
+        priced = f"cost ${cost:.4f}"
     return f"judge tokens: {tokens_in:,} in, {tokens_out:,} out; {priced}"
 
 
@@ -275,6 +280,20 @@ def _common_keys() -> str:
                      if name not in ("config", "origin"))
 
 
+def _add_relink_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="the run's input files where they are now (files, folders or globs, "
+                        "in the run's order)")
+
+
+def relink_command(args: argparse.Namespace) -> int:
+    for warning in relink(args.run_dir, args.inputs):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{args.run_dir}: inputs relinked; its report, exports and diffs read them there")
+    return 0
+
+
 def criteria_command(args: argparse.Namespace) -> int:
     registry = get_registry(args.plugins_dir)
     table = Table(title="criterion kinds")
@@ -332,6 +351,9 @@ def register_engines(register: Any) -> None:
 def register_commands(register: Any) -> None:
     register("run", _add_run_arguments, run_command,
              help="review transcripts with a suite into a run directory")
+    register("relink", _add_relink_arguments, relink_command,
+             help="point a run directory at its inputs after they moved (checked by size and "
+                  "content)")
     register("criteria", lambda p: None, criteria_command,
              help="list criterion kinds, their plugins and config keys")
     register("plugins", lambda p: None, plugins_command, help="list loaded plugins")

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from harness.export.chat import chat_message, record_fields, strict
 from harness.export.dedup import Deduper, messages_key
 from harness.inputs.ids import IdWatch
+from harness.inputs.sources import sealed
 from harness.models import Transcript
 from harness.policy import criterion_errored
 from harness.rundir import iter_journal, read_meta, write_meta
@@ -157,7 +158,8 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     _tmp(run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     for name in (*_Outputs.FILES, "summary.json"):
         os.replace(_tmp(run_dir / name), run_dir / name)
-    write_meta(run_dir, {**read_meta(run_dir), "state": state})
+    meta = read_meta(run_dir)
+    write_meta(run_dir, {**meta, "inputs": sealed(meta.get("inputs", [])), "state": state})
     return summary
 
 

@@ -34,7 +34,9 @@ import orjson
 from harness.inputs.ids import IdWatch
 from harness.inputs.sources import (
     DEFAULT_MESSAGES_COLUMN,
+    DIGEST,
     Source,
+    content_digest,
     describe_sources,
     iter_entries,
     resolve_inputs,
@@ -326,11 +328,13 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
             try:
                 now = source.describe()
             except OSError:
-                raise RunDirError(f"{run_dir}: input {recorded['path']} is gone; the run's "
-                                  "transcripts are read from its inputs") from None
+                raise RunDirError(
+                    f"{run_dir}: input {recorded['path']} is gone ({recorded['resolved']}); the "
+                    "run's transcripts are read from its inputs: moved, they can be found again "
+                    f"with `harness relink {run_dir} NEW_PATH...`") from None
             if not same_inputs([recorded], [now]):
                 raise RunDirError(f"{run_dir}: input {recorded['path']} changed since the run "
-                                  "(size or modification time); its outputs cannot be rebuilt")
+                                  "(its size, or its bytes); its outputs cannot be rebuilt")
     index = index_journal(run_dir)
     formats = get_registry(meta.get("plugins_dir")).formats
     missing, pos = 0, 0
@@ -385,6 +389,44 @@ def mark_stopped(run_dir: Path, stop: RunStopped) -> None:
     """Record in ``run.json`` that the run stopped (its outputs are not rebuilt)."""
     write_meta(run_dir, {**read_meta(run_dir), "state": "stopped", "stop": stop.stop.value,
                          "stop_reason": str(stop)})
+
+
+def relink(run_dir: str | Path, inputs: Sequence[str]) -> list[str]:
+    """Point a run at its inputs where they are now (moved or copied): ``inputs`` resolve, in
+    order, to as many files as the run read, each the same size as the one it replaces and,
+    when the run recorded it, the same bytes. ``run.json`` is rewritten; the names records are
+    known by (``name:line``) stay. Returns a warning per file that could not be checked by
+    content (a run that never finished records no digest)."""
+    run_dir = Path(run_dir)
+    meta = check_complete(run_dir, allow_incomplete=True)
+    if lock_holder(run_dir) is not None:
+        raise RunDirError(f"{run_dir}: a harness run is writing this directory now")
+    recorded = meta.get("inputs", [])
+    if not isinstance(recorded, list) or not all(isinstance(r, dict) for r in recorded):
+        raise RunDirError(f"{run_dir}: its run.json records no input files to relink")
+    found = resolve_inputs(list(inputs))
+    if len(found) != len(recorded):
+        raise RunDirError(f"{run_dir}: the run read {len(recorded)} input file(s), "
+                          f"{' '.join(inputs)} name(s) {len(found)}: give them all, in order")
+    warnings, out = [], []
+    for old, source in zip(recorded, found, strict=True):
+        now = source.describe()
+        where = f"{source.name} (for {old['path']})"
+        if now.get("kind") != old.get("kind") or now.get("size") != old.get("size"):
+            raise RunDirError(f"{run_dir}: {where} is not the file the run read: its "
+                              f"{'kind' if now.get('kind') != old.get('kind') else 'size'} "
+                              "differs")
+        if DIGEST in old and not source.is_url:
+            if content_digest(source.location) != old[DIGEST]:
+                raise RunDirError(f"{run_dir}: {where} is not the file the run read: its "
+                                  "bytes differ")
+            now[DIGEST] = old[DIGEST]
+        else:
+            warnings.append(f"{where}: same size, not checked by content (the run recorded "
+                            "no digest)")
+        out.append({**now, "path": old["path"]})
+    write_meta(run_dir, {**meta, "inputs": out})
+    return warnings
 
 
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:

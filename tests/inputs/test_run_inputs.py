@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -181,3 +182,43 @@ def test_python_run_reads_memory_urls_with_a_limit(project):
 def test_review_reads_a_folder(project):
     got = list(harness.review("suite.yaml", "data"))
     assert len(got) == 10 and got[-1].outcome == "error"
+
+
+def test_a_touched_input_still_rebuilds_an_edited_one_does_not(cli, project):
+    code, _, err = cli("run", "suite.yaml", "data/", "-o", "run", "--no-report")
+    assert code == 0, err
+    before = decisions(project / "run")
+    a = project / "data" / "a.jsonl"
+    a.touch()  # same bytes, a new modification time
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 10**9))
+    assert decisions(project / "run") == before
+    code, _, err = cli("report", "run")
+    assert code == 0, err
+    a.write_bytes(a.read_bytes().replace(b"answer 1", b"answer 9"))  # the same size, edited
+    with pytest.raises(harness.rundir.RunDirError, match="changed since the run"):
+        decisions(project / "run")
+
+
+def test_relink_points_a_run_at_moved_inputs(cli, project):
+    code, _, err = cli("run", "suite.yaml", "data/", "-o", "run", "--no-report")
+    assert code == 0, err
+    before = decisions(project / "run")
+    (project / "data").rename(project / "moved")
+    code, _, err = cli("report", "run")
+    assert code == 2 and "harness relink" in err and "is gone" in err
+    # the wrong files are refused, and nothing changes
+    code, _, err = cli("relink", "run", "moved/a.jsonl")
+    assert code == 2 and "read 3 input file(s)" in err
+    (project / "other").mkdir()
+    for name in ("a.jsonl", "c.json"):
+        (project / "other" / name).write_bytes((project / "moved" / name).read_bytes())
+    (project / "other" / "more").mkdir()
+    edited = (project / "moved" / "more" / "b.jsonl").read_bytes().replace(b"q4", b"q5")
+    (project / "other" / "more" / "b.jsonl").write_bytes(edited)
+    code, _, err = cli("relink", "run", "other/")
+    assert code == 2 and "bytes differ" in err
+    code, _, err = cli("relink", "run", "moved/")
+    assert code == 0, err
+    assert decisions(project / "run") == before  # records keep the names they were known by
+    code, _, err = cli("report", "run")
+    assert code == 0, err

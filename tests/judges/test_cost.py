@@ -116,11 +116,12 @@ def test_a_total_with_a_judge_without_prices_says_it_is_partial(cli, tmp_path):
         spec["criteria"].append({**spec["criteria"][0], "name": "also_fine",
                                  "judge": {"name": "openai/free", "base_url": server.base_url}})
         path.write_text(json.dumps(spec))
-        code, _, err = cli("run", path, corpus(tmp_path), "-o", run, "--workers", "1")
+        code, out, err = cli("run", path, corpus(tmp_path), "-o", run, "--workers", "1")
     assert code == 0, err
     results = pd.read_parquet(run / "results.parquet")
     usage = summary(run)["usage"]
     assert usage["cost_partial"] is True
+    assert "partial: some calls have no price" in out + err
     assert usage["cost_usd"] == pytest.approx(results[results.criterion == "fine"].cost_usd.sum())
     assert "partial" in (run / "report.html").read_text()
 
