@@ -61,6 +61,10 @@ class _Side:
         tally = self.tallies.get(name)
         return tally.mean_score if tally else None
 
+    def cascade(self, name: str) -> dict[str, int] | None:
+        """A cascade's counts (which tier decided, second-tier calls saved), or ``None``."""
+        return self.tallies.row(name).get("cascade") if name in self.tallies else None
+
 
 def _shown(value: Any, keep: str = "") -> Any:
     """A string from a run, safe to print (others as they are)."""
@@ -153,6 +157,7 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
             "n_b": n_b,
             "delta": None if rate_a is None or rate_b is None else rate_b - rate_a,
             "mean_a": a.mean(name), "mean_b": b.mean(name),
+            "cascade_a": a.cascade(name), "cascade_b": b.cascade(name),
             "pass_to_fail": vf[("pass", "fail")], "fail_to_pass": vf[("fail", "pass")],
             "other_flips": sum(n for k, n in vf.items()
                                if k not in (("pass", "fail"), ("fail", "pass"))),

@@ -71,6 +71,14 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def _saved(cascade: dict[str, int] | None) -> str:
+    """A cascade's second-tier calls saved, of the transcripts it judged ("-": no cascade)."""
+    if not cascade:
+        return "-"
+    judged = cascade["decided_by_first"] + cascade["decided_by_then"]
+    return f"{cascade['calls_saved']:,} of {judged:,}"
+
+
 def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
     """The comparison as rich tables: per-criterion deltas, then flipped decisions."""
     ta, tb = d["a"]["totals"], d["b"]["totals"]
@@ -87,6 +95,11 @@ def diff_tables(d: dict[str, Any], limit: int) -> list[Table]:
         crit.add_row(Text(c["name"]), _pct(c["rate_a"]), _pct(c["rate_b"]), delta,
                      str(c["pass_to_fail"]), str(c["fail_to_pass"]), str(c["other_flips"]),
                      style=style)
+    cascades = [c for c in d["criteria"] if c["cascade_a"] or c["cascade_b"]]
+    if cascades:
+        crit.caption = Text("\n".join(
+            f"cascade {c['name']}: second-tier calls saved {_saved(c['cascade_a'])} → "
+            f"{_saved(c['cascade_b'])}" for c in cascades))
     flips = Table(title=f"flipped decisions (first {min(limit, len(d['flips']))} of "
                         f"{d['flipped']})")
     for col in ("transcript", "A", "B", "cause"):

@@ -101,6 +101,22 @@ def test_summary_and_cli_count_the_calls_saved(tmp_path: Path, cli) -> None:
            "calls saved)" in " ".join(out.split())
 
 
+def test_diff_counts_the_calls_each_run_saved(tmp_path: Path, cli) -> None:
+    runs = {}
+    with ChatServer(reply=judge_fails) as server:
+        for band in ("[0, 1]", "[0.2, 0.8]"):  # the tuning run, then the cascade
+            runs[band] = tmp_path / f"run{len(runs)}"
+            code, _, err = cli("run", suite(tmp_path, server, band), corpus(tmp_path), "-o",
+                               runs[band], "--no-report")
+            assert code == 0, err
+    code, out, err = cli("diff", *runs.values(), "-o", tmp_path / "diff.html")
+    assert code == 0, err
+    saved = "cascade safe: second-tier calls saved 1 of 8 → 5 of 8"  # t7: gated, never asked
+    assert saved in " ".join(out.split())
+    page = re.sub(r"<[^>]+>", "", (tmp_path / "diff.html").read_text())
+    assert saved in " ".join(page.split())
+
+
 def test_a_bad_band_or_tier_is_a_one_line_suite_error(tmp_path: Path) -> None:
     with ChatServer() as server:
         for band, message in (("[0.8, 0.2]", "low end first"), ("[0, 2]", "within [0, 1]")):
