@@ -28,7 +28,11 @@ MAX_FLIPS = 1000
 """Flipped decisions listed in full (all are counted)."""
 
 
-def criterion_outcomes(verdicts: list[dict[str, Any]]) -> dict[str, tuple[str, float | None]]:
+Outcomes = dict[str, tuple[str, float | None]]
+"""Each criterion's outcome and score on one transcript (:func:`criterion_outcomes`)."""
+
+
+def criterion_outcomes(verdicts: list[dict[str, Any]]) -> Outcomes:
     """Each criterion's outcome and score over its verdicts (the engine's own rule)."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for v in verdicts:
@@ -44,7 +48,7 @@ class _Side:
         self.tallies = Tallies()
 
     def add(self, decision: dict[str, Any],
-            transcript: dict[str, Any] | None = None) -> dict[str, tuple[str, float | None]]:
+            transcript: dict[str, Any] | None = None) -> Outcomes:
         """Count a decision; its criteria's outcomes as the decision saw them (verdicts on
         masked turns left out, :func:`harness.policy.counted`)."""
         self.totals["read"] += 1
@@ -90,21 +94,9 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
     info_a, info_b = _run_info(run_a), _run_info(run_b)
     a, b = _Side(), _Side()
     suite_a, suite_b = SuiteSide(read_meta(run_a)), SuiteSide(read_meta(run_b))
-    attribution = Attribution(suite_a, suite_b, suite_changes(suite_a, suite_b))
-    causes: Counter[str] = Counter()
-    held: dict[tuple[str, int], tuple[str, str, dict[str, tuple[str, float | None]]]] = {}
+    flips = _Flips(Attribution(suite_a, suite_b, suite_changes(suite_a, suite_b)), max_flips)
+    held = _held(run_a, a, suite_a)
     seen: Counter[str] = Counter()
-    for entry in iter_journal(run_a):
-        d = entry["decision"]
-        outcomes = a.add(d, entry["transcript"])
-        suite_a.see(d["verdicts"])
-        tid = d["transcript_id"]
-        held[(tid, seen[tid])] = (d["outcome"], d["source"], outcomes)
-        seen[tid] += 1
-    seen.clear()
-    flips: list[dict[str, Any]] = []
-    flip_counts: Counter[tuple[str, str]] = Counter()
-    verdict_flips: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     matched = only_b = 0
     for entry in iter_journal(run_b):
         d = entry["decision"]
@@ -117,39 +109,14 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
             only_b += 1
             continue
         matched += 1
-        a_outcome, _source, a_outcomes = held.pop(key)
-        changed: list[dict[str, Any]] = []
-        for name in sorted(set(a_outcomes) | set(outcomes)):
-            before = a_outcomes.get(name, ("absent", None))[0]
-            after = outcomes.get(name, ("absent", None))[0]
-            if before != after:
-                verdict_flips[name][(before, after)] += 1
-                changed.append({"criterion": name, "a": before, "b": after})
-        if a_outcome != d["outcome"] and not changed:
-            # no outcome moved: the scores that did are what flipped the decision
-            changed = [{"criterion": name, "a": a_outcomes[name][0], "b": outcomes[name][0],
-                        "score_a": a_outcomes[name][1], "score_b": outcomes[name][1]}
-                       for name in sorted(set(a_outcomes) & set(outcomes))
-                       if a_outcomes[name][1] != outcomes[name][1]]
-        if a_outcome != d["outcome"]:
-            flip_counts[(a_outcome, d["outcome"])] += 1
-            cause = attribution.cause((tid, d["source"]), a_outcomes, outcomes, d["outcome"])
-            causes[cause] += 1
-            if len(flips) < max_flips:
-                flipped = {c["criterion"] for c in changed}
-                explanations = {_shown(v["criterion"]): _shown(v["explanation"], keep="\n")
-                                for v in d["verdicts"]
-                                if v["criterion"] in flipped and v["explanation"]}
-                shown = [{**c, "criterion": _shown(c["criterion"])} for c in changed]
-                flips.append({"id": _shown(tid), "source": _shown(d["source"]), "a": a_outcome,
-                              "b": d["outcome"], "changed": shown, "cause": cause,
-                              "explanations": explanations})
+        a_outcome, a_outcomes = held.pop(key)
+        flips.add(d, a_outcome, a_outcomes, outcomes)
     names = list(dict.fromkeys(info_a["criteria"] + info_b["criteria"]))
     criteria = []
     for name in names:
         rate_a, ci_a, n_a = a.rate(name)
         rate_b, ci_b, n_b = b.rate(name)
-        vf = verdict_flips.get(name, Counter())
+        vf = flips.verdicts.get(name, Counter())
         criteria.append({
             "name": _shown(name),
             "in_a": name in info_a["criteria"], "in_b": name in info_b["criteria"],
@@ -166,9 +133,70 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
         "a": {**_shown_info(info_a), "totals": a.totals},
         "b": {**_shown_info(info_b), "totals": b.totals},
         "matched": matched, "only_a": len(held), "only_b": only_b,
-        "flipped": sum(flip_counts.values()),
-        "flip_counts": {f"{x}->{y}": n for (x, y), n in sorted(flip_counts.items())},
-        "flips": flips, "flips_listed": len(flips), "criteria": criteria,
+        "flipped": sum(flips.counts.values()),
+        "flip_counts": {f"{x}->{y}": n for (x, y), n in sorted(flips.counts.items())},
+        "flips": flips.listed, "flips_listed": len(flips.listed), "criteria": criteria,
         "suite_changes": suite_changes(suite_a, suite_b),
-        "flip_causes": [{"cause": c, "flips": n} for c, n in causes.most_common()],
+        "flip_causes": [{"cause": c, "flips": n} for c, n in flips.causes.most_common()],
     }
+
+
+def _held(run_a: Path, side: _Side,
+          suite: SuiteSide) -> dict[tuple[str, int], tuple[str, Outcomes]]:
+    """Run A, counted into ``side`` and ``suite``, as one small tuple per transcript: its
+    outcome and its criteria's, by ``(id, occurrence)``."""
+    held: dict[tuple[str, int], tuple[str, Outcomes]] = {}
+    seen: Counter[str] = Counter()
+    for entry in iter_journal(run_a):
+        d = entry["decision"]
+        outcomes = side.add(d, entry["transcript"])
+        suite.see(d["verdicts"])
+        tid = d["transcript_id"]
+        held[(tid, seen[tid])] = (d["outcome"], outcomes)
+        seen[tid] += 1
+    return held
+
+
+class _Flips:
+    """Verdicts and decisions that changed from A to B: counted, the first ``most`` listed."""
+
+    def __init__(self, attribution: Attribution, most: int) -> None:
+        self.attribution = attribution
+        self.most = most
+        self.counts: Counter[tuple[str, str]] = Counter()
+        """Decisions flipped, by ``(A outcome, B outcome)``."""
+        self.verdicts: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+        """Per criterion, its outcomes changed, by ``(A, B)``."""
+        self.causes: Counter[str] = Counter()
+        self.listed: list[dict[str, Any]] = []
+
+    def add(self, d: dict[str, Any], a_outcome: str, a_outcomes: Outcomes,
+            outcomes: Outcomes) -> None:
+        """One transcript of both runs: ``d`` is B's decision."""
+        changed: list[dict[str, Any]] = []
+        for name in sorted(set(a_outcomes) | set(outcomes)):
+            before = a_outcomes.get(name, ("absent", None))[0]
+            after = outcomes.get(name, ("absent", None))[0]
+            if before != after:
+                self.verdicts[name][(before, after)] += 1
+                changed.append({"criterion": name, "a": before, "b": after})
+        if a_outcome == d["outcome"]:
+            return
+        if not changed:  # no outcome moved: the scores that did are what flipped the decision
+            changed = [{"criterion": name, "a": a_outcomes[name][0], "b": outcomes[name][0],
+                        "score_a": a_outcomes[name][1], "score_b": outcomes[name][1]}
+                       for name in sorted(set(a_outcomes) & set(outcomes))
+                       if a_outcomes[name][1] != outcomes[name][1]]
+        tid = d["transcript_id"]
+        self.counts[(a_outcome, d["outcome"])] += 1
+        cause = self.attribution.cause((tid, d["source"]), a_outcomes, outcomes, d["outcome"])
+        self.causes[cause] += 1
+        if len(self.listed) < self.most:
+            flipped = {c["criterion"] for c in changed}
+            explanations = {_shown(v["criterion"]): _shown(v["explanation"], keep="\n")
+                            for v in d["verdicts"]
+                            if v["criterion"] in flipped and v["explanation"]}
+            shown = [{**c, "criterion": _shown(c["criterion"])} for c in changed]
+            self.listed.append({"id": _shown(tid), "source": _shown(d["source"]),
+                                "a": a_outcome, "b": d["outcome"], "changed": shown,
+                                "cause": cause, "explanations": explanations})
