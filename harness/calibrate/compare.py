@@ -173,6 +173,15 @@ class _Labels:
             own[key] = label  # the last one wins
         self.used = sum(len(v) for v in self.by_id.values())
 
+    def counts(self, unmatched: list[str]) -> dict[str, Any]:
+        """What ``calibration.json`` says of the labels read, given the ids matched nowhere."""
+        return {"read": self.read, "used": self.used, "skipped": dict(self.skipped),
+                "duplicates": self.duplicates,
+                "unknown_criterion": dict(self.unknown_criterion),
+                "not_selected": self.not_selected,
+                "unmatched": {"labels": sum(len(self.by_id[tid]) for tid in unmatched),
+                              "transcripts": len(unmatched), "ids": unmatched[:LIST_LIMIT]}}
+
 
 def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] | None = None,
               seed: int = 0, resamples: int = metrics.BOOTSTRAP,
@@ -202,7 +211,6 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     for entry in iter_journal(run_dir, render=response_length):
         d, length = entry["decision"], entry["transcript"]
         tid = d["transcript_id"]
-        unreadable = d["errored"] == [INPUT_CRITERION]
         by_criterion: dict[str, list[dict[str, Any]]] = {}
         for v in d["verdicts"]:
             by_criterion.setdefault(v["criterion"], []).append(v)
@@ -222,28 +230,9 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
         if len(sources.setdefault(tid, [])) < 3:
             sources[tid].append(d["source"])
         errored_transcripts += d["outcome"] == "error"
-        for name, row in rows.items():
-            general = own.get((None, None))
-            if name is None:
-                label = own.get((_DECISION_ONLY, None)) or general
-                if label is not None:
-                    row.compare(label, "error" if unreadable else d["outcome"], d["score"],
-                                length)
-                continue
-            label = own.get((name, None)) or general
-            if label is not None:
-                outcome, score = ("error", None) if unreadable else outcomes[name]
-                row.compare(label, outcome, score, length)
-            for (criterion, message_index), label in own.items():
-                if criterion != name or message_index is None:
-                    continue
-                verdicts = [v for v in by_criterion.get(name, [])
-                            if v["message_index"] == message_index]
-                outcome, score = ("error", None) if unreadable else _outcome(verdicts)
-                row.compare(label, outcome, score, length)
+        _compare(rows, own, d, outcomes, by_criterion, length)
     refuse_ambiguous(seen_ids, sources)
     unmatched = [tid for tid in index.by_id if tid not in matched]
-    unmatched_labels = sum(len(index.by_id[tid]) for tid in unmatched)
     results = []
     for row in rows.values():
         results.append(row.result(metrics.seeded(f"{seed}:{row.name}"), resamples))
@@ -253,12 +242,7 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
                 "suite_version": suite.get("version"), "journal": journal_stamp(run_dir)},
         "labels": {
             "file": labels_file, "format": labels_format, "map": mapping or {},
-            "read": index.read, "used": index.used,
-            "skipped": dict(index.skipped), "duplicates": index.duplicates,
-            "unknown_criterion": dict(index.unknown_criterion),
-            "not_selected": index.not_selected,
-            "unmatched": {"labels": unmatched_labels, "transcripts": len(unmatched),
-                          "ids": unmatched[:LIST_LIMIT]},
+            **index.counts(unmatched),
             "matched_transcripts": len(matched),
             "errored_transcripts": errored_transcripts,
             "ids_in_run_more_than_once": sum(1 for n in seen_ids.values() if n > 1),
@@ -268,6 +252,32 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
         "rows": results,
         "judge_agreement": judge_agreement(run_dir, names),
     }
+
+
+def _compare(rows: dict[str | None, _Row], own: dict[LabelKey, Label],
+             d: dict[str, Any], outcomes: dict[str | None, tuple[str, float | None]],
+             by_criterion: dict[str, list[dict[str, Any]]], length: int | None) -> None:
+    """Compare one labelled transcript's labels (``own``) with its decision ``d`` (and the
+    outcomes of its criteria), row by row."""
+    unreadable = d["errored"] == [INPUT_CRITERION]
+    general = own.get((None, None))
+    for name, row in rows.items():
+        if name is None:
+            label = own.get((_DECISION_ONLY, None)) or general
+            if label is not None:
+                row.compare(label, "error" if unreadable else d["outcome"], d["score"], length)
+            continue
+        label = own.get((name, None)) or general
+        if label is not None:
+            outcome, score = ("error", None) if unreadable else outcomes[name]
+            row.compare(label, outcome, score, length)
+        for (criterion, message_index), label in own.items():
+            if criterion != name or message_index is None:
+                continue
+            verdicts = [v for v in by_criterion.get(name, [])
+                        if v["message_index"] == message_index]
+            outcome, score = ("error", None) if unreadable else _outcome(verdicts)
+            row.compare(label, outcome, score, length)
 
 
 def refuse_ambiguous(seen: Counter[str], sources: dict[str, list[str]]) -> None:
