@@ -101,6 +101,14 @@ class TokenBucket:
         """Put ``amount`` back (a refund), up to the capacity; negative takes more."""
         self._level = min(self.capacity, self.level() + amount)
 
+    def split(self, parts: int) -> None:
+        """Keep one of ``parts`` equal shares of the limit (the others go to other processes
+        holding the same limit)."""
+        level = self.level()
+        self.capacity /= parts
+        self.rate /= parts
+        self._level = level / parts
+
 
 class RateLimiter:
     """The buckets of one judge's :class:`RateLimits` (see the module docstring)."""
@@ -120,6 +128,14 @@ class RateLimiter:
         """Estimated, then reported, tokens, or ``None``."""
         self._per_byte = 0.25
         self._lock = threading.Lock()
+
+    def split(self, parts: int) -> None:
+        """Keep one of ``parts`` equal shares of each limit: ``parts`` processes (the actors of
+        a cluster) then hold the judge's limits together."""
+        with self._lock:
+            for bucket in (self.requests, self.tokens):
+                if bucket is not None:
+                    bucket.split(parts)
 
     def estimate(self, request: JudgeRequest) -> int:
         """Tokens ``request`` may spend: its prompt's UTF-8 bytes times the tokens per byte seen

@@ -122,6 +122,24 @@ def test_both_limits_wait_for_the_later() -> None:
     assert limiter.reserve(30) == pytest.approx(3.0)  # tokens: 30 at 10 a second
 
 
+def test_split_limiters_hold_the_limit_together() -> None:
+    clock = Clock()
+
+    def actors(limits: RateLimits) -> list[RateLimiter]:
+        limiters = [RateLimiter(limits, period_s=60.0, clock=clock) for _ in range(3)]
+        for limiter in limiters:  # three actors of a cluster, each with its share
+            limiter.split(3)
+        return limiters
+
+    tokens = actors(RateLimits(tokens_per_minute=6000))
+    assert [lim.reserve(2000) for lim in tokens] == [0, 0, 0]  # a minute's tokens, at once
+    assert all(lim.reserve(100) == pytest.approx(3.0) for lim in tokens)  # then 100 / 3 s
+    requests = actors(RateLimits(requests_per_minute=60))
+    waits = [lim.reserve(0) for lim in requests for _ in range(25)]
+    assert sum(w == 0 for w in waits) == 60  # a minute's requests between them, no more
+    assert max(waits) == pytest.approx(5 * 3.0)  # each actor then one request per 3 s
+
+
 # --- the window ----------------------------------------------------------------------------------
 def test_window_halves_once_per_round_of_429s_and_grows_one_slot_per_window() -> None:
     window = Window(8)

@@ -42,6 +42,8 @@ class ActorSpec:
     """Inputs whose Parquet/Arrow chat column is not ``options.messages_column``."""
     marker: Marker | None = None
     """On a cluster of several nodes, the driver's mark in the judge cache folder."""
+    actors: int = 1
+    """Actors of the run: each keeps to its share of a judge's rate limits."""
 
 
 class ReviewBlocks:
@@ -71,6 +73,8 @@ class ReviewBlocks:
             if isinstance(value, JudgeRunner):
                 value.make_window = partial(SharedWindow, self.link, key,
                                             value.max_concurrency)
+                if value.limiter is not None:
+                    value.limiter.split(spec.actors)
 
     def __call__(self, block: pa.Table) -> pa.Table:
         import ray

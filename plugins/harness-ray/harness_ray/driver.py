@@ -105,7 +105,7 @@ def _setup(ray: Any, engine: Engine, sources: list[Source], actors: int | None,
                if s.messages_column != options.messages_column}
     spec = ActorSpec(suite=suite, options=options.replace(workers=1, cache_dir=cache_dir),
                      coordinator=coordinator, max_cost=max_cost, columns=columns,
-                     marker=marker)
+                     marker=marker, actors=size)
     node = None if _is_client(ray) else ray.get_runtime_context().get_node_id()
     return RayRun(ray, spec, size, batch_size, env, node, marker, started)
 
