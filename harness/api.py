@@ -15,7 +15,7 @@ from harness.inputs import Source, iter_entries, parse_record, read_transcripts,
 from harness.judges.budget import limit_cost
 from harness.models import Decision, InputError, Transcript
 from harness.options import RunOptions, default_workers
-from harness.outputs import finalize
+from harness.outputs import LiveOutputs, finalize
 from harness.plugins import Registry
 from harness.rundir import RunWriter, mark_stopped
 from harness.stages import Entry, Finished
@@ -164,17 +164,18 @@ def _engine_options_not_given(options: dict[str, Any], registry: Registry | None
 
 
 def local_batches(engine: Engine, inputs: Sequence[str | Path | Source],
-                  done: dict[int, set[int]], *, limit: int | None = None
+                  done: dict[int, set[int]], *, limit: int | None = None, views: bool = False
                   ) -> Iterator[list[Finished]]:
     """The local engine: every record of ``inputs`` (the first ``limit`` ones) through
     ``engine`` in this process (and its worker processes), numbered ``seq`` across the inputs
-    (:func:`harness.inputs.iter_entries`), ``done`` transcripts left out."""
+    (:func:`harness.inputs.iter_entries`), ``done`` transcripts left out; ``views``: see
+    :meth:`Engine.astream`."""
 
     def entries() -> Iterator[Entry]:
         for seq, source, raw in iter_entries(resolve_inputs(inputs), limit=limit):
             yield seq, source, raw, frozenset(done.get(seq, ()))
 
-    return engine.batches(entries())
+    return engine.batches(entries(), views=views)
 
 
 @dataclass(frozen=True)
@@ -197,14 +198,16 @@ class RunRequest:
             ) -> dict[str, Any]:
         writer = RunWriter(self.run_dir, engine.suite, inputs, options, resume=self.resume,
                            overwrite=self.overwrite, retry_errors=self.retry_errors)
-        batches = batches or (lambda done: local_batches(engine, writer.sources, done,
-                                                         limit=options.limit))
+        # a fresh run writes its outputs as it goes: finalize then reads nothing again
+        live = LiveOutputs(self.run_dir, writer.meta) if writer.fresh else None
+        batches = batches or (lambda done: local_batches(
+            engine, writer.sources, done, limit=options.limit, views=live is not None))
         started, t0 = datetime.now(UTC), time.perf_counter()
         try:
             if self.on_start is not None:
                 self.on_start()
             try:
-                decided, stop = self.journal(writer, batches, on_decision)
+                decided, stop = self.journal(writer, batches, on_decision, live)
             except KeyboardInterrupt:
                 writer.close()
                 mark_stopped(self.run_dir, RunStopped(Stop.INTERRUPTED, "interrupted (Ctrl-C)"))
@@ -218,16 +221,19 @@ class RunRequest:
                        "wall_s": round(wall, 3), "decided_this_run": decided,
                        "skipped_as_done": len(writer.done),
                        "transcripts_per_s": round(decided / wall, 1) if wall > 0 else None}
-            summary = finalize(self.run_dir, timings, stop=stop, workers=options.workers)
+            summary = finalize(self.run_dir, timings, stop=stop, workers=options.workers,
+                               live=live)
         finally:
+            if live is not None:
+                live.out.close()
             writer.release()
         if self.report and stop is None:  # a stopped run's report waits for the resumed run
             _write_report(self.run_dir, engine.registry)
         return summary
 
     def journal(self, writer: RunWriter, batches: Batches,
-                on_decision: Callable[[Finished], None] | None
-                ) -> tuple[int, RunStopped | None]:
+                on_decision: Callable[[Finished], None] | None,
+                live: LiveOutputs | None = None) -> tuple[int, RunStopped | None]:
         """Journal every decision ``batches`` hands out; how many, and why it stopped early."""
         done: dict[int, set[int]] = {}
         for seq, sub in writer.done:
@@ -239,6 +245,8 @@ class RunRequest:
             for batch in stream:
                 for finished in batch:
                     writer.write(finished.seq, finished.sub, finished.json())
+                    if live is not None:
+                        live.add(finished)
                     decided += 1
                     errored += bool(finished.errored)  # a criterion's or the input's
                     if on_decision:

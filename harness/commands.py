@@ -333,12 +333,10 @@ def plugins_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_local(engine: Engine, inputs: list[str], args: argparse.Namespace) -> Any:
-    # the files run_command listed: a folder listed twice could differ in between
-    sources = getattr(args, "sources", None) or \
-        resolve_inputs(inputs, messages_column=getattr(args, "messages_column", "messages"))
-    limit = getattr(args, "limit", None)
-    return lambda done: api.local_batches(engine, sources, done, limit=limit)
+def _start_local(engine: Engine, inputs: list[str], args: argparse.Namespace) -> None:
+    """Nothing to start: :func:`harness.api.run` decides in this process (and its workers),
+    over the files run_command listed (a folder listed twice could differ in between)."""
+    return None
 
 
 @hookimpl

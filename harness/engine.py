@@ -90,15 +90,17 @@ class Engine:
 
     # --- the async core -------------------------------------------------------------------------
     def astream(self, entries: Iterable[Entry], *, ordered: bool = False,
-                chunk_size: int = CHUNK_SIZE) -> AsyncIterator[list[Finished]]:
+                chunk_size: int = CHUNK_SIZE, views: bool = False
+                ) -> AsyncIterator[list[Finished]]:
         """Batches of decided transcripts (:class:`~harness.stages.Finished`), for every record
         of ``entries``, computed on the engine's event loop (relayed to a caller on another).
 
         Each batch holds what was decided since the last one: in completion order, or in input
         order with ``ordered``. ``entries`` are ``(seq, source, payload, skip)`` (see
-        :data:`harness.stages.Entry`).
+        :data:`harness.stages.Entry`). With ``views``, each carries its transcript's
+        :func:`~harness.outputs.train_view` as read (a run's outputs, written as it goes).
         """
-        stream = _Stream(self, entries, ordered, chunk_size).run()
+        stream = _Stream(self, entries, ordered, chunk_size, views).run()
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -107,9 +109,10 @@ class Engine:
             self.context.loop.relay(stream)
 
     def batches(self, entries: Iterable[Entry], *, ordered: bool = False,
-                chunk_size: int = CHUNK_SIZE) -> Iterator[list[Finished]]:
+                chunk_size: int = CHUNK_SIZE, views: bool = False) -> Iterator[list[Finished]]:
         """:meth:`astream` for synchronous code."""
-        return self.context.loop.iterate(_Stream(self, entries, ordered, chunk_size).run())
+        return self.context.loop.iterate(
+            _Stream(self, entries, ordered, chunk_size, views).run())
 
     def _workers_ready(self) -> bool:
         """Whether worker processes can run the front: they rebuild the registry, so it must
@@ -136,9 +139,10 @@ class Engine:
                 initializer=worker_init)
         return self._pool
 
-    def _run_in_worker(self, chunk: list[Entry]) -> asyncio.Future[list[Finished | Pending]]:
+    def _run_in_worker(self, chunk: list[Entry], views: bool = False
+                       ) -> asyncio.Future[list[Finished | Pending]]:
         pool = self._worker_pool()
-        return asyncio.wrap_future(pool.submit(worker_run, self._spec, chunk))
+        return asyncio.wrap_future(pool.submit(worker_run, self._spec, chunk, views))
 
     # --- sync entry points ----------------------------------------------------------------------
     def review(self, items: Iterable[Transcript | InputError],
@@ -192,10 +196,11 @@ class _Stream:
     """
 
     def __init__(self, engine: Engine, entries: Iterable[Entry], ordered: bool,
-                 chunk_size: int) -> None:
+                 chunk_size: int, views: bool = False) -> None:
         self.engine = engine
         self.entries = entries
         self.ordered = ordered
+        self.views = views
         bound = engine.options.max_in_flight
         self.chunk_size = max(1, min(chunk_size, bound))
         self.bound = bound
@@ -303,7 +308,7 @@ class _Stream:
         """Run the front on a chunk: here, or in a worker process."""
         engine = self.engine
         if number > IN_PROCESS_CHUNKS and engine._workers_ready():
-            pending.append(engine._run_in_worker(chunk))
+            pending.append(engine._run_in_worker(chunk, self.views))
             while len(pending) > 2 * engine.options.workers:  # keep every worker busy, no more
                 self.take(await pending.popleft())
             while pending and pending[0].done():
@@ -311,7 +316,7 @@ class _Stream:
             return
         while pending:  # keep input order between in-process and pooled chunks
             self.take(await pending.popleft())
-        self.take(await engine.stage.run(chunk))
+        self.take(await engine.stage.run(chunk, self.views))
         await asyncio.sleep(0)  # let judge calls progress between chunks
 
     def take(self, results: list[Finished | Pending]) -> None:
@@ -335,4 +340,4 @@ class _Stream:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             self.out.put_nowait(exc)
             return
-        self.out.put_nowait(Finished.of(p.seq, p.sub, p.count, decision))
+        self.out.put_nowait(Finished.of(p.seq, p.sub, p.count, decision, view=p.view))

@@ -121,7 +121,8 @@ class RegisterReportTemplates(Protocol):
 class RegisterEngine(Protocol):
     def __call__(self, name: str, add_arguments: Callable[[Any], None],
                  start: Callable[[Engine, list[str], argparse.Namespace],
-                                 Callable[[dict[int, set[int]]], Iterator[list[Finished]]]],
+                                 Callable[[dict[int, set[int]]], Iterator[list[Finished]]]
+                                 | None],
                  help: str = "") -> None:
         """Register one execution engine.
 
@@ -136,7 +137,8 @@ class RegisterEngine(Protocol):
             build the same one where the work runs) and yields what is decided, in batches of
             :class:`harness.stages.Finished`, numbered as the local engine numbers records
             (``seq`` across the inputs, ``sub`` within a record), leaving out ``done`` (``seq ->
-            subs`` decided before a ``--resume``). ``args`` is the parsed command line. The run
+            subs`` decided before a ``--resume``); ``None``: this process decides them (the
+            built-in ``local`` engine). ``args`` is the parsed command line. The run
             directory, resume, error budget, outputs and report stay the core's
             (:func:`harness.api.run`).
         :param help: one line for ``harness run --help``.

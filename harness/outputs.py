@@ -16,7 +16,7 @@ from harness.export.chat import chat_message, record_fields, strict
 from harness.export.dedup import Deduper, messages_key
 from harness.inputs.ids import IdWatch
 from harness.inputs.sources import sealed
-from harness.models import Transcript
+from harness.models import Decision, Transcript, with_defaults
 from harness.policy import criterion_errored
 from harness.rundir import iter_journal, read_meta, write_meta
 from harness.stops import RunStopped
@@ -93,7 +93,11 @@ def _json(value: list[Any] | dict[str, Any]) -> str:
     return orjson.dumps(value).decode()
 
 
-def train_view(item: Any) -> tuple[int, bytes, bytes] | None:
+TrainView = tuple[int, bytes, bytes]
+"""What finalize keeps of a transcript: its message count, ``train.jsonl`` line, duplicate key."""
+
+
+def train_view(item: Any) -> TrainView | None:
     """What finalize needs of a transcript: its length, its ``train.jsonl`` line and its
     duplicate key (:func:`harness.export.dedup.messages_key`, the rule exports follow)."""
     if not isinstance(item, Transcript):
@@ -120,25 +124,33 @@ def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
 
 
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
-             stop: RunStopped | None = None, workers: int = 1) -> dict[str, Any]:
+             stop: RunStopped | None = None, workers: int = 1,
+             live: LiveOutputs | None = None) -> dict[str, Any]:
     """Write results, decisions, train/rejected/errors sets and the summary; return the summary.
 
     Every file is written beside its final name and renamed into place at the end, and
     ``run.json`` says ``finalizing`` meanwhile: a kill leaves either the old outputs or the new
     ones, and a state that says which. The run is ``complete`` once done, or ``stopped`` (it
-    ended early for ``stop`` and can be resumed). ``workers`` processes read the inputs again
-    for a large run.
+    ended early for ``stop`` and can be resumed). The outputs ``live`` wrote while the run
+    decided are kept when they hold the whole journal (one uninterrupted pass); otherwise the
+    journal is read, with the inputs again (``workers`` processes for a large run).
     """
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     write_meta(run_dir, {**meta, "state": "finalizing"})
     suite = meta.get("suite", {})
     stats: dict[str, int] = {}
-    inputs = [i["path"] for i in meta.get("inputs", []) if isinstance(i, dict)]
-    with _Outputs(run_dir, {c["name"]: c for c in suite.get("criteria", [])}, inputs) as out:
-        for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats,
-                                  render=train_view, workers=workers):
-            out.add(entry["decision"], entry["transcript"])
+    if live is not None and stop is None and live.whole():
+        out = live.out
+        out.close()
+    else:
+        if live is not None:
+            live.out.close()
+        specs, inputs = _specs_and_inputs(meta)
+        with _Outputs(run_dir, specs, inputs) as out:
+            for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats,
+                                      render=train_view, workers=workers):
+                out.add(entry["decision"], entry["transcript"])
     state = "stopped" if stop else "complete"
     summary = {
         "suite": {"name": suite.get("name"), "version": suite.get("version")},
@@ -161,6 +173,56 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     meta = read_meta(run_dir)
     write_meta(run_dir, {**meta, "inputs": sealed(meta.get("inputs", [])), "state": state})
     return summary
+
+
+def _specs_and_inputs(meta: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The run's criteria by name and its inputs' names, from its ``run.json``."""
+    specs = {c["name"]: c for c in meta.get("suite", {}).get("criteria", [])}
+    return specs, [i["path"] for i in meta.get("inputs", []) if isinstance(i, dict)]
+
+
+HELD_MOST = 1 << 16
+"""Records :class:`LiveOutputs` holds, at most, waiting for an earlier one."""
+
+
+class LiveOutputs:
+    """The output files written while a fresh run decides, so that finalize reads nothing
+    again: each decided transcript comes with its :func:`train_view` as read (the engine's
+    ``views``), is held until every earlier one has come (decisions complete out of order),
+    and goes to the files in input order, as finalize's pass over the journal would send it.
+
+    A transcript without a view (an engine that takes none) gives up: finalize then reads the
+    journal and the inputs as before.
+    """
+
+    def __init__(self, run_dir: Path, meta: dict[str, Any]) -> None:
+        self.out = _Outputs(run_dir, *_specs_and_inputs(meta))
+        self.given_up = False
+        self.next = 0
+        """The ``seq`` of the first record not yet written."""
+        self.held: dict[int, list[Any]] = {}
+        """Decided transcripts (:class:`~harness.stages.Finished`) by record, not yet written."""
+
+    def add(self, finished: Any) -> None:
+        """One decided transcript (a :class:`~harness.stages.Finished`)."""
+        if self.given_up:
+            return
+        if finished.view is False:
+            self.given_up, self.held = True, {}
+            return
+        self.held.setdefault(finished.seq, []).append(finished)
+        if len(self.held) > HELD_MOST:  # an earlier record never came (none of its transcripts
+            self.given_up, self.held = True, {}  # is handed out): memory stays bounded
+            return
+        while (ready := self.held.get(self.next)) is not None and len(ready) >= ready[0].count:
+            del self.held[self.next]
+            self.next += 1
+            for f in sorted(ready, key=lambda f: f.sub):
+                self.out.add(with_defaults(Decision, orjson.loads(f.json())), f.view)
+
+    def whole(self) -> bool:
+        """Whether every transcript decided went to the files."""
+        return not self.given_up and not self.held
 
 
 class _Outputs:
@@ -192,6 +254,12 @@ class _Outputs:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the files (again: nothing)."""
+        if self.train.closed:
+            return
         for fh in (self.train, self.rejected, self.errors):
             fh.close()
         self.results.close()

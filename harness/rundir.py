@@ -479,7 +479,9 @@ class RunWriter:
             material = verdict_material(suite, options.verdict_options())
             fingerprint = _digest(material)
             described = describe_sources(self.sources)
-            if resume and journal.exists():
+            self.fresh = not (resume and journal.exists())
+            """Whether the journal starts empty (not a resumed run)."""
+            if not self.fresh:
                 meta = self._resumed(material, described, retry_errors)
             else:
                 for name in (JOURNAL, *OUTPUTS):

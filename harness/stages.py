@@ -13,11 +13,12 @@ import pickle
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from harness.inputs.reader import decode, parse_record
 from harness.models import Decision, InputError, Transcript, Verdict, compact_json
 from harness.options import RunOptions
+from harness.outputs import TrainView, train_view
 from harness.plan import Plan
 from harness.policy import input_error_decision
 from harness.suite import Suite
@@ -29,6 +30,8 @@ Entry = tuple[int, str, Any, frozenset[int]]
 """``(seq, source, payload, skip)``: a record's position in the input, where it was read, the
 record (raw bytes, a decoded dict, an exception, or a parsed Transcript / InputError), and the
 indexes of its transcripts to leave out (already decided, on resume)."""
+View = TrainView | None | Literal[False]
+"""A transcript's train view, ``None`` for an unreadable record, ``False`` when not taken."""
 
 
 @dataclass(slots=True)
@@ -47,15 +50,18 @@ class Finished:
     errored: tuple[str, ...] = ()
     decision: Decision | None = None
     line: bytes | None = None
+    view: View = False
+    """The transcript's :func:`~harness.outputs.train_view` as read (``None``: an unreadable
+    record), when the engine was asked for views; ``False`` when not."""
 
     @classmethod
     def of(cls, seq: int, sub: int, count: int, decision: Decision,
-           serialize: bool = False) -> Finished:
+           serialize: bool = False, view: View = False) -> Finished:
         line = None
         if serialize:
             decision, line = recordable(decision)
         return cls(seq, sub, count, decision.outcome, decision.source, tuple(decision.errored),
-                   None if serialize else decision, line)
+                   None if serialize else decision, line, view)
 
     def json(self) -> bytes:
         """The decision as JSON."""
@@ -84,6 +90,7 @@ class Pending:
     transcript: Transcript
     verdicts: list[Verdict]
     blocked: str | None
+    view: View = False
 
 
 RECORD_CRITERION = "record"
@@ -130,7 +137,10 @@ class SyncStage:
         self.serialize = serialize
         """Hand decisions out as JSON (in worker processes: cheaper to send than objects)."""
 
-    async def run(self, chunk: Sequence[Entry]) -> list[Finished | Pending]:
+    async def run(self, chunk: Sequence[Entry], views: bool = False
+                  ) -> list[Finished | Pending]:
+        """The chunk's decided transcripts, and those left for the async tail; with ``views``,
+        each carries its transcript's :func:`~harness.outputs.train_view`, taken as read."""
         out: list[Finished | Pending] = []
         items: list[tuple[int, int, int, Transcript | InputError]] = []
         for entry in chunk:
@@ -145,21 +155,23 @@ class SyncStage:
         # code: one that edits its transcript changes neither its id nor the outputs, which
         # are built from the inputs, never from these objects)
         names = [(t.id, t.source) for t in transcripts]
+        seen: list[View] = [train_view(t) for t in transcripts] if views \
+            else [False] * len(transcripts)
         verdicts, blocked = await self.plan.run_front(transcripts)
         n = 0
         for seq, sub, count, value in items:
             if isinstance(value, InputError):
                 out.append(Finished.of(seq, sub, count, input_error_decision(value),
-                                       self.serialize))
+                                       self.serialize, None if views else False))
                 continue
-            found, gate, (tid, source) = verdicts[n], blocked.get(n), names[n]
+            found, gate, (tid, source), view = verdicts[n], blocked.get(n), names[n], seen[n]
             n += 1
             if self.plan.has_tail:
                 value.id, value.source = tid, source
-                out.append(Pending(seq, sub, count, value, found, gate))
+                out.append(Pending(seq, sub, count, value, found, gate, view))
             else:
                 decision = self.plan.decide(value, found, (tid, source))
-                out.append(Finished.of(seq, sub, count, decision, self.serialize))
+                out.append(Finished.of(seq, sub, count, decision, self.serialize, view))
         return out
 
 
@@ -212,7 +224,8 @@ def _stage(spec: bytes) -> SyncStage:
     return SyncStage(plan, plan.registry.formats, serialize=True)
 
 
-def worker_run(spec: bytes, chunk: list[Entry]) -> list[Finished | Pending]:
+def worker_run(spec: bytes, chunk: list[Entry], views: bool = False
+               ) -> list[Finished | Pending]:
     """Run the stage ``spec`` describes on a chunk (in a worker process)."""
     stage = _stage(spec)
-    return stage.plan.context.loop.run(stage.run(chunk))
+    return stage.plan.context.loop.run(stage.run(chunk, views))
