@@ -102,7 +102,10 @@ def _usage_line(summary: dict[str, Any]) -> str | None:
         return None
     priced = (f"cost ${cost:.4f}" if cost is not None else
               "cost unknown (set the judge's price_in_per_mtok / price_out_per_mtok)")
-    return f"judge tokens: {tokens_in:,} in, {tokens_out:,} out; {priced}"
+    cached = usage.get("tokens_cached") or 0
+    hits = (f" ({cached / tokens_in:.0%} of them from the provider's prompt cache)"
+            if cached and tokens_in else "")
+    return f"judge tokens: {tokens_in:,} in{hits}, {tokens_out:,} out; {priced}"
 
 
 
