@@ -2,10 +2,16 @@
 
 The endpoint is an aiohttp server in its own process (this script with ``--serve``) answering
 every chat completion after a latency drawn from a seeded sequence (the same sequence for every
-contender: ``POST /reset`` rewinds it). Two scenarios:
+contender: ``POST /reset`` rewinds it). Three scenarios:
 
 - ``fixed``: 50 ms per answer, concurrency 64;
 - ``lognormal``: median 500 ms, sigma 1 (a long tail), concurrency 256;
+- ``tpm``: 50 ms per answer, concurrency 64, and a tokens-per-minute limit the endpoint enforces
+  (each answer costs the 415 tokens its usage reports; past the limit, a 429 with
+  ``Retry-After``), with a "minute" of 2 s so that a run outlasts several: ``harness`` with and
+  without ``tokens_per_minute`` set at the limit (the judge's minute shortened the same way),
+  with the 429s met and the tokens per second once the first minute's burst is spent, as a
+  share of the limit;
 
 each over ``--n`` transcripts (default 1,500). Contenders, side by side:
 
@@ -50,6 +56,8 @@ ANSWER = "The answer is correct, clear and addresses the question.\nVERDICT: PAS
 SCENARIOS = {
     "fixed": {"latency": "fixed", "median": 0.05, "sigma": 0.0, "concurrency": 64},
     "lognormal": {"latency": "lognormal", "median": 0.5, "sigma": 1.0, "concurrency": 256},
+    "tpm": {"latency": "fixed", "median": 0.05, "sigma": 0.0, "concurrency": 64,
+            "tpm": 80_000, "period": 2.0},
 }
 
 
@@ -76,12 +84,28 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def serve(latency: str, median: float, sigma: float, seed: int) -> None:
-    """Run the endpoint; print its base URL; answer until killed."""
+def serve(latency: str, median: float, sigma: float, seed: int, tpm: int = 0,
+          period: float = 60.0) -> None:
+    """Run the endpoint; print its base URL; answer until killed. With ``tpm``, answer at most
+    that many tokens per ``period`` seconds (a bucket refilled continuously), else a 429."""
     import orjson
     from aiohttp import web
 
-    state = {"rng": random.Random(seed)}
+    state: dict[str, Any] = {"rng": random.Random(seed)}
+    limit = {"level": float(tpm), "at": time.monotonic(), "throttled": 0, "admitted": []}
+
+    def take(tokens: int) -> float:
+        """0 when the limit allows ``tokens`` now (taken), else the seconds until it would."""
+        now, rate = time.monotonic(), tpm / period
+        level = min(float(tpm), limit["level"] + (now - limit["at"]) * rate)
+        limit["at"] = now
+        if level < tokens:
+            limit["level"] = level
+            limit["throttled"] += 1
+            return (tokens - level) / rate
+        limit["level"] = level - tokens
+        limit["admitted"].append((now, tokens))
+        return 0.0
 
     def delay() -> float:
         if latency == "fixed":
@@ -90,20 +114,33 @@ def serve(latency: str, median: float, sigma: float, seed: int) -> None:
 
     async def completions(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
+        answer = _completion(body)
+        if tpm and (refused := take(answer["usage"]["total_tokens"])):
+            headers = {"Retry-After": str(math.ceil(refused)),
+                       "retry-after-ms": str(math.ceil(refused * 1000))}
+            error = {"error": {"message": "Rate limit reached for tokens per min (TPM)",
+                               "code": "rate_limit_exceeded"}}
+            return web.Response(status=429, body=orjson.dumps(error), headers=headers,
+                                content_type="application/json")
         wait = delay()
         if wait > 0:
             await asyncio.sleep(wait)
-        return web.Response(body=orjson.dumps(_completion(body)),
-                            content_type="application/json")
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
     async def reset(request: web.Request) -> web.Response:
         state["rng"] = random.Random(seed)
+        limit.update(level=float(tpm), at=time.monotonic(), throttled=0, admitted=[])
         return web.Response(text="ok")
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps({k: limit[k] for k in ("throttled", "admitted")}),
+                            content_type="application/json")
 
     async def main() -> None:
         app = web.Application(client_max_size=16 * 2**20)
         app.router.add_post("/v1/chat/completions", completions)
         app.router.add_post("/reset", reset)
+        app.router.add_get("/stats", stats)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
@@ -118,9 +155,11 @@ def serve(latency: str, median: float, sigma: float, seed: int) -> None:
 class Endpoint:
     """The endpoint process for one scenario."""
 
-    def __init__(self, latency: str, median: float, sigma: float, seed: int = 0) -> None:
+    def __init__(self, latency: str, median: float, sigma: float, seed: int = 0,
+                 tpm: int = 0, period: float = 60.0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", latency, str(median), str(sigma), str(seed)],
+            [sys.executable, __file__, "--serve", latency, str(median), str(sigma), str(seed),
+             str(tpm), str(period)],
             stdout=subprocess.PIPE, text=True,
         )
         assert self.proc.stdout is not None
@@ -131,6 +170,14 @@ class Endpoint:
 
         urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - local endpoint
             self.base_url.removesuffix("/v1") + "/reset", method="POST")).read()
+
+    def stats(self) -> dict[str, Any]:
+        """The limit's counts since the last reset: ``throttled``, ``admitted``."""
+        import urllib.request
+
+        with urllib.request.urlopen(  # noqa: S310 - local endpoint
+                self.base_url.removesuffix("/v1") + "/stats") as resp:
+            return json.loads(resp.read())
 
     def close(self) -> None:
         self.proc.terminate()
@@ -165,23 +212,23 @@ def transcripts(n: int, offset: int = 0) -> list[Any]:
     ]
 
 
-def suite_file(folder: Path, base_url: str, concurrency: int) -> Path:
+def suite_file(folder: Path, base_url: str, concurrency: int, extra: str = "") -> Path:
     path = folder / "suite.yaml"
     path.write_text(
         "name: bench-judge\n"
         f"judge:\n  name: openai/bench\n  base_url: {base_url}\n"
-        f"  max_concurrency: {concurrency}\n  timeout_s: 120\n"
+        f"  max_concurrency: {concurrency}\n  timeout_s: 120\n{extra}"
         "criteria:\n  - name: helpful\n    kind: llm_judge\n    rubric_file: helpfulness\n"
     )
     return path
 
 
 # --- contenders ----------------------------------------------------------------------------------
-def run_harness(endpoint: Endpoint, n: int, concurrency: int) -> dict[str, Any]:
+def run_harness(endpoint: Endpoint, n: int, concurrency: int, extra: str = "") -> dict[str, Any]:
     from harness import Engine
 
     with tempfile.TemporaryDirectory() as tmp:
-        suite = suite_file(Path(tmp), endpoint.base_url, concurrency)
+        suite = suite_file(Path(tmp), endpoint.base_url, concurrency, extra)
         with Engine(suite, registry()) as engine:  # no cache_dir: every judgement calls
             list(engine.review(transcripts(min(n, concurrency), offset=10**6)))  # warm-up
             endpoint.reset()
@@ -190,8 +237,9 @@ def run_harness(endpoint: Endpoint, n: int, concurrency: int) -> dict[str, Any]:
             decisions = list(engine.review(items))
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     outcomes = {o: sum(d.outcome == o for d in decisions) for o in ("pass", "fail", "error")}
-    assert outcomes["pass"] == n, outcomes
-    return {"per_s": n / wall, "wall_s": wall, "cpu_ms": cpu / n * 1000}
+    assert outcomes["pass"] + outcomes["error"] == n, outcomes
+    return {"per_s": n / wall, "wall_s": wall, "cpu_ms": cpu / n * 1000,
+            "errored": outcomes["error"]}
 
 
 def prompts(endpoint: Endpoint, n: int) -> list[bytes]:
@@ -348,19 +396,47 @@ def client_cpu(endpoint: Endpoint, calls: int = 2000, concurrency: int = 16,
             return asyncio.run(measure())
 
 
+def tpm_scenario(sc: dict[str, Any], n: int) -> None:
+    """The endpoint with a tokens-per-minute limit: harness without and with the option."""
+    from harness.judges import ratelimit
+
+    tpm, period, conc = sc["tpm"], sc["period"], sc["concurrency"]
+    rate = tpm / period
+    print(f"\ntpm: 50 ms fixed, concurrency {conc}, a limit of {tpm:,} tokens per \"minute\" "
+          f"of {period:g} s ({rate:,.0f} tokens/s: {rate / 415:.0f} judgements/s)")
+    print(f"  {'contender':<22} {'judg/s':>7} {'seconds':>8} {'429s':>12} {'errors':>7} "
+          f"{'tokens/s vs limit':>18} {'client CPU ms/judg':>19}")
+    ratelimit.MINUTE_S = period  # the judge's minute, like the endpoint's
+    endpoint = Endpoint(sc["latency"], sc["median"], sc["sigma"], tpm=tpm, period=period)
+    try:
+        for who, extra in (("harness", ""),
+                           ("harness, tokens_per_min", f"  tokens_per_minute: {tpm}\n")):
+            r = run_harness(endpoint, n, conc, extra)
+            stats = endpoint.stats()
+            admitted, throttled = stats["admitted"], stats["throttled"]
+            start = admitted[0][0] + period  # once the first minute's burst is spent
+            late = sum(tokens for t, tokens in admitted if t > start)
+            share = late / max(1e-9, admitted[-1][0] - start) / rate
+            refused = f"{throttled} ({throttled / (throttled + len(admitted)):.0%})"
+            print(f"  {who:<22} {r['per_s']:>7.1f} {r['wall_s']:>8.2f} {refused:>12} "
+                  f"{r['errored']:>7} {share:>18.2f} {r['cpu_ms']:>19.3f}")
+    finally:
+        endpoint.close()
+        ratelimit.MINUTE_S = 60.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1500, help="transcripts per run")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--no-inspect", action="store_true", help="skip inspect-ai")
     parser.add_argument("--inspect-python", help="a Python that has inspect-ai installed")
-    parser.add_argument("--serve", nargs=4, metavar=("LATENCY", "MEDIAN", "SIGMA", "SEED"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
     parser.add_argument("--inspect-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        latency, median, sigma, seed = args.serve
-        serve(latency, float(median), float(sigma), int(seed))
+        latency, median, sigma, seed, tpm, period = args.serve
+        serve(latency, float(median), float(sigma), int(seed), int(tpm), float(period))
         return
     if args.inspect_child:
         url, data, conc, log_dir = args.inspect_child
@@ -379,6 +455,9 @@ def main() -> None:
           "the endpoint is a separate process")
     for name in args.scenarios:
         sc = SCENARIOS[name]
+        if "tpm" in sc:
+            tpm_scenario(sc, args.n)
+            continue
         endpoint = Endpoint(sc["latency"], sc["median"], sc["sigma"])
         try:
             conc = sc["concurrency"]
@@ -390,6 +469,7 @@ def main() -> None:
             bodies = prompts(endpoint, args.n)
             results = {"bare aiohttp": run_bare(endpoint, bodies, conc),
                        "harness": run_harness(endpoint, args.n, conc)}
+            assert results["harness"]["errored"] == 0, results["harness"]
             if with_inspect:
                 try:
                     results["inspect-ai"] = run_inspect(endpoint, bodies, conc, inspect_python)

@@ -76,6 +76,7 @@ class Cascade(Criterion):
 
     kind = "cascade"
     Config = CascadeConfig
+    config: CascadeConfig
 
     def __init__(self, spec: CriterionSpec, config: CascadeConfig, context: SuiteContext):
         super().__init__(spec, config, context)

@@ -27,6 +27,7 @@ from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.models import Span, Transcript, Verdict
 from harness.suite import CriterionSpec, SuiteError
+from harness.targets import Field as TextField
 from harness.targets import Target, select
 
 EMBEDDED = "embedding"
@@ -79,11 +80,13 @@ class Classifier(Criterion):
     kind = "classifier"
     in_workers = False  # torch spreads each batch over every core already
     Config = ClassifierConfig
+    config: ClassifierConfig
     cost = 2
 
     def __init__(self, spec: CriterionSpec, config: ClassifierConfig, context: SuiteContext):
         super().__init__(spec, config, context)
         where = f"{spec.origin}: criterion '{spec.name}' (classifier)"
+        backend: str | None
         if config.model == EMBEDDED:
             model, backend = EMBEDDED, config.backend or EMBEDDED
         else:
@@ -121,7 +124,7 @@ class Classifier(Criterion):
             raise SuiteError(f"{where}: label '{config.label}' is not one of the model's labels "
                              f"{labels}")
 
-    def _verdict(self, units: list[tuple[int, str, str]],
+    def _verdict(self, units: list[tuple[int, TextField, str]],
                  probs: list[dict[str, float]]) -> Verdict:
         c = self.config
         if not units:

@@ -86,6 +86,7 @@ from harness.judges.prompting import (
     quote_later,
     render_conversation,
 )
+from harness.judges.ratelimit import RATE_KEYS, RateLimits
 from harness.judges.records import (
     RUBRIC_HASH_LEN,
     CallRecord,
@@ -114,7 +115,7 @@ RUBRICS_DIR = Path(__file__).parent / "rubrics"
 """Built-in rubric templates, usable by name in ``rubric_file``."""
 RETRY_KEYS = set(RetryPolicy.model_fields)
 """Keys of a judge mapping that configure the runner's :class:`RetryPolicy`."""
-RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS | BATCH_KEYS
+RUNNER_KEYS = {"max_concurrency"} | RETRY_KEYS | BATCH_KEYS | RATE_KEYS
 """Keys of a judge mapping that configure the runner rather than the backend."""
 RESERVED = {
     "conversation", "context", "last_assistant", "last_user", "text", "messages", "metadata",
@@ -222,10 +223,15 @@ def judge_name(value: str | dict[str, Any]) -> str:
 def resolve_judge(
     criterion_judge: str | dict[str, Any] | None, context: SuiteContext
 ) -> tuple[str, dict[str, Any]]:
-    """The judge to use and its options: ``--judge`` > the criterion's > the suite's."""
+    """The judge to use and its options: ``--judge`` > the criterion's > the suite's. A judge
+    named like one it replaces takes that one's settings (endpoint, prices, limits), the rule
+    ``--judge`` follows: a panel member or ``judges:`` entry naming the suite's judge is that
+    judge."""
     candidates = [v for v in (criterion_judge, context.judge) if v is not None]
     if context.judge_override:  # keeps the replaced judge's endpoint (harness.judges.override)
         candidates = [apply_override(context.judge_override, candidates)]
+    elif len(candidates) == 2 and judge_name(candidates[0]) == judge_name(candidates[1]):
+        candidates = [apply_override(candidates[0], candidates[1:])]
     if not candidates:
         raise ValueError("no judge: set `judge:` on the criterion or the suite, or use --judge")
     value = candidates[0]
@@ -244,14 +250,14 @@ class _AnyValue(Fenced):
             raise AttributeError(name)
         return _AnyValue(self)
 
-    def __getitem__(self, key: Any) -> _AnyValue:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> _AnyValue:
         return _AnyValue(self)
 
     def __iter__(self) -> Any:
         return iter(())
 
 
-class _AnyMetadata(dict):  # type: ignore[type-arg]
+class _AnyMetadata(dict[Any, Any]):
     """Sample metadata: every key exists (transcripts differ; a missing key is a runtime error)."""
 
     def __init__(self, nonce: str):
@@ -286,6 +292,7 @@ class LLMJudge(Criterion):
 
     kind = "llm_judge"
     Config = LLMJudgeConfig
+    config: LLMJudgeConfig
     cost = 3
     expensive = True
     is_async = True
@@ -401,11 +408,12 @@ class LLMJudge(Criterion):
         policy = RetryPolicy(**{k: options[k] for k in RETRY_KEYS if k in options})
         max_concurrency = options.get("max_concurrency")
         batch = BatchOptions(**{k: options[k] for k in BATCH_KEYS if k in options})
+        rates = RateLimits(**{k: options[k] for k in RATE_KEYS if k in options})
 
         def make() -> JudgeRunner:
             return JudgeRunner(factory(model, backend_opts), max_concurrency=max_concurrency,
                                policy=policy, budget=cost_budget(self.context), batch=batch,
-                               journal_dir=self.context.cache_dir)
+                               journal_dir=self.context.cache_dir, rate_limits=rates)
 
         return self.context.shared(f"judge-runner:{name}|{canonical_json(options)}", make)
 
@@ -587,10 +595,11 @@ class LLMJudge(Criterion):
             gathered = await asyncio.gather(
                 *(self._one(req, r) for r, req in enumerate(requests)), return_exceptions=True
             )
+            outcomes = []
             for outcome in gathered:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeCallFailed):
                     raise outcome
-            outcomes = gathered  # type: ignore[assignment]
+                outcomes.append(outcome)
         return self.combine_outcomes(outcomes, time.monotonic() - started)
 
     def combine_outcomes(self, outcomes: list[JudgeOutcome | JudgeCallFailed], elapsed: float,

@@ -141,7 +141,10 @@ class Pairwise(Criterion):
         self.inner = LLMJudge(spec, inner, context)
 
     def evaluate(self, transcript: Transcript) -> Result:
-        return self.evaluate_batch([transcript])[0]  # type: ignore[return-value]
+        [result] = self.evaluate_batch([transcript])
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         return self.context.loop.run(self.evaluate_batch_async(transcripts))
@@ -200,12 +203,12 @@ class Pairwise(Criterion):
         bad = [v for v in (ab, ba) if v.outcome != "pass" and v.outcome != "fail"]
         if bad:
             reason = "; ".join(v.explanation for v in bad)
-            return tuple(  # type: ignore[return-value]
-                Verdict(outcome="error", explanation=f"pairwise judge: {reason}",
-                        details={**shared, "partner": other.id, "orders": orders,
-                                 "pair_first": n == 0},
-                        **(cost if n == 0 else {}))
-                for n, other in enumerate((second, first)))
+            errors = [Verdict(outcome="error", explanation=f"pairwise judge: {reason}",
+                              details={**shared, "partner": other.id, "orders": orders,
+                                       "pair_first": n == 0},
+                              **(cost if n == 0 else {}))
+                      for n, other in enumerate((second, first))]
+            return errors[0], errors[1]
         first_wins = [ab.outcome == "pass", ba.outcome == "fail"]
         p_first = ((ab.score if ab.score is not None else float(first_wins[0]))
                    + (1.0 - ba.score if ba.score is not None else float(first_wins[1]))) / 2

@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field, field_validator
 from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.judges.base import JudgeUnavailable
-from harness.models import Transcript, Verdict
+from harness.models import Outcome, Transcript, Verdict
 from harness.plan import evaluate
 from harness.policy import ABSTAINED, to_verdict
 from harness.suite import COMMON_KEYS, CriterionSpec, SuiteError, validate_config
@@ -141,7 +141,7 @@ def combine(panel: Panel, named: Sequence[tuple[str, Verdict]]) -> Verdict:
     n = p + f + e
     decided = votes["pass"] + votes["fail"]
     mean = sum(_score_of(v) for v in decided) / len(decided) if decided else None
-    outcome: str
+    outcome: Outcome | Literal["abstain"]
     disagree = False
     if n == 0:
         outcome = "abstain"
@@ -199,7 +199,7 @@ def combine(panel: Panel, named: Sequence[tuple[str, Verdict]]) -> Verdict:
                            if v.outcome == "error")
         explanation += f"; {errors}" if errors else ""
     score = None if mean is None else min(1.0, max(0.0, mean))
-    return Verdict(outcome=outcome, score=score,  # type: ignore[arg-type]
+    return Verdict(outcome=outcome, score=score,
                    explanation=explanation[:4000], details=details, **common)
 
 
@@ -252,16 +252,19 @@ class PanelCriterion(Criterion):
         self.members = [(raw["name"], self._build(raw)) for raw in config.members]
         criteria = [m for _, m in self.members]
         # instance attributes: the engine orders and places a panel by what its members need
-        self.cost = max(m.cost for m in criteria)  # type: ignore[misc]
-        self.expensive = any(m.expensive for m in criteria)  # type: ignore[misc]
-        self.in_workers = all(m.in_workers for m in criteria)  # type: ignore[misc]
-        self.is_async = any(m.is_async for m in criteria)  # type: ignore[misc]
+        self.cost = max(m.cost for m in criteria)
+        self.expensive = any(m.expensive for m in criteria)
+        self.in_workers = all(m.in_workers for m in criteria)
+        self.is_async = any(m.is_async for m in criteria)
 
     def _build(self, raw: dict[str, Any]) -> Criterion:
         return build_member(self, raw)
 
     def evaluate(self, transcript: Transcript) -> Result:
-        return self.evaluate_batch([transcript])[0]  # type: ignore[return-value]
+        [result] = self.evaluate_batch([transcript])
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]) -> list[Result | BaseException]:
         return self.context.loop.run(self.evaluate_batch_async(transcripts))

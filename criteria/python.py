@@ -25,16 +25,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from types import FrameType, ModuleType
-from typing import Any, NoReturn
+from types import FrameType, ModuleType, TracebackType
+from typing import Any, NoReturn, cast
 
 from pydantic import Field
 
-from harness.criterion import Criterion, CriterionConfig, Result
+from harness.criterion import Criterion, CriterionConfig, Result, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.models import Transcript, Verdict
-from harness.suite import SuiteError
+from harness.suite import CriterionSpec, SuiteError
 
 
 class PythonConfig(CriterionConfig):
@@ -101,7 +102,8 @@ class CallGuard:
             self.previous_timer = signal.setitimer(signal.ITIMER_REAL, 0)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.active = False
         if self.alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -110,7 +112,7 @@ class CallGuard:
             if delay > 0:
                 left = delay - (time.monotonic() - self.started)
                 signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), interval)
-        self._exits.__exit__(*exc_info)
+        self._exits.__exit__(exc_type, exc, tb)
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         if self.active:
@@ -190,9 +192,9 @@ def import_function(ref: str, search_dir: str | None = None) -> Callable[..., An
     with their own ``checks.py`` do not get each other's functions.
     """
     module_name, _, attr = ref.partition(":")
-    added = search_dir is not None and search_dir not in sys.path
-    if added:
-        sys.path.insert(0, search_dir)
+    added = search_dir if search_dir is not None and search_dir not in sys.path else None
+    if added is not None:
+        sys.path.insert(0, added)
     try:
         local = Path(search_dir or ".") / (module_name.replace(".", "/") + ".py")
         if search_dir is not None and local.is_file():
@@ -200,14 +202,14 @@ def import_function(ref: str, search_dir: str | None = None) -> Callable[..., An
         else:
             module = importlib.import_module(module_name)
     finally:
-        if added:
-            sys.path.remove(search_dir)
+        if added is not None:
+            sys.path.remove(added)
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{ref} is not callable")
-    return obj
+    return cast("Callable[..., Any]", obj)
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -231,9 +233,10 @@ class Python(Criterion):
 
     kind = "python"
     Config = PythonConfig
+    config: PythonConfig
     cost = 1
 
-    def __init__(self, spec, config: PythonConfig, context) -> None:
+    def __init__(self, spec: CriterionSpec, config: PythonConfig, context: SuiteContext) -> None:
         super().__init__(spec, config, context)
         self.pass_threshold = config.threshold
         self.suite_dir = Path(context.suite_dir).resolve() if context.suite_dir else None
@@ -268,7 +271,7 @@ class Python(Criterion):
         with CallGuard() as guard:
             for transcript in transcripts:
                 try:
-                    results.append(guard.call(lambda t=transcript: function(t, **args), limit))
+                    results.append(guard.call(partial(function, transcript, **args), limit))
                 except Exception as exc:  # noqa: BLE001 - fail closed, per transcript
                     results.append(Verdict(
                         outcome="error", explanation=f"{type(exc).__name__}: {exc}",

@@ -20,15 +20,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from functools import reduce
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import regex
 from pydantic import Field, field_validator
 
-from harness.criterion import Criterion, CriterionConfig
+from harness.criterion import Criterion, CriterionConfig, SuiteContext
 from harness.hookspecs import hookimpl
 from harness.models import Span, Transcript, Verdict, trusted
-from harness.suite import SuiteError
+from harness.suite import CriterionSpec, SuiteError
 from harness.targets import Target, select
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ FLAGS = {"IGNORECASE": regex.IGNORECASE, "I": regex.IGNORECASE, "MULTILINE": reg
          "VERBOSE": regex.VERBOSE, "X": regex.VERBOSE, "ASCII": regex.ASCII, "A": regex.ASCII}
 MAX_SPANS = 20
 """Evidence spans kept per verdict."""
-_new, _set = Verdict.__new__, object.__setattr__  # as models.trusted builds a verdict
 
 
 class RegexConfig(CriterionConfig):
@@ -115,7 +114,7 @@ def required_literals(pattern: str, flags: int = 0) -> list[tuple[str, bool]] | 
     return [(text, bool(flags & regex.IGNORECASE)) for text, flags in found]
 
 
-def _needed(node: object, core: object) -> list[tuple[str, int]] | None:
+def _needed(node: Any, core: Any) -> list[tuple[str, int]] | None:
     """Literals (with case flags) one of which every match of ``node`` contains, or ``None``.
 
     Conservative: a node kind not named here contributes nothing.
@@ -178,9 +177,10 @@ class Regex(Criterion):
 
     kind = "regex"
     Config = RegexConfig
+    config: RegexConfig
     cost = 0
 
-    def __init__(self, spec, config: RegexConfig, context) -> None:
+    def __init__(self, spec: CriterionSpec, config: RegexConfig, context: SuiteContext) -> None:
         super().__init__(spec, config, context)
         flags = reduce(lambda a, b: a | b, (FLAGS[f] for f in config.flags), 0)
         try:
@@ -194,14 +194,10 @@ class Regex(Criterion):
         self._not_found = self._verdict([])
 
     def not_found(self) -> Verdict:
-        """A new verdict equal to the one :meth:`evaluate` gives where the pattern is not
-        found (a copy, cheaper to make: a regex group makes one per transcript)."""
-        verdict = _new(Verdict)
-        _set(verdict, "__dict__", {**self._not_found.__dict__, "evidence": [], "details": {}})
-        _set(verdict, "__pydantic_fields_set__", set(self._not_found.__pydantic_fields_set__))
-        _set(verdict, "__pydantic_extra__", None)
-        _set(verdict, "__pydantic_private__", None)
-        return verdict
+        """The verdict :meth:`evaluate` gives where the pattern is not found: one object,
+        shared (a regex group hands it out for every transcript its scan cleared; the plan
+        stamps a copy once per batch)."""
+        return self._not_found
 
     def evaluate(self, transcript: Transcript) -> Verdict:
         limit = self.config.timeout_s
@@ -244,12 +240,12 @@ class Regex(Criterion):
                        score=1.0 if passed else 0.0, evidence=spans, explanation=explanation)
 
     @classmethod
-    def group(cls, criteria: Sequence[Regex]) -> RegexGroup:
+    def group(cls, criteria: Sequence[Criterion]) -> RegexGroup:
         """The criteria judged together, each text scanned once for all their patterns
         (:class:`~harness_criteria.regex_set.RegexGroup`)."""
         from harness_criteria.regex_set import RegexGroup
 
-        return RegexGroup(criteria)
+        return RegexGroup(cast("Sequence[Regex]", criteria))  # the plan groups one kind
 
 
 def _left(deadline: float) -> float:

@@ -37,12 +37,14 @@ from typing import TYPE_CHECKING, Any
 import regex
 from regex import _regex
 
+from harness.criterion import Result
 from harness.models import Transcript, Verdict
 from harness.targets import select
 
 if TYPE_CHECKING:
     from harness_criteria.regex import Regex
 
+hyperscan: Any
 try:
     import hyperscan
 except ImportError:  # pragma: no cover - no wheel for this platform: each criterion alone
@@ -140,7 +142,9 @@ class _Translator:
         """``match`` of a pattern made of ``node`` alone, compiled by the ``regex`` module."""
         core = self.core
         code = core._flatten_code(node.compile(False) + [(core.OP.SUCCESS,)])
-        return _regex.compile("", self.flags, code, {}, {}, {}, [], 0, (), 0, 0).match
+        match: Callable[[str], Any] = _regex.compile(
+            "", self.flags, code, {}, {}, {}, [], 0, (), 0, 0).match
+        return match
 
 
 def _class(members: list[int], others: str) -> str:
@@ -226,11 +230,11 @@ class RegexGroup:
         return [c for n, c in enumerate(self.criteria) if n in both]
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]
-                       ) -> list[list[Verdict | BaseException]]:
+                       ) -> list[list[Result | BaseException]]:
         """Each criterion's verdict on each transcript (``[criterion][transcript]``), each
         equal to what ``criterion.evaluate(transcript)`` returns (an exception it raised in
         its place)."""
-        out = []
+        out: list[list[Result | BaseException]] = []
         for criterion, searched in zip(self.criteria, self.searched(transcripts), strict=True):
             not_found = criterion.not_found
             out.append([searched[i] if i in searched else not_found()

@@ -14,7 +14,7 @@ Both stream: the state is a few counters per category, never the units.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,11 +32,11 @@ class Agreement:
         """Raters of the panel (the most ratings any unit was meant to have)."""
         self.fleiss_units: Counter[int] = Counter()
         """Complete units, per number of raters."""
-        self.fleiss_p_sum: Counter[int] = Counter()
+        self.fleiss_p_sum: defaultdict[int, float] = defaultdict(float)
         """Sum of the units' observed agreement P_i, per number of raters."""
         self.fleiss_totals: dict[int, Counter[str]] = {}
         """Ratings per category over the complete units, per number of raters."""
-        self.coincidence: Counter[tuple[str, str]] = Counter()
+        self.coincidence: defaultdict[tuple[str, str], float] = defaultdict(float)
         """Krippendorff's coincidence matrix (ordered pairs of categories)."""
 
     def add(self, ratings: Iterable[str | None], raters: int | None = None) -> None:
@@ -76,7 +76,7 @@ class Agreement:
 
     def krippendorff_alpha(self) -> float | None:
         """Krippendorff's alpha (nominal) over the units with two ratings or more."""
-        n_c: Counter[str] = Counter()
+        n_c: defaultdict[str, float] = defaultdict(float)
         for (c, _), value in self.coincidence.items():
             n_c[c] += value
         n = sum(n_c.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,8 +74,9 @@ def review(
     if isinstance(suite, Engine):
         yield from suite.review(iter_items(transcripts, suite.registry, input_format), batch_size)
         return
-    options = RunOptions(judge=judge, all_criteria=all_criteria, cache_dir=cache_dir,
-                         input_format=input_format, plugins_dir=plugins_dir)
+    options = RunOptions(judge=judge, all_criteria=all_criteria, input_format=input_format,
+                         cache_dir=None if cache_dir is None else Path(cache_dir),
+                         plugins_dir=None if plugins_dir is None else str(plugins_dir))
     with Engine(suite, registry, options) as engine:
         yield from engine.review(iter_items(transcripts, engine.registry, input_format),
                                  batch_size)
@@ -131,11 +132,13 @@ def run(
     Parquet/Arrow column holding the chat.
     """
     paths = [inputs] if isinstance(inputs, str | Path | Source) else list(inputs)
-    reading = {k: v for k, v in {"limit": limit, "messages_column": messages_column}.items()
-               if v is not None}
-    engine_options = {"plugins_dir": plugins_dir, "judge": judge, "all_criteria": all_criteria,
-                      "cache_dir": cache_dir, "workers": workers,
-                      "max_in_flight": max_in_flight, "input_format": input_format}
+    reading: dict[str, Any] = {
+        k: v for k, v in {"limit": limit, "messages_column": messages_column}.items()
+        if v is not None}
+    engine_options: dict[str, Any] = {
+        "plugins_dir": plugins_dir, "judge": judge, "all_criteria": all_criteria,
+        "cache_dir": cache_dir, "workers": workers, "max_in_flight": max_in_flight,
+        "input_format": input_format}
     request = RunRequest(run_dir=Path(run_dir), resume=resume, overwrite=overwrite,
                          report=report, retry_errors=retry_errors,
                          max_error_rate=max_error_rate, total=total, on_start=on_start)
@@ -160,7 +163,7 @@ def _engine_options_not_given(options: dict[str, Any], registry: Registry | None
                         "instead, or set them on the Engine")
 
 
-def local_batches(engine: Engine, inputs: list[str | Path | Source],
+def local_batches(engine: Engine, inputs: Sequence[str | Path | Source],
                   done: dict[int, set[int]], *, limit: int | None = None
                   ) -> Iterator[list[Finished]]:
     """The local engine: every record of ``inputs`` (the first ``limit`` ones) through

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
-def _number(kind: Callable[[str], float], ok: Callable[[float], bool],
-            expected: str) -> Callable[[str], float]:
-    def parse(value: str) -> float:
+def _number(kind: Callable[[str], N], ok: Callable[[N], bool],
+            expected: str) -> Callable[[str], N]:
+    def parse(value: str) -> N:
         try:
             number = kind(value)
         except ValueError:
@@ -23,11 +26,9 @@ def _number(kind: Callable[[str], float], ok: Callable[[float], bool],
     return parse
 
 
-positive_int: Callable[[str], int] = _number(int, lambda n: n >= 1,  # type: ignore[assignment]
-                                             "a whole number >= 1")
+positive_int = _number(int, lambda n: n >= 1, "a whole number >= 1")
 """A count of at least 1 (workers, records, samples)."""
-non_negative_int: Callable[[str], int] = _number(  # type: ignore[assignment]
-    int, lambda n: n >= 0, "a whole number >= 0")
+non_negative_int = _number(int, lambda n: n >= 0, "a whole number >= 0")
 """A count that may be 0."""
 rate = _number(float, lambda r: 0.0 <= r <= 1.0, "a rate between 0 and 1 (0.9 for 90%)")
 """A share between 0 and 1."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +23,9 @@ from harness.progress import RunProgress, progress_mode
 from harness.rundir import JOURNAL, check_writable, decided_records
 from harness.stops import Stop, over_error_budget
 from harness.tables import PROSE_WIDTH, name_column, table_console
+
+if TYPE_CHECKING:
+    from harness.criterion import Criterion
 
 EXIT_FAIL_UNDER = 1
 """The pass rate is below ``--fail-under``."""
@@ -258,7 +261,7 @@ def _exit_status(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     return 0
 
 
-def _config_keys(cls: type) -> str:
+def _config_keys(cls: type[Criterion]) -> str:
     keys = []
     for name, field in cls.Config.model_fields.items():
         keys.append(name if field.is_required() else f"{name}={field.default!r}")

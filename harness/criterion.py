@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from harness.judges.runner import JudgeRunner
     from harness.plugins import Registry
     from harness.suite import CriterionSpec
+
+T = TypeVar("T")
 
 Result = bool | float | Verdict
 """What ``evaluate`` returns: pass/fail, a score in [0, 1], or a full :class:`Verdict`."""
@@ -58,7 +60,7 @@ class SuiteContext:
     resources: dict[str, Any] = field(default_factory=dict)
     """Objects the run's criteria share (judge runners, caches, models), owned by the engine."""
 
-    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+    def shared(self, key: str, make: Callable[[], T]) -> T:
         """The run-wide object stored under ``key``, built by ``make`` on first use.
 
         Criteria naming the same judge share one runner through this, so its concurrency limit
@@ -68,7 +70,7 @@ class SuiteContext:
         value = self.resources.get(key)
         if value is None:
             value = self.resources[key] = make()
-        return value
+        return cast(T, value)
 
     def judge_runners(self) -> list[JudgeRunner]:
         """The judge runners the run's criteria share (one per judge and options)."""
@@ -99,17 +101,17 @@ class Criterion(ABC):
     """The name used as ``kind:`` in suite files."""
     Config: ClassVar[type[BaseModel]] = CriterionConfig
     """The kind's suite keys, validated with ``extra="forbid"``."""
-    cost: ClassVar[int] = 0
+    cost: int = 0
     """Relative cost; cheaper criteria run first (regex 0, python 1, classifier 2, judge 3)."""
-    expensive: ClassVar[bool] = False
+    expensive: bool = False
     """Skipped for a transcript once one of its gates failed (unless ``--all-criteria``)."""
     pass_threshold: float = 0.5
     """A bare float result passes when it reaches this."""
-    in_workers: ClassVar[bool] = True
+    in_workers: bool = True
     """May run in worker processes (``--workers``). A kind whose model already spreads one batch
     over every core (a torch classifier) says False: a copy of the model per worker would only
     cost memory; a suite holding one runs its cheap criteria in the engine's process."""
-    is_async: ClassVar[bool] = False
+    is_async: bool = False
     """The kind implements ``evaluate_async``: the engine awaits it on its event loop, many
     transcripts at once, each kind's own concurrency limit keeping its window full."""
     together: str | None = None

@@ -145,7 +145,7 @@ class Engine:
                batch_size: int | None = None) -> Iterator[Decision]:
         """Decisions in input order, yielded lazily; ``batch_size`` records are read ahead at a
         time (1 for a generate-and-review loop)."""
-        entries = ((n, getattr(item, "source", ""), item, frozenset())
+        entries: Iterator[Entry] = ((n, getattr(item, "source", ""), item, frozenset())
                    for n, item in enumerate(items))
         for batch in self.batches(entries, ordered=True, chunk_size=batch_size or CHUNK_SIZE):
             for finished in batch:

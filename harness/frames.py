@@ -119,23 +119,24 @@ def review_frame(
     row whose messages cannot be read is decided ``error`` with ``errored == ["input"]``.
     ``suite`` may be an open :class:`Engine` (kept open); ``cache_dir`` keeps judge answers.
     """
-    import pandas as pd
-
     if messages_column not in frame.columns:
         raise KeyError(f"no column {messages_column!r} in the frame (columns: "
                        f"{', '.join(map(str, frame.columns))}); pass messages_column=")
     if id_column is not None and id_column not in frame.columns:
         raise KeyError(f"no column {id_column!r} in the frame")
     if isinstance(suite, Engine):
-        return _review(frame, suite, messages_column, id_column, input_format, batch_size, pd)
-    options = RunOptions(judge=judge, all_criteria=all_criteria, cache_dir=cache_dir,
-                         input_format=input_format, plugins_dir=plugins_dir)
+        return _review(frame, suite, messages_column, id_column, input_format, batch_size)
+    options = RunOptions(judge=judge, all_criteria=all_criteria, input_format=input_format,
+                         cache_dir=None if cache_dir is None else Path(cache_dir),
+                         plugins_dir=None if plugins_dir is None else str(plugins_dir))
     with Engine(suite, registry, options) as engine:
-        return _review(frame, engine, messages_column, id_column, input_format, batch_size, pd)
+        return _review(frame, engine, messages_column, id_column, input_format, batch_size)
 
 
 def _review(frame: pd.DataFrame, engine: Engine, messages_column: str, id_column: str | None,
-            input_format: str, batch_size: int, pd: Any) -> pd.DataFrame:
+            input_format: str, batch_size: int) -> pd.DataFrame:
+    import pandas as pd
+
     columns = _Columns([c.name for c in engine.suite.criteria])
     items = _items(frame, messages_column, id_column, engine.registry, input_format)
     for decision in engine.review(items, batch_size):

@@ -145,6 +145,9 @@ class Decision(BaseModel):
     """pass, fail, or error (a gate could not be decided)."""
     score: float | None = None
     """Weighted mean score of the scored verdicts."""
+    threshold_score: float | None = None
+    """With a suite ``threshold``: the weighted mean of the non-gate scores it was compared
+    with (what decides a ``threshold`` failure, unlike ``score``, which gates count in)."""
     verdicts: list[Verdict] = Field(default_factory=list)
     """Every verdict, in suite order."""
     failed: list[str] = Field(default_factory=list)

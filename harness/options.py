@@ -48,6 +48,10 @@ class RunOptions:
     judge_share: int = 1
     """Engines that run side by side with one judge window (Ray actors): each judge's
     ``max_concurrency`` is divided by this, so the whole keeps to the suite's limit."""
+    engine: str = "local"
+    """The execution engine that reviews (``--engine``), as ``run.json`` records it."""
+    actors: int | None = None
+    """Processes of an engine of its own that review (Ray actors), in place of ``workers``."""
 
     def __post_init__(self) -> None:
         fix = object.__setattr__
@@ -84,6 +88,8 @@ class RunOptions:
 
     def record(self) -> dict[str, Any]:
         """What ``run.json`` records of them."""
-        return {"judge": self.judge, "all_criteria": self.all_criteria,
-                "input_format": self.input_format, "workers": self.workers,
+        reviewers = {"workers": self.workers} if self.actors is None else \
+            {"actors": self.actors}
+        return {"engine": self.engine, "judge": self.judge, "all_criteria": self.all_criteria,
+                "input_format": self.input_format, **reviewers,
                 "plugins_dir": self.plugins_dir, "messages_column": self.messages_column}

@@ -35,10 +35,12 @@ DECISIONS_SCHEMA = pa.schema([
     ("transcript_id", pa.string()), ("source", pa.string()), ("outcome", pa.string()),
     ("score", pa.float64()), ("failed", pa.list_(pa.string())),
     ("errored", pa.list_(pa.string())), ("n_messages", pa.int64()),
-    ("train_line", pa.int64()),
+    ("train_line", pa.int64()), ("threshold_score", pa.float64()),
 ])
 """``train_line``: the row of ``train.jsonl`` holding the transcript (0-based), null when it is
-not there (not passed, or an exact duplicate of an earlier one)."""
+not there (not passed, or an exact duplicate of an earlier one); ``threshold_score``: with a
+suite threshold, the non-gate mean it was compared with."""
+
 
 def openai_messages(transcript: dict[str, Any]) -> list[dict[str, Any]]:
     """Messages in the OpenAI chat fine-tuning layout, as the record wrote them, with the keys
@@ -186,7 +188,8 @@ class _Outputs:
                  inputs: list[str]) -> None:
         self.specs = specs
         self.errored_by: Counter[str] = Counter()  # criterion -> transcripts it errored on
-        self.by_input = {name: [0, 0, ""] for name in inputs}  # records, unreadable, why
+        # records, unreadable, why
+        self.by_input: dict[str, list[Any]] = {name: [0, 0, ""] for name in inputs}
         self.counts = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0,
                        "criterion_errors": 0, "transcripts_with_errors": 0}
         self.tallies = Tallies()
@@ -219,7 +222,8 @@ class _Outputs:
             self.train.write(t[1])
             train_line, self.train_rows = self.train_rows, self.train_rows + 1
         self.decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"],
-                           d["failed"], d["errored"], t[0] if t else 0, train_line)
+                           d["failed"], d["errored"], t[0] if t else 0, train_line,
+                           d.get("threshold_score"))
         bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
         for v in d["verdicts"]:
             self.verdict(d, v)

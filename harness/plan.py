@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +136,8 @@ class Plan:
         """The verdicts with each routing criterion's parts replaced by its own verdict."""
         if not self.owners or not any(v.criterion in self.owners for v in verdicts):
             return verdicts
-        out, parts = [], {}
+        out: list[Verdict] = []
+        parts: dict[str, tuple[Criterion, list[Verdict | None]]] = {}
         for v in verdicts:
             owned = self.owners.get(v.criterion)
             if owned is None:
@@ -201,8 +203,8 @@ class Plan:
         for group in self.tail:
             runs = []
             for criterion in group:
-                if self.skips(criterion, gate):
-                    verdicts.append(self.skipped(criterion, gate))  # type: ignore[arg-type]
+                if gate is not None and self.skips(criterion, gate):
+                    verdicts.append(self.skipped(criterion, gate))
                 elif not self.routed_away(criterion, verdicts):
                     runs.append(criterion)
             if len(runs) == 1:  # no task to spawn for the common case of one judge
@@ -306,8 +308,26 @@ def evaluate_group(group: CriterionGroup, criteria: list[Criterion],
     except Exception:  # noqa: BLE001 - as for one criterion: each judged alone
         results = [Criterion.evaluate_batch(c, transcripts) for c in criteria]
     each = round((time.perf_counter() - started) / max(len(transcripts) * len(criteria), 1), 7)
-    return [[[_stamped(r, c, each, None)] for r in rs]
-            for c, rs in zip(criteria, results, strict=True)]
+    return [_column(c, rs, each) for c, rs in zip(criteria, results, strict=True)]
+
+
+def _column(criterion: Criterion, results: list[Any], latency: float) -> list[list[Verdict]]:
+    """A group's results for one criterion, stamped. A verdict object handed out for many
+    transcripts (a kind's shared "not found" verdict) is copied and stamped once, and that one
+    stamped verdict is shared in turn: no per-transcript object where nothing differs."""
+    seen = Counter(id(r) for r in results if isinstance(r, Verdict))
+    shared: dict[int, Verdict] = {}
+    column = []
+    for r in results:
+        key = id(r)
+        if seen.get(key, 0) > 1:
+            verdict = shared.get(key)
+            if verdict is None:
+                verdict = shared[key] = _stamped(r.model_copy(), criterion, latency, None)
+        else:
+            verdict = _stamped(r, criterion, latency, None)
+        column.append([verdict])
+    return column
 
 
 async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[Verdict]:

@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from harness import hookspecs
+
+if TYPE_CHECKING:
+    from harness.criterion import Criterion
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness_criteria.regex",
@@ -30,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.judges.backends",
     "harness.inputs.formats",
     "harness.commands",
+    "harness.validate",
     "harness.export.plugin",
     "harness.report.plugin",
     "harness.correct.command",
@@ -69,7 +73,7 @@ class Registry:
     """Everything the plugins registered. The first registration of a name wins; later ones warn."""
 
     plugin_manager: pluggy.PluginManager
-    kinds: dict[str, type] = field(default_factory=dict)
+    kinds: dict[str, type[Criterion]] = field(default_factory=dict)
     formats: dict[str, Any] = field(default_factory=dict)
     exporters: dict[str, Callable[..., Any]] = field(default_factory=dict)
     judges: dict[str, Callable[..., Any]] = field(default_factory=dict)
@@ -150,8 +154,8 @@ def load_plugins(plugins_dir: str | Path | None = None) -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
-        raise PluginError(f"plugin {name}: {exc}") from exc
+        who = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
+        raise PluginError(f"plugin {who}: {exc}") from exc
     return pm
 
 
@@ -191,7 +195,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call every hook; what each ``register`` accepts is typed in :mod:`harness.hookspecs`."""
     registry = Registry(plugin_manager=pm)
 
-    def kind(cls: type) -> tuple[str, type]:
+    def kind(cls: type[Criterion]) -> tuple[str, type[Criterion]]:
         name = getattr(cls, "kind", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"criterion class {cls!r} has no `kind` name")

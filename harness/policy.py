@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from harness.criterion import Criterion, Result
 from harness.models import Decision, InputError, Transcript, Verdict, trusted
@@ -27,6 +27,7 @@ ABSTAINED = "abstained"
 
 def abstained(verdict: Verdict | Mapping[str, Any]) -> bool:
     """Whether a verdict (object, or dict as read from a journal) is an abstention."""
+    outcome: str | None
     if isinstance(verdict, Verdict):
         outcome, details = verdict.outcome, verdict.details
     else:
@@ -78,9 +79,9 @@ def aggregate(verdicts: Sequence[Verdict] | Sequence[Mapping[str, Any]],
     worst outcome (error, fail, pass, then skipped) and the lowest score. Verdicts may be
     objects or, as read from a journal, dicts."""
     if verdicts and not isinstance(verdicts[0], Verdict):
-        pairs = [(v["outcome"], v["score"]) for v in verdicts]  # type: ignore[index]
+        pairs = [(v["outcome"], v["score"]) for v in cast("Sequence[Mapping[str, Any]]", verdicts)]
     else:
-        pairs = [(v.outcome, v.score) for v in verdicts]  # type: ignore[union-attr]
+        pairs = [(v.outcome, v.score) for v in cast("Sequence[Verdict]", verdicts)]
     outcomes = {o for o, _ in pairs}
     for outcome in ("error", "fail", "pass"):
         if outcome in outcomes:
@@ -100,7 +101,8 @@ def _results(verdicts: Iterable[Verdict]) -> dict[str, tuple[str, float | None]]
     """:func:`aggregate` of every criterion's verdicts, in one pass (the hot path)."""
     results: dict[str, tuple[str, float | None]] = {}
     for v in verdicts:
-        outcome, score = v.outcome, v.score
+        outcome: str = v.outcome
+        score = v.score
         if outcome == "skipped":
             score = None
         known = results.get(v.criterion)
@@ -144,7 +146,7 @@ def counted(verdicts: list[Any], transcript: Transcript | Mapping[str, Any] | No
             not in hidden]
 
 
-def decide(transcript: Transcript, verdicts: list[Verdict],
+def decide(transcript: Transcript | None, verdicts: list[Verdict],
            specs: Sequence[CriterionSpec], threshold: float | None,
            ident: tuple[str, str] | None = None) -> Decision:
     """The decision policy: every gate passes and, if set, the non-gate mean reaches threshold.
@@ -153,36 +155,39 @@ def decide(transcript: Transcript, verdicts: list[Verdict],
     when a threshold needs its score. A skipped verdict, an abstention included, decides
     nothing: a gate that abstained does not fail, and its score is not in the mean. ``ident``
     is the transcript's ``(id, source)`` as read before any criterion saw it (default: the
-    transcript's own).
+    transcript's own; without a transcript, ``ident`` is needed).
 
     A message-scoped verdict on an assistant turn at ``weight: 0`` (:func:`masked_turns`, e.g.
     the failed turn a correction keeps as context) is recorded but decides nothing: training
     never takes that turn as a target.
     """
-    results = _results(counted(verdicts, transcript))
+    results = _results(verdicts)
+    if any(v.message_index is not None for v in verdicts):  # maybe on a masked turn
+        results = _results(counted(verdicts, transcript))
     outcomes = [results.get(s.name, SKIPPED)[0] for s in specs]
     errored = [s.name for s, o in zip(specs, outcomes, strict=True) if o == "error"]
     failed = [s.name for s, o in zip(specs, outcomes, strict=True) if s.gate and o == "fail"]
     score = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight) for s in specs)
-    outcome = "pass"
+    outcome, mean = "pass", None
+    if threshold is not None:
+        mean = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight)
+                             for s in specs if not s.gate)
     if any(s.gate and o == "error" for s, o in zip(specs, outcomes, strict=True)):
         outcome = "error"
     elif failed:
         outcome = "fail"
     elif threshold is not None:
-        non_gates = [s for s in specs if not s.gate]
-        if any(s.name in errored for s in non_gates):
+        if any(s.name in errored for s in specs if not s.gate):
             outcome = "error"
-        else:
-            mean = weighted_mean((results.get(s.name, SKIPPED)[1], s.weight)
-                                 for s in non_gates)
-            if mean is None or mean < threshold:
-                outcome, failed = "fail", ["threshold"]
-    tid, source = ident or (transcript.id, transcript.source)
+        elif mean is None or mean < threshold:
+            outcome, failed = "fail", ["threshold"]
+    if ident is None:
+        assert transcript is not None, "decide() needs the transcript or its ident"
+        ident = (transcript.id, transcript.source)
+    tid, source = ident
     # every value is one this function made or checked: no validation needed (the hot path)
-    return trusted(Decision, transcript_id=tid, source=source, outcome=outcome,
-                                    score=score, verdicts=verdicts, failed=failed,
-                                    errored=errored)
+    return trusted(Decision, transcript_id=tid, source=source, outcome=outcome, score=score,
+                   threshold_score=mean, verdicts=verdicts, failed=failed, errored=errored)
 
 
 def input_error_decision(error: InputError) -> Decision:

@@ -22,12 +22,12 @@ import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -67,7 +67,8 @@ NOT_VERDICTS = frozenset({"max_concurrency", "max_attempts", "timeout_s", "base_
                           "max_delay_s", "max_retry_after_s", "breaker_after",
                           "breaker_cooldown_s", "price_in_per_mtok", "price_out_per_mtok",
                           "batch", "batch_max_requests", "batch_idle_s", "batch_poll_s",
-                          "batch_discount", "batch_completion_window"})
+                          "batch_discount", "batch_completion_window",
+                          "requests_per_minute", "tokens_per_minute"})
 """Keys of a judge mapping that change how (and at what price) it is called, never what it
 answers: a resume may change them."""
 
@@ -84,7 +85,7 @@ def verdict_material(suite: Suite, options: dict[str, Any] | None = None) -> dic
     data["options"] = dict(options or {})
     if data["options"].get("judge") is not None:
         data["options"]["judge"] = parse_override(data["options"]["judge"])
-    return _calls_left_out(data)
+    return cast("dict[str, Any]", _calls_left_out(data))  # a dict stays a dict
 
 
 def _calls_left_out(value: Any) -> Any:
@@ -227,7 +228,7 @@ def _render_chunk(plugins_dir: str | None, input_format: str, render: Callable[[
     return _render(chunk, _formats(plugins_dir), input_format, render)
 
 
-def numbered_items(inputs: list[str | Path | Source], formats: Any, input_format: str = "auto",
+def numbered_items(inputs: Sequence[str | Path | Source], formats: Any, input_format: str = "auto",
                    *, render: Callable[[Any], Any] | None = None, workers: int = 1,
                    plugins_dir: str | None = None,
                    limit: int | None = None) -> Iterator[tuple[int, int, Any]]:
@@ -239,9 +240,9 @@ def numbered_items(inputs: list[str | Path | Source], formats: Any, input_format
     then be a module-level function), in input order.
     """
     render = render or _identity
-    inputs = resolve_inputs(inputs)
+    sources = resolve_inputs(inputs)
     if workers <= 1:
-        for entry in iter_entries(inputs, limit=limit):
+        for entry in iter_entries(sources, limit=limit):
             yield from _render([entry], formats, input_format, render)
         return
     import multiprocessing
@@ -254,7 +255,7 @@ def numbered_items(inputs: list[str | Path | Source], formats: Any, input_format
     window: deque[Future[list[tuple[int, int, Any]]]] = deque()
     try:
         chunk: list[tuple[int, str, Any]] = []
-        for entry in iter_entries(inputs, limit=limit):
+        for entry in iter_entries(sources, limit=limit):
             chunk.append(entry)
             if len(chunk) >= REREAD_CHUNK:
                 window.append(pool.submit(task, chunk))

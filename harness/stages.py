@@ -65,9 +65,12 @@ class Finished:
         return self.line
 
     def to_decision(self) -> Decision:
-        """The decision as an object."""
+        """The decision as an object, its own: verdicts the plan shared between transcripts
+        of a batch (where nothing differs) are copied, so a caller may change them."""
         if self.decision is None:
             self.decision = Decision.model_validate_json(self.json())
+        else:
+            self.decision.__dict__["verdicts"] = [v.model_copy() for v in self.decision.verdicts]
         return self.decision
 
 

@@ -274,3 +274,17 @@ def test_criteria_lists_the_keys_every_criterion_has(cli):
     for key in ("name", "kind", "gate=True", "weight=1.0", "scope='transcript'",
                 "min_pass_rate=None", "version='1'", "description=''"):
         assert key in flat, key
+
+
+def test_a_threshold_failure_shows_the_mean_it_compared(tmp_path, cli):
+    """The score a threshold failure is about is the non-gate mean, not the decision's score
+    (which counts the gates): decisions.parquet and the report show that one."""
+    (tmp_path / "lenscore.py").write_text(LENSCORE)
+    suite = write_suite(tmp_path / "t.yaml", SUITE + "threshold: 0.6\n")
+    data = write_jsonl(tmp_path / "in.jsonl", [chat("q", "short", id="low")])
+    code, _, err = cli("run", suite, data, "-o", tmp_path / "run")
+    assert code == 0, err
+    row = pd.read_parquet(tmp_path / "run" / "decisions.parquet").iloc[0]
+    assert list(row["failed"]) == ["threshold"]
+    assert row["threshold_score"] == pytest.approx(5 / 20)  # len("short") / 20, soft alone
+    assert row["score"] == pytest.approx((1.0 + 0.25) / 2)  # the gate's 1.0 counted too

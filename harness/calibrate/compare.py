@@ -184,9 +184,9 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     suite = meta.get("suite", {})
     specs = {c["name"]: c for c in suite.get("criteria", [])}
     decision = DECISION if DECISION not in specs else f"({DECISION})"
-    for name in criteria or []:
-        if name not in specs and name != decision:
-            raise UsageError(f"--criterion {name!r}: the suite has no such criterion "
+    for wanted in criteria or []:
+        if wanted not in specs and wanted != decision:
+            raise UsageError(f"--criterion {wanted!r}: the suite has no such criterion "
                              f"(it has: {', '.join([*specs, decision])})")
     names = [n for n in specs if not criteria or n in criteria]
     index = _Labels(labels, list(specs), decision, criteria)
@@ -321,7 +321,8 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
     ``stale`` is true when the run changed since (re-run or resumed)."""
     run_dir = Path(run_dir)
     try:
-        result = json.loads((run_dir / CALIBRATION_FILE).read_text(encoding="utf-8"))
+        result: dict[str, Any] = json.loads(
+            (run_dir / CALIBRATION_FILE).read_text(encoding="utf-8"))
         stamp = result["run"]["journal"]
         rows = result["rows"]
     except (OSError, ValueError, KeyError, TypeError):

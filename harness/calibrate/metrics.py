@@ -50,7 +50,7 @@ class Confusion:
     def agree(self) -> int:
         return self.pass_pass + self.fail_fail
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, dict[str, int]]:
         """``{"human_pass": {"pass": .., "fail": ..}, "human_fail": {...}}``."""
         return {"human_pass": {"pass": self.pass_pass, "fail": self.pass_fail},
                 "human_fail": {"pass": self.fail_pass, "fail": self.fail_fail}}

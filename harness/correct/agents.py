@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.judges.base import JudgeRequest, JudgeResponse, TokenLogprob
 from harness.judges.cache import JudgeCache
+from harness.judges.ratelimit import RATE_KEYS, RateLimits
 from harness.judges.runner import JudgeRunner, RetryPolicy
 from harness.plugins import Registry
 from harness_criteria.llm_judge import RETRY_KEYS, RUNNER_KEYS, judge_name
@@ -71,7 +72,7 @@ class Agent:
 
 
 def resolve(role: str, given: AgentValue | None,
-            suite_value: AgentValue | None) -> tuple[str, dict] | None:
+            suite_value: AgentValue | None) -> tuple[str, dict[str, Any]] | None:
     """The agent's name and options: the one given (a name keeps the options the suite gives
     for that same name) over the suite's ``generator:``/``supervisor:``; None when neither."""
     if isinstance(given, dict):
@@ -108,10 +109,12 @@ def build_agent(role: str, name: str, options: dict[str, Any], registry: Registr
     backend_opts = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
     try:
         policy = RetryPolicy(**{k: options[k] for k in RETRY_KEYS if k in options})
+        rates = RateLimits(**{k: options[k] for k in RATE_KEYS if k in options})
         backend = factory(model, backend_opts)
     except Exception as exc:  # noqa: BLE001 - a bad option or a missing key is a usage error
         raise UsageError(f"{role} {name!r}: {exc}") from None
-    runner = JudgeRunner(backend, max_concurrency=options.get("max_concurrency"), policy=policy)
+    runner = JudgeRunner(backend, max_concurrency=options.get("max_concurrency"), policy=policy,
+                         rate_limits=rates)
     return Agent(role, name, runner, cache)
 
 

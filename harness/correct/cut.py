@@ -20,7 +20,7 @@ everything that is trained passes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from harness.models import Message, Span, Transcript, Verdict
 from harness.policy import masked_turns
@@ -94,7 +94,7 @@ class Cut:
     split_at: int | None = None
     """Inline: the character offset the failed message was split at."""
 
-    def splice(self, text: str, logprobs: dict | None) -> list[Message]:
+    def splice(self, text: str, logprobs: dict[str, Any] | None) -> list[Message]:
         """The corrected transcript's messages, the continuation ``text`` added."""
         text = text.strip()
         if self.style == "turn":

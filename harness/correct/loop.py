@@ -154,8 +154,8 @@ class Corrector:
         except BaseException:
             self.close()
             raise
-        self.rubrics = {c.name: c.rubric_source for c in self.engine.criteria
-                        if isinstance(getattr(c, "rubric_source", None), str)}
+        self.rubrics = {c.name: source for c in self.engine.criteria
+                        if isinstance(source := getattr(c, "rubric_source", None), str)}
         self.descriptions = {s.name: s.description for s in self.suite.criteria}
         self.loop = self.engine.context.loop  # the agents' calls share the engine's loop
 
@@ -372,11 +372,11 @@ def _finish_chunk(corrector: Corrector, chunk: list[Item], log: Any) -> None:
     os.fsync(log.fileno())
 
 
-def _write_inputs(progress: Path, inputs: Path) -> tuple[Counter, Counter]:
+def _write_inputs(progress: Path, inputs: Path) -> tuple[Counter[str], Counter[int]]:
     """The kept transcripts, in the original order, as the new run's input; the counts."""
     offsets = _journaled(progress, errors=True)
-    counts: Counter = Counter()
-    rounds: Counter = Counter()
+    counts: Counter[str] = Counter()
+    rounds: Counter[int] = Counter()
     tmp = inputs.with_name(inputs.name + ".tmp")
     with progress.open("rb") as src, tmp.open("w", encoding="utf-8") as out:
         for n in sorted(offsets):

@@ -39,7 +39,7 @@ def export_run(
     out = Path(out)
     if out.is_dir():
         raise UsageError(f"-o {out} is a directory; give a file name (e.g. {out}/train.jsonl)")
-    result = exporter(Path(run_dir), out, opts.model_dump())
+    result: dict[str, Any] = exporter(Path(run_dir), out, opts.model_dump())
     result["card"] = str(write_card(load_run(run_dir), result,
                                     Path(card) if card else card_path(out)))
     return result

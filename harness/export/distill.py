@@ -61,7 +61,7 @@ CALL_TURN = "tool-call turns (a distill completion is text)"
 ONLY_CALLS = "only tool-call turns to train (a distill completion is text)"
 
 
-def completion_text(message: dict[str, Any], lost: Counter) -> str | None:
+def completion_text(message: dict[str, Any], lost: Counter[str]) -> str | None:
     """The text a distill row trains on, or None for a turn it cannot carry (a tool or
     function call: no text to complete); what the row leaves out is counted in ``lost``."""
     if message.get("tool_calls") or message.get("function_call"):

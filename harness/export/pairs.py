@@ -121,7 +121,7 @@ class Pairing:
     margin: float | None
     options: ExportOptions | None = None
     groups: dict[str, Group] = field(default_factory=dict)
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def add(self, position: int, reviewed: Reviewed) -> None:
         if reviewed.outcome == "error":
@@ -152,10 +152,10 @@ class Pairing:
         elif group.low_fail is None or cand.score < group.low_fail.score:
             group.low_fail = cand
 
-    def choose(self) -> tuple[dict[int, int], Counter]:
+    def choose(self) -> tuple[dict[int, int], Counter[str]]:
         """``chosen position -> rejected position`` and why other groups made no pair."""
         chosen: dict[int, int] = {}
-        why: Counter = Counter()
+        why: Counter[str] = Counter()
         for group in self.groups.values():
             if group.size < 2:
                 why["single candidate"] += 1
@@ -244,7 +244,7 @@ def pairs_schema(run: RunInfo, weighted: bool, preferred: bool = False) -> pa.Sc
     return pa.schema(fields)
 
 
-def _parquet_row(row: dict[str, Any], run: RunInfo, lost: Counter) -> dict[str, Any]:
+def _parquet_row(row: dict[str, Any], run: RunInfo, lost: Counter[str]) -> dict[str, Any]:
     row = {**row, **{k: parquet.messages_rows(row[k], lost)
                      for k in ("prompt", "chosen", "rejected")},
            **parquet.record_row(row, lost),

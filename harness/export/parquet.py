@@ -83,7 +83,7 @@ def provenance_fields(run: RunInfo, weighted: bool) -> list[pa.Field]:
     return fields
 
 
-def message_row(message: dict[str, Any], lost: Counter | None = None) -> dict[str, Any]:
+def message_row(message: dict[str, Any], lost: Counter[str] | None = None) -> dict[str, Any]:
     """A chat message (:func:`~harness.export.chat.chat_message`) as a :data:`MESSAGE` value;
     what the struct has no place for is counted in ``lost``."""
     lost = lost if lost is not None else Counter()
@@ -113,11 +113,11 @@ MESSAGE_COLUMNS = frozenset({*(f.name for f in MESSAGE.fields), "reasoning_conte
 
 
 def messages_rows(messages: list[dict[str, Any]],
-                  lost: Counter | None = None) -> list[dict[str, Any]]:
+                  lost: Counter[str] | None = None) -> list[dict[str, Any]]:
     return [message_row(m, lost) for m in messages]
 
 
-def _text(value: Any, what: str, lost: Counter) -> str | None:
+def _text(value: Any, what: str, lost: Counter[str]) -> str | None:
     """A text column's value; anything else is written as JSON text, and counted."""
     if value is None or isinstance(value, str):
         return value
@@ -125,13 +125,13 @@ def _text(value: Any, what: str, lost: Counter) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _unknown(value: dict[str, Any], known: tuple[str, ...], what: str, lost: Counter) -> None:
+def _unknown(value: dict[str, Any], known: tuple[str, ...], what: str, lost: Counter[str]) -> None:
     for key in value:
         if key not in known:
             lost[f"{what} field `{key}`"] += 1
 
 
-def _function_row(fn: Any, what: str, lost: Counter) -> dict[str, Any] | None:
+def _function_row(fn: Any, what: str, lost: Counter[str]) -> dict[str, Any] | None:
     if fn is None:
         return None
     if not isinstance(fn, dict):
@@ -142,14 +142,14 @@ def _function_row(fn: Any, what: str, lost: Counter) -> dict[str, Any] | None:
             "arguments": _text(fn.get("arguments"), f"{what} arguments", lost)}
 
 
-def _call_row(call: dict[str, Any], lost: Counter) -> dict[str, Any]:
+def _call_row(call: dict[str, Any], lost: Counter[str]) -> dict[str, Any]:
     _unknown(call, ("id", "type", "function"), "tool call", lost)
     return {"id": _text(call.get("id"), "tool-call id", lost),
             "type": _text(call.get("type"), "tool-call type", lost),
             "function": _function_row(call.get("function"), "tool-call function", lost)}
 
 
-def _spec_row(spec: Any, what: str, lost: Counter) -> dict[str, Any] | None:
+def _spec_row(spec: Any, what: str, lost: Counter[str]) -> dict[str, Any] | None:
     if not isinstance(spec, dict):
         lost[f"{what} that is not an object"] += 1
         return None
@@ -166,7 +166,7 @@ def _spec_row(spec: Any, what: str, lost: Counter) -> dict[str, Any] | None:
             "strict": strict}
 
 
-def _tool_row(tool: Any, lost: Counter) -> dict[str, Any] | None:
+def _tool_row(tool: Any, lost: Counter[str]) -> dict[str, Any] | None:
     if not isinstance(tool, dict):
         lost["tool that is not an object"] += 1
         return None
@@ -176,7 +176,7 @@ def _tool_row(tool: Any, lost: Counter) -> dict[str, Any] | None:
             "function": None if fn is None else _spec_row(fn, "tool function", lost)}
 
 
-def record_row(record: dict[str, Any], lost: Counter | None = None) -> dict[str, Any]:
+def record_row(record: dict[str, Any], lost: Counter[str] | None = None) -> dict[str, Any]:
     """The record's tool keys (:func:`~harness.export.chat.record_fields`) as the
     :data:`RECORD_FIELDS` columns; what they have no place for is counted in ``lost``."""
     lost = lost if lost is not None else Counter()

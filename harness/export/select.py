@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness.export.chat import chat_message, record_fields, record_metadata
 from harness.export.options import ExportOptions
@@ -47,7 +47,7 @@ class Reviewed:
 
     @property
     def outcome(self) -> str:
-        return self.decision["outcome"]
+        return cast(str, self.decision["outcome"])
 
 
 @dataclass
@@ -90,15 +90,15 @@ class Stats:
     """Counts over the journal, for the dataset card."""
 
     read: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     kept: int = 0
     kept_masked: int = 0
     messages_masked: int = 0
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     """Reason -> transcripts not exported."""
     unscored: int = 0
     tallies: Tallies = field(default_factory=Tallies)
-    not_carried: Counter = field(default_factory=Counter)
+    not_carried: Counter[str] = field(default_factory=Counter)
     """What the format has no place for -> how many times it was left out of the output."""
 
     def observe(self, reviewed: Reviewed) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -84,7 +84,7 @@ def count_source(source: Source) -> int:
 def _open(source: Source) -> IO[bytes]:
     if source.is_url:
         fs, path = url_fs(source.location)
-        return fs.open(path, "rb")
+        return cast(IO[bytes], fs.open(path, "rb"))
     return open(source.location, "rb")  # noqa: SIM115 - closed by the caller
 
 

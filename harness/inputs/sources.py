@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.errors import UsageError
 
@@ -139,7 +139,7 @@ def url_fs(url: str) -> tuple[Any, str]:
         from fsspec.core import url_to_fs
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise InputSpecError(f"{url}: reading URLs needs fsspec (pip install fsspec)") from exc
-    return url_to_fs(url)
+    return cast("tuple[Any, str]", url_to_fs(url))
 
 
 def resolve_inputs(specs: Iterable[str | Path | Source], *,
@@ -201,7 +201,7 @@ def describe_sources(sources: Iterable[Source]) -> list[dict[str, Any]]:
 def input_names(recorded: Iterable[Any], most: int = 10) -> list[str]:
     """The names of inputs recorded by :func:`describe_sources` (older runs recorded plain
     paths), for people to read: at most ``most``, then ``"and N more"``."""
-    names = [r.get("path", r.get("resolved", "?")) if isinstance(r, dict) else str(r)
+    names = [cast(str, r.get("path", r.get("resolved", "?"))) if isinstance(r, dict) else str(r)
              for r in recorded]
     if len(names) > most:
         names = [*names[:most], f"and {len(names) - most:,} more"]
@@ -281,7 +281,8 @@ class _RemoteTree:
 
     def read_text(self, location: str) -> str:
         with self.fs.open(self.fs._strip_protocol(location), "rb") as fh:
-            return fh.read().decode("utf-8")
+            data: bytes = fh.read()
+            return data.decode("utf-8")
 
     def join(self, location: str, name: str) -> str:
         return location.rstrip("/") + "/" + name
@@ -310,7 +311,7 @@ def _resolve_url(spec: str) -> list[Source]:
 
 
 def _remote_glob(spec: str, fs: Any, tree: _RemoteTree) -> list[Source]:
-    head = spec[: _MAGIC.search(spec).start()]  # type: ignore[union-attr]
+    head = _MAGIC.split(spec, maxsplit=1)[0]  # up to the first wildcard
     root_spec = head[: head.rfind("/") + 1]
     root = fs._strip_protocol(root_spec).rstrip("/") + "/"
     matches = fs.glob(fs._strip_protocol(spec), detail=True)

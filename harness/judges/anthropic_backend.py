@@ -85,7 +85,8 @@ class AnthropicBackend(JudgeBackend):
         self._clients = PerLoopClients(self._new_client)
 
     def identity(self) -> dict[str, Any]:
-        found = {"name": self.name, "model": self.model, "base_url": self.base_url or "anthropic"}
+        found: dict[str, Any] = {"name": self.name, "model": self.model,
+                                 "base_url": self.base_url or "anthropic"}
         if self.options.query:  # only when set: the cache keys of other judges stay as they were
             found["query"] = self.query
         if self.options.headers:  # their names (the values are secrets)

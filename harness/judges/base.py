@@ -88,6 +88,11 @@ class JudgeError(Exception):
         self.connection = connection
 
 
+class JudgeRateLimited(JudgeError):
+    """The endpoint refused the call for its rate limit (HTTP 429): retried after its
+    ``Retry-After``, and the runner narrows its window of calls in flight."""
+
+
 class JudgeUnavailable(JudgeError):
     """The judge's endpoint is down (the runner's circuit breaker is open).
 

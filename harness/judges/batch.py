@@ -3,30 +3,43 @@
 A judge with ``batch: true`` does not send its calls one by one. Its runner hands each call
 (after a cache miss) to the :class:`Batcher` of the running event loop, which
 
-1. collects requests until ``batch_max_requests`` are waiting, or until no new request arrived
-   for ``batch_idle_s`` (the streaming engine stops handing out requests once ``--max-in-flight``
-   transcripts wait, so a batch holds at most that many);
+1. collects requests until ``batch_max_requests`` are waiting, their input file would pass
+   ``batch_max_bytes``, or no new request arrived for ``batch_idle_s`` (the streaming engine
+   stops handing out requests once ``--max-in-flight`` transcripts wait, so a batch holds at
+   most that many); a request larger than ``batch_max_bytes`` alone fits in no batch: its call
+   raises :class:`BatchRequestTooLarge` (an ``error`` verdict);
 2. writes them as a JSONL of requests, each with a stable ``custom_id`` (the judge cache key of
    the call: the same transcript, rubric and model give the same id), uploads it
    (``POST /files``, purpose ``batch``) and creates the batch (``POST /batches``);
-3. polls it every ``batch_poll_s`` (``GET /batches/{id}``), downloads the output and error files
+3. polls it every ``batch_poll_s`` (``GET /batches/{id}``, logging its status and counts to the
+   ``harness`` logger at INFO when they changed), downloads the output and error files
    (``GET /files/{id}/content``) and dispatches each answer to the call waiting for it.
+
+Every Batch API request is one attempt of the judge's retry policy, given up after its
+``timeout_s``; a creation retried after an attempt whose answer was lost (a 502, a timeout)
+first looks for a batch made from its input file, so that a batch is never created twice.
 
 **The journal.** Each step is recorded in ``judge-batches.sqlite`` next to the judge cache (the
 run directory, or ``--cache-dir``) *before* the next one starts: the custom ids of a batch, then
 its input file, then its batch id, then the downloaded answers (kept until the call that waits
 for each has used it). A killed run that resumes finds its calls' custom ids there and polls the
 same batch again instead of sending anything twice; a kill between the upload and the creation
-of a batch is recovered by looking the uploaded file up among the endpoint's batches. Without a
-cache directory (``harness.review()`` without ``cache_dir``) the journal lives in memory.
+of a batch is recovered by looking the uploaded file up among the endpoint's batches. A request
+whose batch failed it is sent in a new batch when asked again (``--resume`` retrying an errored
+verdict), not live. Without a cache directory (``harness.review()`` without ``cache_dir``) the
+journal lives in memory.
 
 **Fail-closed.** A request the batch failed, or did not answer before it expired or was
 cancelled, and an answer that is not a usable completion, raise :class:`BatchMiss`: the runner
 asks it again as a normal call (with retries), whose failure is an ``error`` verdict, never a
 pass (a warning says how many of a batch's requests go live, at the full price). A batch that
-cannot be started (no Batch API, the endpoint down) or polled, or whose answers cannot be
-downloaded, stops the run with :class:`~harness.judges.base.JudgeUnavailable` (a batch already
-sent stays journaled: ``--resume`` goes on with it, nothing is asked twice).
+failed as a whole (``failed``: invalid, or over the organisation's enqueued token limit) does
+so only with ``batch_on_failure: live``; by default it stops the run, its requests no longer
+waiting for it (``--resume`` sends them in a new batch). A batch that cannot be started (no
+Batch API, the endpoint down) or polled (the endpoint down, a key of another project, a bad
+key), or whose answers cannot be downloaded, stops the run with
+:class:`~harness.judges.base.JudgeUnavailable` (a batch already sent stays journaled:
+``--resume`` goes on with it, nothing is asked twice).
 
 **Cost.** An answer's ``cost_usd`` is the judge's per-token prices times ``1 - batch_discount``
 (default 0.5: half price).
@@ -38,19 +51,25 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.judges.base import JudgeError, JudgeRequest, JudgeResponse, JudgeUnavailable
+from harness.judges.base import (
+    JudgeError,
+    JudgeMisconfigured,
+    JudgeRequest,
+    JudgeResponse,
+    JudgeUnavailable,
+)
 from harness.judges.batch_journal import JOURNAL_FILE, BatchJournal, JournalRow
 from harness.judges.retry import Retrying
 
 __all__ = [
-    "BATCH_KEYS", "BatchClient", "BatchJournal", "BatchMiss", "BatchOptions", "Batcher",
-    "JOURNAL_FILE",
+    "BATCH_KEYS", "BatchClient", "BatchFileTooLarge", "BatchJournal", "BatchMiss", "BatchOptions",
+    "BatchRequestTooLarge", "Batcher", "JOURNAL_FILE",
 ]
 
 TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
@@ -76,6 +95,12 @@ class BatchOptions(BaseModel):
     """Fraction taken off the per-token prices for batched calls (0.5: half price)."""
     batch_completion_window: str = "24h"
     """The batch's ``completion_window`` (past it, unanswered requests expire)."""
+    batch_max_bytes: int = Field(default=199_000_000, ge=1)
+    """A batch's input file never grows past this many bytes: another batch is started
+    instead (OpenAI accepts up to 200 MB)."""
+    batch_on_failure: Literal["stop", "live"] = "stop"
+    """A batch that failed as a whole: ``stop`` the run (``--resume`` sends a new batch), or
+    ask its requests ``live``, at the full price."""
 
 
 BATCH_KEYS = frozenset(BatchOptions.model_fields)
@@ -86,11 +111,21 @@ class BatchMiss(Exception):
     """The batch gave no usable answer to a request: ask it as a normal call."""
 
 
+class BatchRequestTooLarge(JudgeError):
+    """One request is larger than ``batch_max_bytes``: no batch can hold it (an ``error``
+    verdict for its call)."""
+
+
+class BatchFileTooLarge(JudgeError):
+    """The endpoint refused a batch's input file for its size (raised by a client's upload)."""
+
+
 class BatchClient(ABC):
     """An endpoint's batch API, as a backend provides it (:meth:`JudgeBackend.batch_client`).
 
     HTTP failures raise :class:`~harness.judges.base.JudgeError` (``retryable``, ``connection``)
-    as :meth:`JudgeBackend.complete` does.
+    as :meth:`JudgeBackend.complete` does; an input file refused for its size raises
+    :class:`BatchFileTooLarge`.
     """
 
     @abstractmethod
@@ -146,11 +181,6 @@ class _Flight:
                     cid, ("failed", f"batch {batch_id} has no answer for it"))
                 fut.set_result((state, payload, batch_id))
 
-    def fail(self, reason: str, batch_id: str | None = None) -> None:
-        for fut in self.futures.values():
-            if not fut.done():
-                fut.set_result(("failed", reason, batch_id))
-
     def raise_(self, exc: BaseException) -> None:
         for fut in self.futures.values():
             if not fut.done():
@@ -163,6 +193,7 @@ class Batcher:
 
     Uploads, creations and downloads are retried under the judge's retry policy
     (``retrying``); a poll is retried up to ``breaker_after`` attempts, after which the run stops.
+    Each attempt is given the policy's ``timeout_s``.
     """
 
     def __init__(
@@ -181,7 +212,9 @@ class Batcher:
         self.journal = journal
         self._retrying = retrying
         self._breaker_after = max(1, breaker_after)
-        self._pending: dict[str, tuple[JudgeRequest, asyncio.Future[Answer]]] = {}
+        self._timeout_s = retrying.policy.timeout_s
+        self._pending: dict[str, tuple[bytes, asyncio.Future[Answer]]] = {}  # id -> its line
+        self._pending_bytes = 0
         self._flights: dict[str, _Flight] = {}  # custom id -> the flight it waits for
         self._resumed: dict[int, _Flight] = {}  # journal ref -> flight of an earlier run
         self._tasks: set[asyncio.Task[None]] = set()
@@ -221,22 +254,30 @@ class Batcher:
         if flight is not None:
             return flight.future(custom_id)
         row = self.journal.lookup(custom_id)
-        if row is not None and row.state != "waiting":  # downloaded before a kill
+        if row is not None and row.state == "ok":  # downloaded before a kill
             fut: asyncio.Future[Answer] = loop.create_future()
-            payload = orjson.loads(row.result or "null") if row.state == "ok" else row.result
-            fut.set_result((row.state, payload, row.batch_id))
+            fut.set_result(("ok", orjson.loads(row.result or "null"), row.batch_id))
             return fut
-        if row is not None and row.file_id is not None:  # sent by an earlier run: follow it
-            flight = self._resumed.get(row.ref)
+        if row is not None and row.state == "waiting" and row.file_id is not None:
+            flight = self._resumed.get(row.ref)  # sent by an earlier run: follow it
             if flight is None:
                 flight = self._resumed[row.ref] = _Flight()
                 flight.task = self._spawn(self._follow_earlier(flight, row))
             self._flights[custom_id] = flight
             return flight.future(custom_id)
-        if row is not None:  # its upload never finished: nothing was sent
+        if row is not None:  # never sent (the upload did not finish), or failed: a new batch
             self.journal.forget(custom_id)
+        line = orjson.dumps(self.client.line(custom_id, request), option=orjson.OPT_APPEND_NEWLINE)
+        limit = self.options.batch_max_bytes
+        if len(line) > limit:
+            raise BatchRequestTooLarge(
+                f"judge {self.name}: this request is {len(line):,} bytes as a line of a batch "
+                f"file, more than batch_max_bytes ({limit:,}): no batch can hold it")
+        if self._pending_bytes + len(line) > limit:  # the waiting ones go without it
+            self._flush()
         fut = loop.create_future()
-        self._pending[custom_id] = (request, fut)
+        self._pending[custom_id] = (line, fut)
+        self._pending_bytes += len(line)
         if len(self._pending) >= self.options.batch_max_requests:
             self._flush()
         else:
@@ -254,32 +295,30 @@ class Batcher:
             await asyncio.sleep(wait)
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, {}
+        pending, self._pending, self._pending_bytes = self._pending, {}, 0
         if not pending:
             return
         flight = _Flight()
         for cid, (_, fut) in pending.items():
             flight.futures[cid] = fut
             self._flights[cid] = flight
-        requests = {cid: req for cid, (req, _) in pending.items()}
-        flight.task = self._spawn(self._send(flight, requests))
+        flight.task = self._spawn(self._send(flight, {cid: ln for cid, (ln, _) in pending.items()}))
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     # --- the batch's side ------------------------------------------------------------------------
-    async def _send(self, flight: _Flight, requests: dict[str, JudgeRequest]) -> None:
+    async def _send(self, flight: _Flight, lines: dict[str, bytes]) -> None:
         """Upload, create, follow a new batch."""
-        ref = self.journal.open_batch(self.name, list(requests))
+        ref = self.journal.open_batch(self.name, list(lines))
         try:
-            data = b"".join(orjson.dumps(self.client.line(cid, req),
-                                         option=orjson.OPT_APPEND_NEWLINE)
-                            for cid, req in requests.items())
+            data = b"".join(lines.values())
+            what = f"upload the batch file ({len(lines):,} requests, {len(data):,} bytes)"
             try:
-                file_id = await self._retry("upload the batch file", self.client.upload, data)
+                file_id = await self._retry(what, self.client.upload, data)
             except JudgeError as exc:  # nothing was sent
                 self.journal.abandon(ref)
                 raise self._cannot_start(exc) from exc
@@ -318,11 +357,25 @@ class Batcher:
             self._forget(flight)
 
     def _cannot_start(self, exc: JudgeError) -> JudgeUnavailable:
-        """No batch could be started: stop the run rather than pay live prices unasked."""
-        return JudgeUnavailable(
-            f"judge {self.name}: no batch could be started ({exc}); check that the endpoint "
-            "serves the Batch API (/files and /batches) or remove `batch: true`",
-            connection=exc.connection)
+        """No batch could be started: stop the run rather than pay live prices unasked (the
+        client's error says why: no Batch API, a file too large, the endpoint down...)."""
+        hint = ""
+        if isinstance(exc, BatchFileTooLarge):
+            hint = (f"; the endpoint refused the file's size: lower batch_max_bytes (now "
+                    f"{self.options.batch_max_bytes:,})")
+        return JudgeUnavailable(f"judge {self.name}: no batch could be started ({exc}){hint}",
+                                connection=exc.connection)
+
+    def _cannot_poll(self, batch_id: str, exc: JudgeError) -> JudgeUnavailable:
+        """A batch could not be polled: stop the run; it stays journaled, never paid twice."""
+        kept = f"batch {batch_id} stays journaled and is not sent again: --resume polls it"
+        if isinstance(exc, JudgeMisconfigured):  # a bad key, a key of another project
+            return JudgeMisconfigured(f"judge {self.name}: batch {batch_id} could not be "
+                                      f"polled ({exc}); {kept} (with a key of the project "
+                                      "that created it)")
+        tries = f"{self._breaker_after} failures in a row: " if exc.retryable else ""
+        return JudgeUnavailable(f"judge {self.name}: batch {batch_id} could not be polled "
+                                f"({tries}{exc}); {kept}", connection=True)
 
     def _forget(self, flight: _Flight) -> None:
         for cid in flight.futures:
@@ -330,20 +383,25 @@ class Batcher:
                 del self._flights[cid]
 
     async def _create(self, ref: int, file_id: str, *, recover: bool = False) -> dict[str, Any]:
-        """The batch of an uploaded file, created now and journaled; with ``recover`` (an
-        earlier run was killed after the upload), first looked for among existing batches."""
-        batch = None
-        if recover:
-            batch = await self._retry("look for the batch", self.client.find, file_id)
-        if batch is None:
-            try:
-                batch = await self._retry("create the batch", self.client.create, file_id,
-                                          self.options.batch_completion_window)
-            except JudgeError:
-                # the creation may have gone through without its answer reaching us
-                batch = await self._retry("look for the batch", self.client.find, file_id)
-                if batch is None:
-                    raise
+        """The batch of an uploaded file, created now and journaled. An attempt after one
+        whose answer was lost (a 502, a timeout: the batch may exist), and with ``recover``
+        (an earlier run was killed after the upload) the first too, looks for a batch made
+        from the file before creating one."""
+        tried = recover
+        sent = False
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal tried, sent
+            if tried and (found := await self._timed(self.client.find, file_id)) is not None:
+                return found
+            tried = True
+            batch = await self._timed(self.client.create, file_id,
+                                      self.options.batch_completion_window)
+            sent = True
+            return batch
+
+        batch = await self._retry("create the batch", attempt, timed=False)
+        if sent or not recover:
             self.created += 1
         self.journal.set_batch(ref, str(batch["id"]))
         return batch
@@ -351,29 +409,31 @@ class Batcher:
     async def _follow(self, flight: _Flight, ref: int, batch: dict[str, Any]) -> None:
         """Poll until the batch ends, then download, journal and dispatch its answers."""
         batch_id = str(batch["id"])
+        said: tuple[Any, ...] | None = None
         while batch.get("status") not in TERMINAL:
             if batch.get("status") is not None:
                 await self._retrying.sleep(self.options.batch_poll_s)
             try:
-                batch = await self._retrying(self.client.retrieve, batch_id,
+                batch = await self._retrying(self._timed, self.client.retrieve, batch_id,
                                              attempts=self._breaker_after)
-            except JudgeError as exc:
-                if not exc.retryable:  # the endpoint does not know it: nothing to wait for
-                    self.journal.abandon(ref)
-                    flight.fail(f"batch {batch_id} cannot be followed: {exc}", batch_id)
-                    return
-                raise JudgeUnavailable(
-                    f"judge {self.name}: batch {batch_id} could not be polled "
-                    f"({self._breaker_after} failures in a row: {exc}); --resume polls it again",
-                    connection=True) from exc
+            except JudgeError as exc:  # never abandoned: it may be answering, and paid for
+                raise self._cannot_poll(batch_id, exc) from exc
+            said = self._progress(batch, said)
+        status = batch.get("status")
+        why = _batch_errors(batch) or f"the batch ended {status} before answering it"
+        if status == "failed" and self.options.batch_on_failure == "stop":
+            self.journal.abandon(ref)  # nothing of it was answered: --resume sends a new batch
+            raise JudgeUnavailable(
+                f"judge {self.name}: batch {batch_id} failed ({why}); none of its requests was "
+                "answered or asked live. --resume sends them in a new batch (once the cause is "
+                "fixed, or the limit has room again); `batch_on_failure: live` asks them as live "
+                "calls at the full price instead")
         try:
             results = await self._results(batch)
         except JudgeError as exc:
             raise JudgeUnavailable(
                 f"judge {self.name}: the answers of batch {batch_id} could not be downloaded "
                 f"({exc}); --resume downloads them again", connection=True) from exc
-        status = batch.get("status")
-        why = _batch_errors(batch) or f"the batch ended {status} before answering it"
         for cid in self.journal.members(ref):
             results.setdefault(cid, ("failed", why))
         self.journal.store(ref, results)
@@ -384,6 +444,20 @@ class Batcher:
                         status, missed, len(results), why if status != "completed" else
                         "failed requests")
         flight.deliver(results, batch_id)
+
+    def _progress(self, batch: dict[str, Any], said: tuple[Any, ...] | None) -> tuple[Any, ...]:
+        """Log the batch's status and counts when they changed since ``said``; what was said."""
+        counts = batch.get("request_counts")
+        counts = counts if isinstance(counts, dict) else {}
+        now = (batch.get("status"), *(counts.get(k) for k in ("completed", "failed", "total")))
+        if now != said:
+            status, completed, failed, total = (x or 0 for x in now)
+            line = f"judge {self.name}: batch {batch.get('id')} {status}"
+            if total:
+                line += f", {completed + failed:,} of {total:,} done"
+                line += f" ({failed:,} failed)" if failed else ""
+            log.info("%s", line)
+        return now
 
     async def _results(self, batch: dict[str, Any]) -> dict[str, tuple[str, Any]]:
         """Every answer (``ok``, body) and failure (``failed``, why) in the batch's output and
@@ -400,13 +474,26 @@ class Batcher:
                     results[parsed[0]] = parsed[1]
         return results
 
-    async def _retry(self, what: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``call(*args)`` under the retry policy; its last error says what could not be done."""
+    async def _retry(self, what: str, call: Callable[..., Awaitable[T]], *args: Any,
+                     timed: bool = True) -> T:
+        """``call(*args)`` under the retry policy, each attempt timed (unless it times its own
+        requests); its last error (of the same class) says what could not be done."""
         try:
-            return await self._retrying(call, *args)
+            if not timed:
+                return await self._retrying(call, *args)
+            return await self._retrying(self._timed, call, *args)
         except JudgeError as exc:
-            raise JudgeError(f"could not {what}: {exc}", retryable=exc.retryable,
-                             connection=exc.connection) from exc
+            raise type(exc)(f"could not {what}: {exc}", retryable=exc.retryable,
+                            retry_after=exc.retry_after, connection=exc.connection) from exc
+
+    async def _timed(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``call(*args)``, given up after the judge's ``timeout_s`` (a retryable error)."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await call(*args)
+        except TimeoutError:
+            raise JudgeError(f"no answer within timeout_s ({self._timeout_s:g}s)",
+                             retryable=True, connection=True) from None
 
     async def aclose(self) -> None:
         """Stop following batches (they stay journaled) and drop unsent requests."""
@@ -446,5 +533,5 @@ def _batch_errors(batch: dict[str, Any]) -> str | None:
     data = errors.get("data") if isinstance(errors, dict) else None
     if not data:
         return None
-    return "; ".join(str(e.get("message") or e.get("code")) for e in data
+    return "; ".join(": ".join(str(e[k]) for k in ("code", "message") if e.get(k)) for e in data
                      if isinstance(e, dict))[:500] or None

@@ -120,7 +120,7 @@ class JudgeCache:
         )
 
     def __len__(self) -> int:
-        return self._connect().execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        return int(self._connect().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def close(self) -> None:
         """Close every connection this object opened (it reopens one if used again)."""

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.judges.base import JudgeError, JudgeMisconfigured
+from harness.judges.base import JudgeError, JudgeMisconfigured, JudgeRateLimited
 from harness.redact import is_secret_param, redact_text, redact_url, url_secrets
 
 
@@ -158,13 +158,14 @@ MISCONFIGURED = {
 
 
 def status_error(judge: str, status: int, message: str, headers: Any) -> JudgeError:
-    """An HTTP error as a :class:`JudgeError`: 408/409/429/5xx retryable, with Retry-After;
-    401/403/404 a :class:`JudgeMisconfigured` (no call of this judge can succeed)."""
+    """An HTTP error as a :class:`JudgeError`: 408/409/429/5xx retryable, with Retry-After (429 a
+    :class:`JudgeRateLimited`); 401/403/404 a :class:`JudgeMisconfigured` (no call of this judge
+    can succeed)."""
     if status in MISCONFIGURED:
         return JudgeMisconfigured(f"HTTP {status} from {judge} ({short(message, 120)}): "
                                   f"{MISCONFIGURED[status]}")
     retryable = is_retryable_status(status)
-    return JudgeError(
+    return (JudgeRateLimited if status == 429 else JudgeError)(
         f"HTTP {status} from {judge}: {short(message)}",
         retryable=retryable,
         retry_after=parse_retry_after(headers) if retryable else None,

@@ -107,7 +107,8 @@ class OpenAIBackend(JudgeBackend):
         self._sessions = PerLoopClients(self._new_session)
 
     def identity(self) -> dict[str, Any]:
-        found = {"name": self.name, "model": self.model, "base_url": self.base_url or "openai"}
+        found: dict[str, Any] = {"name": self.name, "model": self.model,
+                                 "base_url": self.base_url or "openai"}
         if self.options.query:  # only when set: the cache keys of other judges stay as they were
             found["query"] = self.query
         if self.options.headers:  # their names (the values are secrets)

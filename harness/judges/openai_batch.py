@@ -4,7 +4,10 @@ Speaks the same endpoint as :class:`~harness.judges.openai_backend.OpenAIBackend
 session, key and error mapping: ``POST /files`` (multipart, purpose ``batch``), ``POST
 /batches`` (endpoint ``/v1/chat/completions``), ``GET /batches/{id}``, ``GET /batches`` (to
 find the batch of an uploaded file after a kill) and ``GET /files/{id}/content``. Errors are
-:class:`~harness.judges.base.JudgeError`: connection failures and 408/409/429/5xx retryable.
+:class:`~harness.judges.base.JudgeError`: connection failures and 408/409/429/5xx retryable; a
+file refused as too large (413, or OpenAI's 400 "File is too large.") is a
+:class:`~harness.judges.batch.BatchFileTooLarge`; a 404 says what it means on each route (no
+Batch API on ``/files`` and ``/batches``, a batch of another project on a poll).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import aiohttp
 import orjson
 
 from harness.judges.base import JudgeError, JudgeRequest, JudgeResponse
-from harness.judges.batch import BatchClient
+from harness.judges.batch import BatchClient, BatchFileTooLarge
 from harness.judges.http import short, status_error
 
 if TYPE_CHECKING:
@@ -25,6 +28,12 @@ ENDPOINT = "/v1/chat/completions"
 """The ``url`` of every request line and the batch's ``endpoint``."""
 FIND_PAGES = 20
 """Pages of 100 batches looked through to find the batch of a file."""
+NO_BATCH_API = ("or the endpoint does not serve the Batch API (/files and /batches): remove "
+                "`batch: true`")
+"""What a 404 or 405 on the routes that start a batch may mean."""
+NOT_VISIBLE = ("a batch is visible only to keys of the project that created it, at the "
+               "base_url it was created at")
+"""What a 404 on a poll means."""
 
 
 class OpenAIBatchClient(BatchClient):
@@ -41,7 +50,9 @@ class OpenAIBatchClient(BatchClient):
     def parse(self, body: Any) -> JudgeResponse:
         return self.backend.to_response(body)
 
-    async def _call(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, *, raw: bool = False,
+                    hints: dict[int, str] | None = None, **kwargs: Any) -> Any:
+        """One request; ``hints`` adds, by status, what an error answer means on this route."""
         session = await self.backend._sessions.get()
         name = self.backend.name
         if self.backend.query:  # the judge's `query` goes with every call (api-version...)
@@ -57,7 +68,16 @@ class OpenAIBatchClient(BatchClient):
             raise JudgeError(f"bad answer from {name}: {type(exc).__name__}: "
                              f"{short(str(exc))}", retryable=True) from exc
         if status >= 400:
-            raise status_error(f"{name} ({method} {path})", status, _message(body), headers)
+            message = _message(body)
+            if status == 413 or (status == 400 and "too large" in message.lower()):
+                raise BatchFileTooLarge(f"HTTP {status} from {name} ({method} {path}): "
+                                        f"{short(message)}")
+            error = status_error(f"{name} ({method} {path})", status, message, headers)
+            hint = (hints or {}).get(status)
+            if hint:
+                error = type(error)(f"{error}; {hint}", retryable=error.retryable,
+                                    retry_after=error.retry_after, connection=error.connection)
+            raise error
         if status >= 300:
             raise JudgeError(f"HTTP {status} from {name} ({method} {path})")
         if raw:
@@ -78,19 +98,23 @@ class OpenAIBatchClient(BatchClient):
                        content_type="application/jsonl")
         payload = form()
         answer = await self._call("POST", "/files", data=payload,
-                                  headers={"Content-Type": payload.content_type})
+                                  headers={"Content-Type": payload.content_type},
+                                  hints={404: NO_BATCH_API, 405: NO_BATCH_API})
         return _id(answer, "file")
 
     async def create(self, file_id: str, completion_window: str) -> dict[str, Any]:
         body = {"input_file_id": file_id, "endpoint": ENDPOINT,
                 "completion_window": completion_window,
                 "metadata": {"created_by": "harness"}}
-        answer = await self._call("POST", "/batches", data=orjson.dumps(body))
+        answer: dict[str, Any] = await self._call(
+            "POST", "/batches", data=orjson.dumps(body),
+            hints={404: NO_BATCH_API, 405: NO_BATCH_API})
         _id(answer, "batch")
         return answer
 
     async def retrieve(self, batch_id: str) -> dict[str, Any]:
-        answer = await self._call("GET", f"/batches/{batch_id}")
+        answer: dict[str, Any] = await self._call("GET", f"/batches/{batch_id}",
+                                                  hints={404: NOT_VISIBLE})
         _id(answer, "batch")
         return answer
 

@@ -136,7 +136,7 @@ def label(value: Any) -> Label:
     return Label(_LABEL_UNSAFE.sub("_", str(value))[:MAX_LABEL] or "_")
 
 
-class FencedDict(dict):  # type: ignore[type-arg]
+class FencedDict(dict[str, Any]):
     """A transcript mapping for rubrics: keys are :func:`label` s, values :func:`untrusted`.
 
     Printed whole (``{{ metadata }}``) it is one fenced JSON block. Items are also found by their
@@ -172,7 +172,7 @@ class FencedDict(dict):  # type: ignore[type-arg]
         return fence(canonical_json(self._raw), self._nonce)
 
 
-class FencedList(list):  # type: ignore[type-arg]
+class FencedList(list[Any]):
     """A transcript list for rubrics: items :func:`untrusted`; printed whole, one fenced block."""
 
     def __init__(self, raw: list[Any], nonce: str, items: list[Any] | None = None):

@@ -10,8 +10,10 @@ run that uses the same judge shares its runner (``llm_judge`` gets it from the r
    the cache key identifies them, with or without a cache);
 3. fails at once with :class:`~harness.judges.base.JudgeUnavailable` while the circuit breaker is
    open (see :mod:`harness.judges.breaker`);
-4. waits for a slot of the backend's semaphore (and for any ``Retry-After`` pause the server asked
-   for on another call);
+4. waits for a slot of its in-flight window (``max_concurrency``, narrowed after a 429; see
+   :class:`~harness.judges.ratelimit.Window`), for any ``Retry-After`` pause the server asked
+   for on another call, and for its rate limits (``requests_per_minute``,
+   ``tokens_per_minute``: :mod:`harness.judges.ratelimit`);
 5. runs ``backend.complete`` under a per-attempt timeout;
 6. on a retryable :class:`~harness.judges.base.JudgeError` or a timeout, sleeps the server's
    ``Retry-After`` (capped at ``max_retry_after_s``) plus exponential backoff with full jitter,
@@ -38,7 +40,7 @@ a request the batch did not answer usably is then sent as a normal call, as abov
 answer's cost is added to it, and once it reaches ``--max-cost`` no new attempt starts (checked
 after the concurrency slot is granted, so queued calls do not slip through).
 
-The runner works on whichever event loop awaits it (one semaphore per loop); :meth:`release` closes
+The runner works on whichever event loop awaits it (one window per loop); :meth:`release` closes
 the connections bound to the running loop and :meth:`aclose` everything, when the run ends.
 """
 
@@ -51,12 +53,13 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from harness.judges.base import (
     JudgeBackend,
     JudgeError,
     JudgeMisconfigured,
+    JudgeRateLimited,
     JudgeRequest,
     JudgeResponse,
     JudgeUnavailable,
@@ -66,10 +69,11 @@ from harness.judges.breaker import CircuitBreaker
 from harness.judges.budget import CostBudget
 from harness.judges.cache import JudgeCache, cache_key
 from harness.judges.http import PerLoopClients
+from harness.judges.ratelimit import InFlight, RateLimiter, RateLimits, Window
 from harness.judges.records import CallRecord
 from harness.judges.retry import Retrying, RetryPolicy
 
-__all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RetryPolicy"]
+__all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RateLimits", "RetryPolicy"]
 
 T = TypeVar("T")
 _ABANDONED = object()
@@ -85,8 +89,8 @@ class JudgeCallFailed(Exception):
 
 
 class JudgeRunner:
-    """Runs calls to one backend with a concurrency limit, timeouts, retries, a circuit breaker
-    and a cache."""
+    """Runs calls to one backend with a concurrency limit, rate limits, timeouts, retries, a
+    circuit breaker and a cache."""
 
     def __init__(
         self,
@@ -100,6 +104,8 @@ class JudgeRunner:
         budget: CostBudget | None = None,
         batch: BatchOptions | None = None,
         journal_dir: str | Path | None = None,
+        rate_limits: RateLimits | None = None,
+        rate_period_s: float | None = None,
     ):
         self.backend = backend
         self.max_concurrency = max_concurrency or backend.max_concurrency
@@ -111,6 +117,10 @@ class JudgeRunner:
         """The retry policy of this judge's calls (and of its batch client's requests)."""
         self.breaker = CircuitBreaker(backend.name, self.policy.breaker_after,
                                       self.policy.breaker_cooldown_s)
+        self.limiter = (RateLimiter(rate_limits, period_s=rate_period_s)
+                        if rate_limits is not None and rate_limits.limited else None)
+        """The judge's rate limits, or ``None`` (``rate_period_s``: the length of their minute,
+        for tests)."""
         self.batch = batch if batch is not None and batch.batch else None
         """Batch options, when calls go through the endpoint's batch API."""
         self.journal: BatchJournal | None = None
@@ -119,35 +129,44 @@ class JudgeRunner:
             client = backend.batch_client()
             if client is None:
                 raise ValueError(f"judge {backend.name} has no batch API: remove `batch: true`")
-            self.journal = BatchJournal(journal_dir)
+            options, journal = self.batch, BatchJournal(journal_dir)
+            self.journal = journal
             self._batchers = PerLoopClients(
-                lambda: Batcher(backend.name, client, self.batch, self.journal,
+                lambda: Batcher(backend.name, client, options, journal,
                                 retrying=self.retrying, breaker_after=self.policy.breaker_after),
                 lambda batcher: batcher.aclose())
-        # A semaphore belongs to one event loop: keep one per loop that uses this runner.
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._semaphores = weakref.WeakKeyDictionary()
+        self.make_window: Callable[[], InFlight] | None = None
+        """Makes an event loop's in-flight window in place of an adaptive :class:`Window` of
+        ``max_concurrency`` (an engine sharing one window with others: the Ray actors)."""
+        # A window's waiters belong to one event loop: keep one per loop that uses this runner.
+        self._windows: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, InFlight]
+        self._windows = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._pause_until = 0.0  # monotonic time before which no new attempt starts
         # (event loop, cache key) -> the future of the call in flight for that request
         self._flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
         self.calls = 0
         """Attempts sent to the backend (for tests and reports)."""
+        self.rate_limited = 0
+        """Attempts the endpoint refused for its rate limit (429)."""
 
     @property
     def breaker_open(self) -> bool:
         """Whether calls currently fail at once with :class:`JudgeUnavailable`."""
         return self.breaker.open
 
-    def _semaphore(self) -> asyncio.Semaphore:
+    def window(self) -> InFlight:
+        """The running event loop's in-flight window."""
         loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
+        window = self._windows.get(loop)
+        if window is None:
             with self._lock:
-                sem = self._semaphores.get(loop)
-                if sem is None:
-                    sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
-        return sem
+                window = self._windows.get(loop)
+                if window is None:
+                    window = self._windows[loop] = (
+                        self.make_window() if self.make_window is not None
+                        else Window(self.max_concurrency))
+        return window
 
     # --- calls ----------------------------------------------------------------------------------
     async def complete(
@@ -195,7 +214,8 @@ class JudgeRunner:
             except BatchMiss as miss:  # failed, expired, unusable: asked as a normal call
                 record.errors.append(str(miss))
         if response is None:
-            response = await self._call(lambda: self.backend.complete(request), record, started)
+            response = await self._call(lambda: self.backend.complete(request), record, started,
+                                        request)
         record.tokens_in = response.tokens_in
         record.tokens_out = response.tokens_out
         record.tokens_cached = response.tokens_cached
@@ -230,13 +250,13 @@ class JudgeRunner:
         if cache is not None and (hit := cache.get_json(key)) is not None:
             if record is not None:
                 record.cached = True
-            return hit  # type: ignore[no-any-return]
+            return cast("list[float]", hit)
         own = record if record is not None else CallRecord()
 
         async def call() -> list[float] | None:
             result = await self._call(
                 lambda: self.backend.continuation_logprobs(request, prefix, continuations),
-                own, time.monotonic())
+                own, time.monotonic(), request)
             if result is not None and cache is not None:
                 cache.put_json(key, [float(x) for x in result])
             return result
@@ -271,11 +291,17 @@ class JudgeRunner:
         return result, True
 
     async def _call(
-        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, started: float
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        record: CallRecord,
+        started: float,
+        request: JudgeRequest,
     ) -> T:
         """``attempt()`` with retries; :class:`JudgeCallFailed` once it fails for good."""
+        tokens = self.limiter.estimate(request) if self.limiter is not None else 0
         try:
-            return await self.retrying(self._attempt, attempt, record, self._semaphore())
+            return await self.retrying(self._attempt, attempt, record, self.window(), request,
+                                       tokens)
         except JudgeUnavailable:
             raise
         except JudgeError as exc:
@@ -290,37 +316,79 @@ class JudgeRunner:
             record.total_s = time.monotonic() - started
 
     async def _attempt(
-        self, attempt: Callable[[], Awaitable[T]], record: CallRecord, sem: asyncio.Semaphore
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        record: CallRecord,
+        window: InFlight,
+        request: JudgeRequest,
+        tokens: int,
     ) -> T:
+        """One attempt, in a slot of the window, once pauses and rate limits allow it."""
         self.breaker.check(claim=False)  # fail at once rather than queue for a slot
-        async with sem:
+        await window.acquire()
+        try:
             self.budget.check()  # after the wait for a slot: queued calls do not slip through
             probe = self.breaker.check(claim=True)
             try:
-                wait = self._pause_until - time.monotonic()
-                if wait > 0:
-                    await self.retrying.sleep(wait)
-                record.attempts += 1
-                self.calls += 1
-                t0 = time.monotonic()
-                try:
-                    async with asyncio.timeout(self.policy.timeout_s):
-                        result = await attempt()
-                except TimeoutError:
-                    timed_out = JudgeError(f"judge {self.backend.name} timed out after "
-                                           f"{self.policy.timeout_s:g}s", retryable=True,
-                                           connection=True)
-                    self._failed(timed_out, record)
-                    raise timed_out from None
-                except JudgeError as exc:
-                    self._failed(exc, record)
-                    raise
-                self.breaker.answered(success=True)
-                record.latency_s = time.monotonic() - t0
-                return result
+                if self.limiter is not None or self._pause_until > time.monotonic():
+                    await self._wait_to_send(tokens)
+                return await self._send(attempt, record, window, request, tokens)
             finally:
                 if probe:
                     self.breaker.probed()
+        finally:
+            window.release()
+
+    async def _wait_to_send(self, tokens: int) -> None:
+        """Sleep out the ``Retry-After`` pause, then what the rate limits ask (a call cancelled
+        meanwhile gives its reservation back)."""
+        wait = self._pause_until - time.monotonic()
+        if wait > 0:
+            await self.retrying.sleep(wait)
+        if self.limiter is not None and (wait := self.limiter.reserve(tokens)) > 0:
+            try:
+                await self.retrying.sleep(wait)
+            except BaseException:
+                self.limiter.cancel(tokens)
+                raise
+
+    async def _send(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        record: CallRecord,
+        window: InFlight,
+        request: JudgeRequest,
+        tokens: int,
+    ) -> T:
+        """Send the attempt under the timeout; tell the window, the breaker and the limiter."""
+        record.attempts += 1
+        self.calls += 1
+        epoch = window.epoch
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self.policy.timeout_s):
+                result = await attempt()
+        except TimeoutError:
+            timed_out = JudgeError(f"judge {self.backend.name} timed out after "
+                                   f"{self.policy.timeout_s:g}s", retryable=True,
+                                   connection=True)
+            self._failed(timed_out, record)
+            raise timed_out from None
+        except JudgeError as exc:
+            if isinstance(exc, JudgeRateLimited):
+                self.rate_limited += 1
+                window.throttled(epoch)
+                if self.limiter is not None:
+                    self.limiter.settle(tokens, 0)  # refused: it spent no tokens
+            self._failed(exc, record)
+            raise
+        self.breaker.answered(success=True)
+        window.succeeded()
+        if (self.limiter is not None and isinstance(result, JudgeResponse)
+                and (used := result.tokens_in + result.tokens_out)):
+            self.limiter.settle(tokens, used, result.tokens_in, request)
+        record.latency_s = time.monotonic() - t0
+        return result
 
     def _failed(self, exc: JudgeError, record: CallRecord) -> None:
         """Record a failed attempt, tell the breaker, and pause every call if the server asked."""
@@ -341,7 +409,7 @@ class JudgeRunner:
     async def release(self) -> None:
         """Close the backend's connections bound to the running event loop (before it ends)."""
         with self._lock:
-            self._semaphores.pop(asyncio.get_running_loop(), None)
+            self._windows.pop(asyncio.get_running_loop(), None)
         if self._batchers is not None:
             await self._batchers.release()
         await self.backend.release()

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -97,14 +97,14 @@ class VerdictScheme(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, value: str | dict | VerdictScheme | None) -> VerdictScheme:
+    def parse(cls, value: str | dict[str, Any] | VerdictScheme | None) -> VerdictScheme:
         """From a suite value: a kind name, a mapping, or a scheme."""
         if value is None:
             return cls()
         if isinstance(value, VerdictScheme):
             return value
         if isinstance(value, str):
-            return cls(kind=value)  # type: ignore[arg-type]
+            return cls.model_validate({"kind": value})
         return cls.model_validate(value)
 
     def scores(self) -> dict[str, float]:
@@ -282,7 +282,7 @@ def _normalise(logps: dict[str, float | None]) -> dict[str, float] | None:
     if not finite:
         return None
     top = max(finite.values())
-    weights = {k: (math.exp(v - top) if k in finite else 0.0) for k, v in logps.items()}
+    weights = {k: (math.exp(finite[k] - top) if k in finite else 0.0) for k in logps}
     total = sum(weights.values())
     return {k: w / total for k, w in weights.items()}
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.engine import Engine
-from harness.models import Decision, InputError, Transcript
+from harness.models import Decision, InputError, Transcript, Verdict
 from harness.plugins import get_registry
 from harness.pytest_plugin.render import describe
 from harness.suite import COMMON_KEYS, CriterionSpec, Suite, SuiteError, load_suite
@@ -73,7 +73,7 @@ def failure_message(decision: Decision) -> str:
     """Why a decision is not a pass: each failing or erroring criterion with its evidence."""
     reasons = ", ".join(decision.failed + decision.errored) or decision.outcome
     lines = [f"transcript {decision.transcript_id!r} did not pass ({decision.outcome}: {reasons})"]
-    by_name: dict[str, list] = {}
+    by_name: dict[str, list[Verdict]] = {}
     for verdict in decision.verdicts:
         by_name.setdefault(verdict.criterion, []).append(verdict)
     for name in [*decision.failed, *decision.errored]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -12,10 +12,13 @@ from harness.plugins import PluginError
 from harness.policy import INPUT_CRITERION, aggregate, weighted_mean
 from harness.pytest_plugin.corpus import Record, param_id
 from harness.pytest_plugin.names import PLUGIN_NAME
-from harness.pytest_plugin.render import describe, safe
+from harness.pytest_plugin.render import describe
 from harness.suite import SuiteError
+from harness.text import safe
 
 if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr  # what pytest's repr_failure returns
+
     from harness.pytest_plugin.session import ReviewPlugin
 
 
@@ -24,7 +27,7 @@ class VerdictFailure(Exception):
 
 
 def review_of(node: pytest.Item | pytest.Collector) -> ReviewPlugin:
-    return node.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    return cast("ReviewPlugin", node.config.pluginmanager.get_plugin(PLUGIN_NAME))
 
 
 class SuiteFile(pytest.File):
@@ -62,7 +65,7 @@ class SuiteFile(pytest.File):
         return {"nodeid": node_id.child(name).with_params(param)}
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+                     style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, SuiteError | PluginError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -78,7 +81,7 @@ class ReviewItem(pytest.Item):
         self.harness_verdicts: list[Verdict] | None = None
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+                     style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, VerdictFailure):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

@@ -35,7 +35,7 @@ class RunRecorder:
     def __init__(self, config: pytest.Config, review: ReviewPlugin) -> None:
         self.review = review
         self.run_dir = review.run_dir
-        self.specs: dict[str, tuple[int, dict]] = {}
+        self.specs: dict[str, tuple[int, dict[str, Any]]] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.parts: dict[str, str] = {}
         self.required_criteria: set[str] = set()
@@ -180,7 +180,7 @@ class RunRecorder:
                               f"error {r['error']}), min {r['min_pass_rate']:.1%} {state}")
         if self.summary is not None or self.notes:
             tr.section("harness review")
-        if self.summary is not None:
+        if self.summary is not None and self.run_dir is not None:  # a summary is of a run dir
             s = self.summary
             tr.write_line(f"{s['read']} transcripts decided: {s['passed']} passed, "
                           f"{s['failed']} failed, {s['errored']} errored")

@@ -17,7 +17,7 @@ MAX_SPANS_SHOWN = 5
 
 def verdict_lines(verdict: Verdict, indent: str = "  ") -> list[str]:
     """One verdict: outcome, score, explanation and evidence spans."""
-    head = verdict.outcome
+    head: str = verdict.outcome
     if verdict.message_index is not None:
         head = f"message {verdict.message_index}: {head}"
     if verdict.score is not None:

@@ -31,7 +31,6 @@ from harness.pytest_plugin.items import (
     ReviewItem,
     SuiteFile,
 )
-from harness.pytest_plugin.render import safe
 from harness.pytest_plugin.verdicts import (
     Tally,
     call_criterion,
@@ -41,8 +40,18 @@ from harness.pytest_plugin.verdicts import (
     result_verdict,
 )
 from harness.suite import SuiteError
+from harness.text import safe
 
 PARTS_DIR = ".pytest-parts"
+# what an item carries from collection or its call to its report
+REQUIRED, RESULT = pytest.StashKey[list[str]](), pytest.StashKey[Any]()
+TALLY, PART = pytest.StashKey[Tally](), pytest.StashKey[str | None]()
+
+
+def function_key(item: pytest.Function) -> str:
+    """A test function's key in :attr:`ReviewPlugin.functions` (its node id, unparametrized)."""
+    assert item.parent is not None  # an item's parent is the collector that made it
+    return f"{item.parent.nodeid}::{item.originalname}"
 
 
 class ReviewPlugin:
@@ -60,14 +69,16 @@ class ReviewPlugin:
             raise pytest.UsageError(f"harness: {exc}") from None
         self.corpus = Corpus(expand_paths(opt("transcripts"), base), self.registry,
                              opt("input_format"))
-        self.suite_path = (base / opt("review_suite")).resolve() if opt("review_suite") else None
+        self.suite_path: Path | None = \
+            (base / opt("review_suite")).resolve() if opt("review_suite") else None
         self.run_dir = (base / opt("review_out")).resolve() if opt("review_out") else None
         self.default_min_rate: float = opt("review_min_pass_rate")
         self.batch_size: int = max(1, opt("review_batch_size") or CHUNK_SIZE)
         self._engine: Engine | None = None
         self._runners: dict[int, CriterionRunner] = {}
-        self._yaml_specs: dict[str, dict] | None = None
-        self.functions: dict[str, tuple[dict, float]] = {}  # test nodeid -> (spec, threshold)
+        self._yaml_specs: dict[str, dict[str, Any]] | None = None
+        # test nodeid -> (spec, threshold)
+        self.functions: dict[str, tuple[dict[str, Any], float]] = {}
         self.ranks: dict[str, int] = {}
         if self.suite_path is not None:
             if not self.suite_path.is_file():
@@ -94,6 +105,7 @@ class ReviewPlugin:
             opt = self.config.getoption
             options = RunOptions(judge=opt("review_judge"), cache_dir=self.run_dir,
                                  all_criteria=opt("review_all_criteria"))
+            assert self.suite_path is not None  # only a suite's items ask for the engine
             self._engine = Engine(self.suite_path, self.registry, options)
         return self._engine
 
@@ -109,7 +121,7 @@ class ReviewPlugin:
             self._runners[memo_size] = CriterionRunner(self.engine(), memo_size)
         return self._runners[memo_size]
 
-    def yaml_specs(self) -> dict[str, dict]:
+    def yaml_specs(self) -> dict[str, dict[str, Any]]:
         if self._yaml_specs is None:
             self._yaml_specs = {c.name: c.model_dump(mode="json")
                                 for c in self.engine().suite.criteria}
@@ -167,7 +179,7 @@ class ReviewPlugin:
                                              criterion=INPUT_CRITERION, record=record))
         items[:0] = new
 
-    def item_info(self, item: pytest.Item) -> tuple[dict, Record | None] | None:
+    def item_info(self, item: pytest.Item) -> tuple[dict[str, Any], Record | None] | None:
         """The criterion spec an item stands for and its record (None in criterion mode)."""
         if isinstance(item, CorpusInputItem):
             return None
@@ -176,7 +188,7 @@ class ReviewPlugin:
         if isinstance(item, ReviewItem):
             return self.yaml_specs()[item.criterion], item.record
         if isinstance(item, pytest.Function):
-            found = self.functions.get(f"{item.parent.nodeid}::{item.originalname}")
+            found = self.functions.get(function_key(item))
             if found is not None:
                 callspec = getattr(item, "callspec", None)
                 record = callspec.params.get("transcript") if callspec else None
@@ -211,7 +223,7 @@ class ReviewPlugin:
             info = self.item_info(item)
             if info is not None:
                 key = record_key(info[1]) if info[1] is not None else ""
-                item.harness_required = sorted(required[key])
+                item.stash[REQUIRED] = sorted(required[key])
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -233,15 +245,15 @@ class ReviewPlugin:
             return None
         function = pyfuncitem.obj
         args = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
-        spec, threshold = self.functions[f"{pyfuncitem.parent.nodeid}::{pyfuncitem.originalname}"]
+        spec, threshold = self.functions[function_key(pyfuncitem)]
         if self.mode == "transcript":
-            pyfuncitem.harness_result = function(**args)
+            pyfuncitem.stash[RESULT] = function(**args)
         else:
             self.run_over_corpus(pyfuncitem, spec, lambda transcripts: [
                 [call_criterion(function, args, spec, threshold, t)] for t in transcripts])
         return True
 
-    def run_over_corpus(self, item: pytest.Item, spec: dict,
+    def run_over_corpus(self, item: pytest.Item, spec: dict[str, Any],
                         evaluate: Callable[[list[Transcript]], list[list[Verdict]]]) -> None:
         """Per-criterion mode: the criterion over the whole corpus, streamed, to a part file."""
         min_rate = spec.get("min_pass_rate")
@@ -263,26 +275,26 @@ class ReviewPlugin:
                         line["verdicts"] = [v.model_dump(mode="json") for v in verdicts]
                     if fh is not None:
                         fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-        item.harness_tally = tally
-        item.harness_part = str(part) if part else None
+        item.stash[TALLY] = tally
+        item.stash[PART] = str(part) if part else None
         if tally.failed:
             pytest.fail(tally.report(), pytrace=False)
 
-    def _verdicts(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
-                  spec: dict, record: Record | None) -> list[Verdict] | None:
+    def _verdicts(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport,
+                  spec: dict[str, Any], record: Record | None) -> list[Verdict] | None:
         """The verdicts of a per-transcript item, from its outcome; None if not decided here."""
         if call.when == "teardown" or (call.when == "setup" and report.passed):
             return None
-        found = getattr(item, "harness_verdicts", None)
+        found: list[Verdict] | None = getattr(item, "harness_verdicts", None)
         if found is not None:
             return found
         excinfo = call.excinfo
         if report.skipped and hasattr(report, "wasxfail"):
             return [plain_verdict(spec, "fail", f"xfail: {report.wasxfail}")]
         if excinfo is None:
-            threshold = self.functions.get(f"{item.parent.nodeid}::{item.originalname}",
-                                           (spec, 0.5))[1]
-            return [result_verdict(spec, threshold, getattr(item, "harness_result", None))]
+            key = function_key(item) if isinstance(item, pytest.Function) else ""
+            threshold = self.functions.get(key, (spec, 0.5))[1]
+            return [result_verdict(spec, threshold, item.stash.get(RESULT, None))]
         if call.when == "setup" and not isinstance(excinfo.value, pytest.skip.Exception):
             if isinstance(record, InputError):
                 return [plain_verdict(spec, "error", f"unreadable record: {record.reason}")]
@@ -291,20 +303,20 @@ class ReviewPlugin:
         return [exception_verdict(spec, excinfo.value)]
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         info = self.item_info(item)
         if info is None:
             return report
         spec, record = info
-        required = getattr(item, "harness_required", [spec["name"]])
+        required = item.stash.get(REQUIRED, [spec["name"]])
         base = {"mode": self.mode, "criterion": spec["name"], "spec": spec,
                 "rank": self.ranks.get(spec["name"], 0), "required": required}
         if self.mode == "criterion":
-            tally = getattr(item, "harness_tally", None)
+            tally = item.stash.get(TALLY, None)
             if call.when != "call" or tally is None:
                 return report
-            report.harness = {**base, "part": getattr(item, "harness_part", None),
+            report.harness = {**base, "part": item.stash.get(PART, None),
                               "tally": tally.summary()}
             item.user_properties.extend([("criterion", spec["name"]),
                                          ("pass_rate", f"{tally.rate}"),

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from harness.models import Transcript, Verdict
+from harness.models import Outcome, Transcript, Verdict
 from harness.policy import aggregate, normalise
 from harness.pytest_plugin.assertions import ReviewFailure
-from harness.pytest_plugin.render import describe, safe
+from harness.pytest_plugin.render import describe
 from harness.suite import CriterionSpec
+from harness.text import safe
 
 PYTEST_KIND = "pytest"
 """The ``kind`` recorded for criteria written as test functions."""
@@ -22,13 +23,15 @@ MAX_EXPLANATION = 4000
 WORST_KEPT = 5
 
 
-def python_spec(nodeid: str, function: Any, marker: pytest.Mark | None) -> tuple[dict, float]:
+def python_spec(nodeid: str, function: Any,
+                marker: pytest.Mark | None) -> tuple[dict[str, Any], float]:
     """The criterion a test function stands for, and its score threshold, from its marker."""
     kwargs = dict(marker.kwargs) if marker else {}
     unknown = set(kwargs) - MARKER_KEYS
-    if unknown or (marker and marker.args):
+    args = marker.args if marker else ()
+    if unknown or args:
         raise pytest.UsageError(f"{nodeid}: @pytest.mark.criterion takes keyword arguments "
-                                f"{sorted(MARKER_KEYS)}; got {sorted(unknown) or marker.args}")
+                                f"{sorted(MARKER_KEYS)}; got {sorted(unknown) or args}")
     threshold = float(kwargs.pop("threshold", 0.5))
     doc = (inspect.getdoc(function) or "").split("\n\n")[0].replace("\n", " ")
     kwargs.setdefault("name", function.__name__.removeprefix("test_"))
@@ -41,12 +44,12 @@ def python_spec(nodeid: str, function: Any, marker: pytest.Mark | None) -> tuple
     return spec.model_dump(mode="json"), threshold
 
 
-def _stamp(verdict: Verdict, spec: dict) -> Verdict:
+def _stamp(verdict: Verdict, spec: dict[str, Any]) -> Verdict:
     return verdict.model_copy(update={"criterion": spec["name"], "kind": spec["kind"],
                                       "version": spec["version"]})
 
 
-def result_verdict(spec: dict, threshold: float, result: Any) -> Verdict:
+def result_verdict(spec: dict[str, Any], threshold: float, result: Any) -> Verdict:
     """What a test that did not raise returned: None is a pass; a bool, score or Verdict counts
     as a criterion's result does (:func:`harness.policy.normalise`)."""
     verdict = normalise(True if result is None else result, threshold)
@@ -56,7 +59,7 @@ def result_verdict(spec: dict, threshold: float, result: Any) -> Verdict:
     return _stamp(verdict, spec)
 
 
-def exception_verdict(spec: dict, exc: BaseException) -> Verdict:
+def exception_verdict(spec: dict[str, Any], exc: BaseException) -> Verdict:
     """An assertion is a ``fail`` whose explanation is its message; anything else an ``error``."""
     if isinstance(exc, ReviewFailure):
         bad = [v for v in exc.decision.verdicts if v.outcome in ("fail", "error")]
@@ -75,11 +78,11 @@ def exception_verdict(spec: dict, exc: BaseException) -> Verdict:
     return _stamp(verdict, spec)
 
 
-def plain_verdict(spec: dict, outcome: str, explanation: str) -> Verdict:
+def plain_verdict(spec: dict[str, Any], outcome: Outcome, explanation: str) -> Verdict:
     return _stamp(Verdict(outcome=outcome, explanation=explanation[:MAX_EXPLANATION]), spec)
 
 
-def call_criterion(function: Any, args: dict[str, Any], spec: dict, threshold: float,
+def call_criterion(function: Any, args: dict[str, Any], spec: dict[str, Any], threshold: float,
                    transcript: Transcript) -> Verdict:
     """Run a test function on one transcript (per-criterion mode) and judge the outcome."""
     try:
@@ -94,7 +97,7 @@ def call_criterion(function: Any, args: dict[str, Any], spec: dict, threshold: f
 class Tally:
     """A criterion's outcomes over a corpus: the pass rate and the worst examples."""
 
-    def __init__(self, spec: dict, min_pass_rate: float) -> None:
+    def __init__(self, spec: dict[str, Any], min_pass_rate: float) -> None:
         self.spec = spec
         self.min_pass_rate = min_pass_rate
         self.counts = {"pass": 0, "fail": 0, "error": 0, "skipped": 0}

@@ -105,7 +105,8 @@ def compact_entry(seq: int, entry: dict[str, Any], limit: int = MAX_CHARS) -> di
         })
     return {
         "n": seq, "id": d["transcript_id"], "source": d["source"], "outcome": d["outcome"],
-        "score": d["score"], "failed": d["failed"], "errored": d["errored"],
+        "score": d["score"], "threshold_score": d.get("threshold_score"),
+        "failed": d["failed"], "errored": d["errored"],
         "messages": messages, "verdicts": verdicts,
         "metadata": _clip(json.dumps((t or {}).get("metadata") or {}, ensure_ascii=False,
                                      indent=1), limit)[0],
@@ -183,7 +184,7 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
     stats: dict[str, _CriterionStats] = defaultdict(_CriterionStats)
     totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0}
     cofail = CoFailures()
-    reservoirs = Reservoirs(sample)
+    reservoirs: Reservoirs[tuple[str, str]] = Reservoirs(sample)
     compacted: dict[int, dict[str, Any]] = {}
     for seq, entry in enumerate(iter_journal(run_dir)):
         d = entry["decision"]

@@ -114,7 +114,7 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
             continue
         matched += 1
         a_outcome, _source, a_outcomes = held.pop(key)
-        changed = []
+        changed: list[dict[str, Any]] = []
         for name in sorted(set(a_outcomes) | set(outcomes)):
             before = a_outcomes.get(name, ("absent", None))[0]
             after = outcomes.get(name, ("absent", None))[0]
@@ -132,10 +132,10 @@ def compare(run_a: str | Path, run_b: str | Path, max_flips: int = MAX_FLIPS) ->
             cause = attribution.cause((tid, d["source"]), a_outcomes, outcomes, d["outcome"])
             causes[cause] += 1
             if len(flips) < max_flips:
-                names = {c["criterion"] for c in changed}
+                flipped = {c["criterion"] for c in changed}
                 explanations = {_shown(v["criterion"]): _shown(v["explanation"], keep="\n")
                                 for v in d["verdicts"]
-                                if v["criterion"] in names and v["explanation"]}
+                                if v["criterion"] in flipped and v["explanation"]}
                 shown = [{**c, "criterion": _shown(c["criterion"])} for c in changed]
                 flips.append({"id": _shown(tid), "source": _shown(d["source"]), "a": a_outcome,
                               "b": d["outcome"], "changed": shown, "cause": cause,

@@ -23,8 +23,8 @@ MAX_TEXT = 4000
 """Longest explanation or evidence text copied into the XML."""
 
 
-def _clean(text: Any, limit: int = MAX_TEXT) -> str:
-    text = _INVALID_XML.sub("\ufffd", "" if text is None else str(text))
+def _clean(value: Any, limit: int = MAX_TEXT) -> str:
+    text = _INVALID_XML.sub("\ufffd", "" if value is None else str(value))
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more)"
 
 

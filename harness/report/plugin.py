@@ -36,7 +36,8 @@ def _template_errors(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except jinja2.TemplateError as exc:
-        where = f" ({exc.filename}:{exc.lineno})" if getattr(exc, "filename", None) else ""
+        filename, lineno = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+        where = f" ({filename}:{lineno})" if filename else ""
         raise UsageError(f"report template error{where}: {exc}") from exc
 
 

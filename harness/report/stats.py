@@ -11,7 +11,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Z95 = 1.959963984540054
 """The normal quantile for a two-sided 95% interval."""
@@ -124,7 +124,10 @@ class CoFailures:
         return rows
 
 
-class Reservoirs:
+K = TypeVar("K", bound=Hashable)
+
+
+class Reservoirs(Generic[K]):
     """A uniform sample of at most ``size`` items per key.
 
     Reservoir sampling with Li's algorithm L: once a reservoir is full, random numbers are
@@ -135,21 +138,21 @@ class Reservoirs:
     def __init__(self, size: int, seed: int = 0) -> None:
         self.size = size
         self.rng = random.Random(seed)
-        self.seen: Counter[Hashable] = Counter()
-        self.samples: dict[Hashable, list[Any]] = {}
-        self._next: dict[Hashable, int] = {}
-        self._w: dict[Hashable, float] = {}
+        self.seen: Counter[K] = Counter()
+        self.samples: dict[K, list[Any]] = {}
+        self._next: dict[K, int] = {}
+        self._w: dict[K, float] = {}
 
     def _u(self) -> float:
         return 1.0 - self.rng.random()  # in (0, 1]: safe for log
 
-    def _advance(self, key: Hashable, index: int) -> None:
+    def _advance(self, key: K, index: int) -> None:
         self._w[key] *= math.exp(math.log(self._u()) / self.size)
         w = self._w[key]
         skip = math.floor(math.log(self._u()) / math.log1p(-w)) if w < 1.0 else 0
         self._next[key] = index + skip + 1
 
-    def offer(self, key: Hashable, item: Any) -> None:
+    def offer(self, key: K, item: Any) -> None:
         index = self.seen[key]
         self.seen[key] = index + 1
         sample = self.samples.get(key)

@@ -167,7 +167,7 @@ def _outcome_under(outcomes: Outcomes, side: SuiteSide, ident: tuple[str, str]) 
     """The decision the engine's policy of ``side`` takes on these criterion outcomes."""
     verdicts = [trusted(Verdict, criterion=name, outcome=o, score=s)  # values from a verdict
                 for name, (o, s) in outcomes.items()]
-    return decide(None, verdicts, side.specs, side.threshold, ident=ident).outcome  # type: ignore[arg-type]
+    return decide(None, verdicts, side.specs, side.threshold, ident=ident).outcome
 
 
 def _direction(before: float | None, after: float | None) -> str:

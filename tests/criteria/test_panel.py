@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judges"))
 from chat_server import ChatServer  # noqa: E402
 
 import harness  # noqa: E402
-from harness import Engine, Message, SuiteError, Transcript, Verdict  # noqa: E402
+from harness import Engine, Message, SuiteError, Transcript, Verdict, load_suite  # noqa: E402
 from harness.agreement import Agreement  # noqa: E402
 from harness.export import export_run  # noqa: E402
 from harness.judges.cache import JudgeCache  # noqa: E402
@@ -292,3 +292,31 @@ def test_combine_leaves_abstaining_members_out():
     assert nobody.outcome == "skipped" and nobody.details["abstained"] is True
     stable = combine(majority, [("a", v("pass", stability=0.6)), ("b", v("pass", stability=1))])
     assert stable.details["stability"] == 0.6  # the least stable member's
+
+
+def test_a_member_naming_the_suite_judge_takes_its_settings(tmp_path: Path,
+                                                           server: ChatServer) -> None:
+    """`judges:` entries and panel members named like the suite's judge are that judge (its
+    base_url, limits, prices), as --judge keeps them: one rule for a judge's name."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(f"""\
+name: named
+judge: {judge(server, "a")}
+criteria:
+  - name: by_judges
+    kind: llm_judge
+    rubric: "Is this good? {{{{ last_assistant }}}}"
+    judges: [openai/a, {judge(server, "b")}]
+  - name: by_members
+    kind: panel
+    members:
+      - {{name: one, kind: llm_judge, judge: openai/a, rubric: "Good? {{{{ last_assistant }}}}"}}
+      - {{name: two, kind: regex, pattern: "zzz", expect: absent}}
+""")
+    with Engine(load_suite(path), get_registry()) as engine:
+        (decision,) = engine.decide_batch([transcript("t", "fine +a +b")])
+    verdicts = {v.criterion: v for v in decision.verdicts}
+    assert verdicts["by_judges"].outcome == "pass", verdicts["by_judges"].explanation
+    members = verdicts["by_members"].details["members"]
+    assert members[0]["outcome"] == "pass", members[0]
+    assert len(server.requests) == 3 and {r["model"] for r in server.requests} == {"a", "b"}

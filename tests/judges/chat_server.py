@@ -15,7 +15,13 @@ A test scripts it with:
   of its prompt tokens (system, then messages) begin like an earlier request's,
   ``prompt_tokens_details.cached_tokens`` for chat completions, ``cache_read_input_tokens``
   for messages (with ``cache_creation_input_tokens`` for a system block marked
-  ``cache_control`` that was not read from the cache).
+  ``cache_control`` that was not read from the cache);
+- ``tokens_per_period`` (with ``period_s``): a provider's tokens-per-minute limit, with a
+  shorter "minute". A request costs the tokens its answer reports (prompt and completion), taken
+  from a bucket that holds ``tokens_per_period`` and refills continuously; a request the bucket
+  cannot pay for gets a 429 with ``Retry-After`` and ``retry-after-ms`` (the wait until it
+  could), counted in ``throttled``; ``admitted`` holds ``(monotonic time, tokens)`` of each
+  request answered within the limit.
 
 Faults for the next ``n`` requests (queued in order, one per request):
 
@@ -39,6 +45,7 @@ or a wrong key) and the most requests in flight at once (``max_in_flight``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import struct
@@ -112,6 +119,13 @@ class ChatServer:
     """The path of every request, its query string included."""
     max_in_flight: int = 0
     port: int = 0
+    tokens_per_period: int | None = None
+    period_s: float = 60.0
+    throttled: int = 0
+    """Requests refused with a 429 for the token limit."""
+    admitted: list[tuple[float, int]] = field(default_factory=list)
+    """``(time.monotonic(), tokens)`` of each request answered within the token limit."""
+    _bucket: tuple[float, float] | None = None  # (level, monotonic time of that level)
     _faults: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _prompts: list[list[str]] = field(default_factory=list)
     _in_flight: int = 0
@@ -238,7 +252,20 @@ class ChatServer:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             kind, params = self._faults.pop(0) if self._faults else ("", {})
+        completion = None
+        if not kind and self.tokens_per_period is not None:
+            completion = self._completion(body)
+            wait = self._take_tokens(completion["usage"]["total_tokens"])
+            if wait > 0:
+                kind, params = "throttle", {"wait": wait}
         try:
+            if kind == "throttle":  # at once, as a provider's limiter does
+                headers = {"Retry-After": str(math.ceil(params["wait"])),
+                           "retry-after-ms": str(math.ceil(params["wait"] * 1000))}
+                error = {"message": "Rate limit reached for tokens per min (TPM)",
+                         "type": "tokens", "code": "rate_limit_exceeded"}
+                self._send(h, 429, {"error": error}, headers)
+                return
             if kind == "hang":
                 self._stop.wait()
                 return
@@ -265,7 +292,7 @@ class ChatServer:
             if self.garbage_body or kind == "garbage":
                 self._send_raw(h, 200, b"this is not json {", "application/json")
                 return
-            completion = self._completion(body)
+            completion = completion or self._completion(body)
             if kind == "null_content":
                 completion["choices"][0]["message"]["content"] = None
                 completion["choices"][0]["logprobs"] = None
@@ -277,6 +304,23 @@ class ChatServer:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _take_tokens(self, tokens: int) -> float:
+        """Take ``tokens`` from the limit's bucket: 0, or the seconds until it could (nothing
+        taken)."""
+        assert self.tokens_per_period is not None
+        capacity, now = float(self.tokens_per_period), time.monotonic()
+        rate = capacity / self.period_s
+        with self._lock:
+            level, at = self._bucket or (capacity, now)
+            level = min(capacity, level + (now - at) * rate)
+            if level < tokens:
+                self.throttled += 1
+                self._bucket = (level, now)
+                return (tokens - level) / rate
+            self._bucket = (level - tokens, now)
+            self.admitted.append((now, tokens))
+            return 0.0
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         reply = self.reply(body)

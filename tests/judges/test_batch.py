@@ -132,12 +132,14 @@ def test_failed_requests_are_retried_as_calls_and_are_errors_if_those_fail(serve
                if not isinstance(r, BaseException) and not r[1].cached) == 1
 
 
-def test_a_batch_that_fails_validation_falls_back_to_normal_calls(server, tmp_path):
+def test_a_batch_that_fails_falls_back_to_normal_calls_with_batch_on_failure_live(
+        server, tmp_path, caplog):
     server.fail_validation = "the file is not valid"
-    run = runner(server, tmp_path)
+    run = runner(server, tmp_path, batch_on_failure="live")
     results = arun_all((run.complete(request(i)) for i in range(4)), run)
     assert server.completions == 4
-    assert all("the file is not valid" in rec.errors[0] for _, rec in results)
+    assert all("invalid_input: the file is not valid" in rec.errors[0] for _, rec in results)
+    assert "at the full price" in caplog.text
 
 
 def test_polls_that_fail_are_retried_and_a_batch_that_cannot_be_polled_stops(server, tmp_path):

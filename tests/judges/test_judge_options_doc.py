@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.judges.anthropic_backend import AnthropicJudgeOptions
 from harness.judges.batch import BatchOptions
 from harness.judges.openai_backend import OpenAIJudgeOptions
+from harness.judges.ratelimit import RateLimits
 from harness.judges.runner import RetryPolicy
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -28,7 +29,7 @@ def options_table() -> dict[str, str]:
 def test_every_judge_option_is_documented_with_its_default():
     keys = ({"name", "max_concurrency"} | set(RetryPolicy.model_fields)
             | set(OpenAIJudgeOptions.model_fields) | set(AnthropicJudgeOptions.model_fields)
-            | set(BatchOptions.model_fields))
+            | set(BatchOptions.model_fields) | set(RateLimits.model_fields))
     rows = options_table()
     assert keys - set(rows) == set(), "judge options missing from the README table"
     assert all(rows[k] for k in keys), "every judge option has its default in the table"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import XSS, expect, expect_count
+from conftest import REGEX_SUITE, XSS, chat, expect, expect_count
 
 pytestmark = pytest.mark.browser
 
@@ -152,3 +152,18 @@ def test_xss_payloads_show_as_text_and_run_nothing(open_report, xss_run: Path) -
     expect(listed.locator("mark.evidence-span").filter(has_text="<script>")).not_to_have_count(0)
     assert not w.dialogs and not w.console_errors
     assert w.requests == [w.url]
+
+
+def test_a_threshold_failure_shows_the_mean_the_threshold_compared(open_report, make_run,
+                                                                   tmp_path: Path) -> None:
+    suite = tmp_path / "threshold.yaml"
+    suite.write_text(REGEX_SUITE + "threshold: 0.9\n")
+    run_dir = make_run([chat("rude", "Say hi", "Hello there."),
+                        chat("kind", "Say hi", "Hello there, thanks.")], suite=suite)
+    w = open_report(run_dir / "report.html")
+    w.page.fill("#filter-search", "rude")
+    w.expect_count(1)
+    expect(w.page.locator("#transcript-list .score")).to_have_text("non-gate mean 0.000 < 0.9")
+    w.page.fill("#filter-search", "kind")
+    w.expect_count(1)
+    expect(w.page.locator("#transcript-list .score")).to_have_text("score 1.000")

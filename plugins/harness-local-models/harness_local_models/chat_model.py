@@ -126,6 +126,18 @@ def _thread_count() -> int:
     return max(1, min(cores // 2, 4))
 
 
+def converted_model_dir(cache_root: Path | None = None) -> Path:
+    """The safetensors copy of the GGUF (a Hugging Face model folder, tokenizer included) under
+    ``cache_root`` (default :func:`default_cache_root`), converted first if it is not there.
+    For tools that load the weights themselves (fine-tuning, weight arithmetic)."""
+    gguf = find_gguf()
+    sha = gguf_sha256(gguf)
+    cache_dir = (cache_root or default_cache_root()) / f"{MODEL_NAME}-{sha[:12]}"
+    if not _cache_is_complete(cache_dir):
+        _convert(gguf, cache_dir, sha)
+    return cache_dir
+
+
 def _convert(gguf: Path, target: Path, sha: str, *, broken: bool = False) -> None:
     """Dequantise ``gguf`` into a safetensors model directory at ``target``, atomically.
     ``broken``: ``target`` exists but failed to load, so replace it even if it looks complete."""

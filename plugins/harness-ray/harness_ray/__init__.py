@@ -1,9 +1,11 @@
 """The Ray execution engine: ``harness run SUITE INPUT... -o RUN_DIR --engine ray``.
 
-Ray Data reads the inputs (one read task per file, with the core's reader) and ``map_batches``
-runs the core (:class:`harness.engine.Engine`, built once per actor) on an actor pool; the
-decisions come back to the driver, which journals them in the run directory like a local run.
-Ray is imported only when the engine starts, so ``harness`` works without it.
+Ray Data reads the inputs (one read task per file, with the core's reader, on the driver's
+node) into Arrow blocks, and ``map_batches`` runs the core (:class:`harness.engine.Engine`,
+built once per actor) on an actor pool; the actors share each judge's window and the
+``--max-cost`` ledger through one coordinator actor. The decisions come back to the driver,
+which numbers them and journals them in the run directory like a local run. Ray is imported only
+when the engine starts, so ``harness`` works without it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ __all__ = ["register_engines"]
 def add_arguments(group: Any) -> None:
     group.add_argument("--ray-address", metavar="ADDR",
                        help="Ray cluster to run on (host:port, ray://host:port or auto); "
-                            "default: start a local Ray instance on this machine's cores")
+                            "default: RAY_ADDRESS, else the cluster `ray start` started on "
+                            "this machine, else a new local Ray instance on its cores")
     group.add_argument("--ray-actors", type=positive_int, metavar="N",
                        help="actors running the suite (default: the cluster's CPUs)")
     group.add_argument("--ray-batch-size", type=positive_int, default=1024, metavar="N",
                        help="records per block an actor reviews at once (default 1024)")
-
 
 
 def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
@@ -39,8 +41,7 @@ def start(engine: Any, inputs: list[str], args: argparse.Namespace) -> Any:
 
     sources = getattr(args, "sources", None) or resolve_inputs(
         inputs, messages_column=getattr(args, "messages_column", "messages"))
-    return start_ray(engine, sources, limit=engine.options.limit,
-                     address=getattr(args, "ray_address", None),
+    return start_ray(engine, sources, address=getattr(args, "ray_address", None),
                      actors=getattr(args, "ray_actors", None),
                      batch_size=getattr(args, "ray_batch_size", 1024),
                      max_cost=getattr(args, "max_cost", None))

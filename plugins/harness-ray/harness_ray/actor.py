@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import socket
+import sys
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 
+from harness.engine import Engine
+from harness.judges.runner import JudgeRunner
 from harness.options import RunOptions
 from harness.stages import Finished
-from harness.stops import stop_for
+from harness.stops import RunStopped, Stop, stop_for
 from harness.suite import Suite
-from harness_ray.blocks import from_decisions, stop_block, to_entries
+from harness_ray.blocks import Records, broken_block, decisions
+from harness_ray.budget import ClusterBudget
+from harness_ray.preflight import Marker, cache_not_shared
+from harness_ray.window import Link, SharedWindow
+
+BLOCK_STARTS = 4
+"""Times a block may be started (by a restarted actor) before it stops the run."""
 
 
 @dataclass
@@ -21,12 +32,16 @@ class ActorSpec:
 
     suite: Suite
     options: RunOptions
-    """The driver's run options; ``judge_share`` divides each judge's window among the actors
-    so that the whole pool keeps to the suite's ``max_concurrency`` per judge."""
+    """The driver's run options."""
+    coordinator: Any
+    """The run's :class:`~harness_ray.coordinator.Coordinator` actor (judge windows, ledger,
+    block attempts)."""
     max_cost: float | None = None
     """``--max-cost``: USD the whole cluster may spend on judge calls."""
-    ledger: Any = None
-    """With ``max_cost``: the :class:`~harness_ray.budget.Ledger` actor the judges report to."""
+    columns: dict[int, str] = field(default_factory=dict)
+    """Inputs whose Parquet/Arrow chat column is not ``options.messages_column``."""
+    marker: Marker | None = None
+    """On a cluster of several nodes, the driver's mark in the judge cache folder."""
 
 
 class ReviewBlocks:
@@ -34,20 +49,61 @@ class ReviewBlocks:
     loop keeps each judge's window full within a block."""
 
     def __init__(self, spec: ActorSpec) -> None:
-        from harness.engine import Engine
-        from harness_ray.budget import ClusterBudget
+        import ray
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        budget = None if spec.max_cost is None else ClusterBudget(spec.ledger, spec.max_cost)
-        self.engine = Engine(spec.suite, options=spec.options, budget=budget)
+        sys.stdout = sys.stderr  # a criterion's prints never land in the driver's stdout
+        self.spec = spec
+        self.broken: str | None = None
+        actor = ray.get_runtime_context().get_actor_id() or f"pid-{os.getpid()}"
+        self.link = Link(spec.coordinator, actor)
+        budget = None if spec.max_cost is None else ClusterBudget(self.link, spec.max_cost)
+        if spec.marker is not None and not spec.marker.seen():  # a node that joined later
+            self.broken = cache_not_shared(spec.marker)
+            return
+        try:
+            self.engine = Engine(spec.suite, options=spec.options, budget=budget)
+        except Exception as exc:  # noqa: BLE001 - said once, in one line, by the driver
+            self.broken = (f"a Ray actor on {socket.gethostname()} cannot build the suite: "
+                           f"{' '.join(str(exc).split()) or type(exc).__name__}")
+            return
+        for key, value in self.engine.context.resources.items():
+            if isinstance(value, JudgeRunner):
+                value.make_window = partial(SharedWindow, self.link, key,
+                                            value.max_concurrency)
 
     def __call__(self, block: pa.Table) -> pa.Table:
+        import ray
+
+        if self.broken is not None:
+            return broken_block(self.broken)
+        records = Records(block, self.spec.options.messages_column)
+        keys = records.keys()
+        if (column := self.spec.columns.get(keys[0][0])) is not None:
+            records = Records(block, column)
+        if (stop := self._restarted_too_often(ray, records, keys)) is not None:
+            return decisions([], [], stop)
         decided: list[Finished] = []
         try:
-            for batch in self.engine.batches(to_entries(block)):
+            for batch in self.engine.batches(records.entries()):
                 decided.extend(batch)
         except Exception as exc:  # noqa: BLE001 - a stop travels as a block; the rest raises
             if (stop := stop_for(exc)) is None:
                 raise
-            return stop_block(stop, decided)  # the rest of the block is reviewed on --resume
-        return from_decisions(decided)
+            return decisions(keys, decided, stop)  # the rest: on --resume
+        finally:
+            self.engine.context.loop.run(self.link.finish())
+        return decisions(keys, decided)
+
+    def _restarted_too_often(self, ray: Any, records: Records,
+                             keys: list[tuple[int, int, int]]) -> RunStopped | None:
+        """A stop when this block was started too often: it kills its actor."""
+        file, first, _ = keys[0]
+        starts = ray.get(self.spec.coordinator.started.remote(f"{file}:{first}"))
+        if starts <= BLOCK_STARTS:
+            return None
+        sources = [source for _, source, _, _ in records.entries()]
+        where = f"{sources[0]} to {sources[-1]}" if sources else f"input {file}"
+        return RunStopped(Stop.WORKER_DIED, f"the records {where} killed their Ray actor "
+                          f"{BLOCK_STARTS} times (a record that crashes a model, or the "
+                          "actor out of memory); what was decided is kept")

@@ -1,109 +1,196 @@
 """Records and decisions as Arrow blocks, the unit Ray Data moves between tasks and actors.
 
-A record travels as ``(seq, source, payload, skip)`` (:data:`harness.stages.Entry`): ``payload``
-is what the core's reader gave for it (a JSONL line's bytes, a Parquet row, or the exception
-that says why it cannot be read), pickled. A decision travels as ``(seq, sub, outcome, source,
-errored, line)`` where ``line`` is the decision's journal JSON.
+A block is one Arrow row whose columns are lists, one item per record: so a block is exactly
+what a read task yields (``--ray-batch-size`` records; Ray Data never cuts a row in two), and
+nothing is pickled. For each record: the input's number (``file``), the record's number in it
+(``index``), its position (``source``, ``name:line``), the indexes of its transcripts already
+decided (``skip``), its ``kind`` and the record itself in the column of its kind: ``line`` (a
+JSONL line's or a ``.json`` element's bytes), ``row`` (a Parquet or Arrow row: a struct of the
+file's own columns) or ``error`` (why it cannot be read). An input's last block ends with its
+``END`` record, whose ``index`` is how many records the input holds: that is how the driver
+numbers the inputs after it without a counting pass (:mod:`harness_ray.numbering`).
+
+A block of decisions carries the same ``(file, index)`` keys, the transcript's ``sub``, and the
+decision as its journal JSON (``line``), the input's ``END`` record passed through, and a
+``STOPPED`` item when the run must stop (an exception raised in an actor reaches the driver
+only as text, so a stop travels as data) or ``BROKEN`` when the actor could not build the suite.
 """
 
 from __future__ import annotations
 
-import itertools
-import pickle
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from harness.inputs import Source
+from harness.inputs.reader import RecordError, _batch_rows
 from harness.stages import Entry, Finished
 from harness.stops import RunStopped, Stop
 
-RECORDS = pa.schema([("seq", pa.int64()), ("source", pa.string()), ("payload", pa.binary()),
-                     ("skip", pa.list_(pa.int64()))])
-DECISIONS = pa.schema([("seq", pa.int64()), ("sub", pa.int64()), ("outcome", pa.string()),
-                       ("source", pa.string()), ("errored", pa.list_(pa.string())),
-                       ("line", pa.binary())])
+LINE, ROW, ERROR, END = 0, 1, 2, 3
+"""Kinds of a record."""
+DECIDED, PASSED_END, STOPPED, BROKEN = 0, 3, 4, 5
+"""Kinds of a decisions item: a decision, an input's ``END`` passed through, a stop, and an
+actor that could not build the suite (``line``: why, in one line)."""
+
+RECORD_FIELDS = [("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()),
+                 ("source", pa.string()), ("line", pa.binary()), ("error", pa.string()),
+                 ("skip", pa.list_(pa.int64()))]
+DECISION_FIELDS = [("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()),
+                   ("sub", pa.int64()), ("outcome", pa.string()), ("source", pa.string()),
+                   ("errored", pa.list_(pa.string())), ("line", pa.binary())]
 
 
-def read_records(source: Source, first_seq: int, done: Mapping[int, Iterable[int]], rows: int,
-                 limit: int | None = None) -> Iterator[pa.Table]:
-    """Blocks of ``rows`` records of one input, numbered from ``first_seq`` (the record's
-    position in the run's inputs, :func:`harness.inputs.iter_entries`' numbering) up to
-    ``limit``, each with the indexes of its transcripts already decided."""
-    columns: dict[str, list[Any]] = {name: [] for name in RECORDS.names}
-    for seq, (position, raw) in enumerate(source.records(), first_seq):
-        if limit is not None and seq >= limit:
-            break
-        columns["seq"].append(seq)
-        columns["source"].append(position)
-        columns["payload"].append(pickle.dumps(raw, protocol=5))
-        columns["skip"].append(sorted(done.get(seq, ())))
-        if len(columns["seq"]) >= rows:
-            yield pa.table(columns, schema=RECORDS)
-            columns = {name: [] for name in RECORDS.names}
-    if columns["seq"]:
-        yield pa.table(columns, schema=RECORDS)
+def _one_row(columns: dict[str, list[Any]], fields: list[tuple[str, pa.DataType]],
+             extra: dict[str, pa.Array] | None = None) -> pa.Table:
+    """A one-row table: each column a list of the items."""
+    arrays = {name: pa.array([columns[name]], pa.list_(type)) for name, type in fields}
+    for name, values in (extra or {}).items():
+        arrays[name] = pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
+    return pa.table(arrays)
 
 
-def to_entries(block: pa.Table) -> list[Entry]:
-    """A block of records as the engine's entries."""
-    data = block.to_pydict()
-    return [(seq, source, pickle.loads(payload), frozenset(skip)) for seq, source, payload, skip
-            in zip(data["seq"], data["source"], data["payload"], data["skip"], strict=True)]
+def _items(block: pa.Table, name: str) -> pa.Array:
+    """The items of a list column, every row of the block in order."""
+    return block.column(name).combine_chunks().flatten()
 
 
-def from_decisions(decided: list[Finished]) -> pa.Table:
-    """Decided transcripts as a block."""
-    return pa.table({"seq": [f.seq for f in decided], "sub": [f.sub for f in decided],
-                     "outcome": [f.outcome for f in decided],
-                     "source": [f.source for f in decided],
-                     "errored": [list(f.errored) for f in decided],
-                     "line": [f.json() for f in decided]}, schema=DECISIONS)
+class RecordsBlock:
+    """Records of one input collected into a block (``row_type``: the struct of a table
+    input's columns)."""
+
+    def __init__(self, file: int, row_type: pa.DataType | None = None) -> None:
+        self.file = file
+        self.row_type = row_type
+        self.columns: dict[str, list[Any]] = {name: [] for name, _ in RECORD_FIELDS}
+        self.rows: list[pa.Array] = []
+
+    def __len__(self) -> int:
+        return len(self.columns["index"])
+
+    def add(self, index: int, kind: int, source: str | None, skip: Iterable[int] = (), *,
+            line: bytes | None = None, error: str | None = None) -> None:
+        c = self.columns
+        c["file"].append(self.file)
+        c["index"].append(index)
+        c["kind"].append(kind)
+        c["source"].append(source)
+        c["line"].append(line)
+        c["error"].append(error)
+        c["skip"].append(sorted(skip))
+        if self.row_type is not None and kind != ROW:
+            self.rows.append(pa.nulls(1, self.row_type))
+
+    def with_rows(self, row_type: pa.DataType) -> RecordsBlock:
+        """This block (error rows only so far) with a ``row`` column of ``row_type``."""
+        block = RecordsBlock(self.file, row_type)
+        block.columns = self.columns
+        block.rows = [pa.nulls(len(self), row_type)] if len(self) else []
+        return block
+
+    def add_rows(self, rows: pa.StructArray) -> None:
+        """The struct of the rows just added with :meth:`add` (kind ``ROW``)."""
+        self.rows.append(rows)
+
+    def table(self) -> pa.Table:
+        extra = None
+        if self.row_type is not None:
+            extra = {"row": pa.concat_arrays(self.rows) if self.rows
+                     else pa.array([], self.row_type)}
+        return _one_row(self.columns, RECORD_FIELDS, extra)
 
 
-STOPPED = -1
-"""``seq`` of the one row of a block that says the run must stop (its ``line``: why)."""
+@dataclass(frozen=True)
+class Records:
+    """A block of records as the engine's entries, keyed by their place in the block."""
+
+    block: pa.Table
+    messages_column: str = "messages"
+
+    def keys(self) -> list[tuple[int, int, int]]:
+        """``(file, index, kind)`` per record."""
+        return list(zip(*(_items(self.block, name).to_pylist()
+                          for name in ("file", "index", "kind")), strict=True))
+
+    def entries(self) -> Iterator[Entry]:
+        """``(place, source, payload, skip)`` for every record (not the ``END`` record)."""
+        kinds = _items(self.block, "kind").to_pylist()
+        rows = self._rows(kinds)
+        columns = (_items(self.block, name).to_pylist()
+                   for name in ("source", "line", "error", "skip"))
+        for n, (kind, source, line, error, skip) in enumerate(zip(kinds, *columns,
+                                                                  strict=True)):
+            if kind == LINE:
+                yield n, source, line, frozenset(skip)
+            elif kind == ROW:
+                yield n, source, next(rows), frozenset(skip)
+            elif kind == ERROR:
+                yield n, source, RecordError(error), frozenset(skip)
+
+    def _rows(self, kinds: Sequence[int]) -> Iterator[dict[str, Any] | Exception]:
+        """The table rows as the core's reader gives them (one conversion for the block)."""
+        if "row" not in self.block.column_names:
+            return iter(())
+        rows = _items(self.block, "row").filter(pa.array([k == ROW for k in kinds]))
+        return _batch_rows(pa.RecordBatch.from_struct_array(rows), self.messages_column)
 
 
-def stop_block(stop: RunStopped, decided: list[Finished] | None = None) -> pa.Table:
-    """A block saying that the run must stop (a judge endpoint down, ``--max-cost`` reached),
-    after the transcripts the actor decided before that: an exception raised in an actor
-    reaches the driver only as text, so it travels as data (its kind in ``outcome``)."""
-    row = pa.table({"seq": [STOPPED], "sub": [STOPPED], "outcome": [stop.stop.value],
-                    "source": [""], "errored": [[]], "line": [str(stop).encode()]},
-                   schema=DECISIONS)
-    return pa.concat_tables([from_decisions(decided), row]) if decided else row
+def decisions(keys: Sequence[tuple[int, int, int]], decided: Iterable[Finished],
+              stop: RunStopped | None = None) -> pa.Table:
+    """Decided transcripts (``seq``: their place in the records block) as a block, with the
+    records block's ``END`` passed through, then ``stop`` if the run must stop."""
+    columns: dict[str, list[Any]] = {name: [] for name, _ in DECISION_FIELDS}
+    for f in decided:
+        file, index, _ = keys[f.seq]
+        _append(columns, file, index, DECIDED, f.sub, f.outcome, f.source, list(f.errored),
+                f.json())
+    for file, index, kind in keys:
+        if kind == END:
+            _append(columns, file, index, PASSED_END, -1, "", "", [], b"")
+    if stop is not None:
+        _append(columns, -1, -1, STOPPED, -1, stop.stop.value, "", [], str(stop).encode())
+    return _one_row(columns, DECISION_FIELDS)
 
 
-def to_decisions(block: pa.Table) -> list[Finished]:
-    """A block's decisions as the core's :class:`Finished` (the journal line kept as JSON);
-    a stop row is left out: :func:`stop_of` says why the run stops."""
-    data = block.to_pydict()
-    return [Finished(seq, sub, 0, outcome, source, tuple(errored), None, line)
-            for seq, sub, outcome, source, errored, line
-            in zip(data["seq"], data["sub"], data["outcome"], data["source"], data["errored"],
-                   data["line"], strict=True) if seq != STOPPED]
+def broken_block(reason: str) -> pa.Table:
+    """A block saying that an actor could not build the suite (``reason``: one line)."""
+    columns: dict[str, list[Any]] = {name: [] for name, _ in DECISION_FIELDS}
+    _append(columns, -1, -1, BROKEN, -1, "", "", [], reason.encode())
+    return _one_row(columns, DECISION_FIELDS)
 
 
-def stop_of(block: pa.Table) -> RunStopped | None:
-    """What stops the run, as a local run would raise it, when the block ends with a stop
-    row."""
-    seqs = block.column("seq").to_pylist()
-    if STOPPED not in seqs:
-        return None
-    at = seqs.index(STOPPED)
-    return RunStopped(Stop(block.column("outcome")[at].as_py()),
-                      block.column("line")[at].as_py().decode())
+def _append(columns: dict[str, list[Any]], *values: Any) -> None:
+    for (name, _), value in zip(DECISION_FIELDS, values, strict=True):
+        columns[name].append(value)
 
 
-SAMPLE_RECORDS = 200
+@dataclass(frozen=True)
+class Decided:
+    """What a decisions block says, for the driver."""
+
+    decisions: list[tuple[int, int, Finished]]
+    """``(file, index, decision)``; the decision's ``seq`` is set by the driver."""
+    ends: list[tuple[int, int]]
+    """``(file, records)`` of the inputs that ended in this block."""
+    stop: RunStopped | None = None
+    broken: str | None = None
 
 
-def measure(source: Source) -> tuple[int, float]:
-    """How many records one input holds (exactly, as :meth:`Source.records` yields them) and
-    the mean size in bytes of its first ones as they travel in a block."""
-    sizes = []
-    for _, raw in itertools.islice(source.records(), SAMPLE_RECORDS):
-        sizes.append(len(raw) if isinstance(raw, bytes) else len(pickle.dumps(raw, protocol=5)))
-    return source.count(), sum(sizes) / max(1, len(sizes))
+def read_decisions(block: pa.Table) -> Decided:
+    out: list[tuple[int, int, Finished]] = []
+    ends: list[tuple[int, int]] = []
+    stop: RunStopped | None = None
+    broken: str | None = None
+    for file, index, kind, sub, outcome, source, errored, line in zip(
+            *(_items(block, name).to_pylist() for name, _ in DECISION_FIELDS), strict=True):
+        if kind == DECIDED:
+            out.append((file, index, Finished(-1, sub, 0, outcome, source, tuple(errored),
+                                              None, line)))
+        elif kind == PASSED_END:
+            ends.append((file, index))
+        elif kind == STOPPED:
+            stop = RunStopped(Stop(outcome), line.decode())
+        else:
+            broken = line.decode()
+    return Decided(out, ends, stop, broken)

@@ -287,3 +287,197 @@ def test_actors_skip_by_the_same_plan(cli, tmp_path, ray_address):
                    if v["outcome"] == "skipped"}
         gated = int(d["transcript_id"][1:]) % 2 == 1
         assert skipped == ({"costly": SKIPPED, "later": SKIPPED} if gated else {}), d
+
+
+def journal_of(run: Path) -> list[tuple[str, dict]]:
+    return [(row["decision"]["source"], core_corpus.summarise(row["decision"]))
+            for row in iter_journal(run, allow_incomplete=True)]
+
+
+def test_every_kind_of_input_is_numbered_and_decided_as_locally(cli, tmp_path, ray_address):
+    """JSONL (blank and broken lines), a truncated .jsonl.gz, a .json array, Parquet row groups
+    (chat in another column), an Arrow stream, an empty file: blocks of 2 records, and the
+    inputs counted only where --limit and --resume need it."""
+    from test_ray_units import inputs
+
+    paths = inputs(tmp_path / "in")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ncriteria:\n  - {name: short, kind: regex, pattern: 'r[0-3]', "
+                     "expect: absent}\n")
+    common = ["--messages-column", "conversation", "--no-progress", "--no-report"]
+
+    def run(name: str, *args: object) -> Path:
+        code, _, err = cli("run", suite, *paths, "-o", tmp_path / name, *common, *args)
+        assert code == 0, err
+        return tmp_path / name
+
+    ray = ["--engine", "ray", "--ray-batch-size", "2"]
+    local = run("local", "--workers", "1")
+    assert journal_of(run("ray", *ray)) == journal_of(local)
+    assert journal_of(run("limited", *ray, "--limit", "7")) == journal_of(local)[:7]
+    assert journal_of(run("limited", *ray, "--resume")) == journal_of(local)
+    meta = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert meta["options"]["engine"] == "ray" and meta["options"]["actors"] == 2
+    assert "workers" not in meta["options"]  # --workers does not apply to the actors
+
+
+def test_a_corpus_at_a_url_is_downloaded_as_often_as_by_the_local_engine(cli, tmp_path,
+                                                                         ray_address):
+    """No counting pass: the Ray engine reads each input once to review it (the run reads it
+    once more for its outputs, as every engine does)."""
+    import threading
+    from collections import Counter
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    gets: Counter[str] = Counter()
+
+    class Files(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            gets[self.path] += 1
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    for name in ("a", "b"):
+        write_jsonl(tmp_path / f"{name}.jsonl", [chat("q", f"{name} {i}") for i in range(30)])
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ncriteria:\n  - {name: r, kind: regex, pattern: x, "
+                     "expect: absent}\n")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Files, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        counts = []
+        for engine in (["--workers", "1"], ["--engine", "ray"]):
+            gets.clear()
+            code, _, err = cli("run", suite, f"{base}/a.jsonl", f"{base}/b.jsonl", "-o",
+                               tmp_path / engine[-1], "--no-progress", "--no-report", *engine)
+            assert code == 0, err
+            counts.append(dict(gets))
+    finally:
+        server.shutdown()
+    local, on_ray = counts
+    assert on_ray == local and set(local) == {"/a.jsonl", "/b.jsonl"}
+
+
+def test_the_judge_window_is_the_cluster_s_and_goes_where_the_work_is(cli, tmp_path,
+                                                                      ray_address):
+    """max_concurrency 4 with 2 actors: never more than 4 calls in flight from both, and all 4
+    for the one actor that has work left."""
+    data = [judged_corpus(tmp_path / f"in{k}.jsonl", 30) for k in range(4)]
+    for name, inputs, batch in (("both", data, "15"), ("one", data[:1], "1000")):
+        with ChatServer(reply=verdict, latency_s=0.2) as server:
+            suite = judge_suite(tmp_path / f"{name}.yaml", server.base_url, concurrency=4)
+            code, _, err = cli("run", suite, *inputs, "-o", tmp_path / name, "--engine", "ray",
+                               "--ray-actors", "2", "--ray-batch-size", batch, "--no-progress",
+                               "--no-report")
+            assert code == 0, err
+            assert server.max_in_flight == 4, name  # never past the window, and all of it
+
+
+def test_adding_a_cost_never_waits_for_the_ledger(tmp_path, ray_address):
+    """A priced answer is added to the cluster's ledger in the background: the judge call
+    goes on while the ledger has not answered (here, a ledger held until the test lets go)."""
+    import asyncio
+
+    from harness_ray.budget import ClusterBudget
+    from harness_ray.coordinator import Coordinator
+    from harness_ray.window import Link
+
+    flag = tmp_path / "release"
+
+    class HeldCoordinator(Coordinator):
+        def sync(self, *args):  # type: ignore[no-untyped-def]
+            while not flag.exists():
+                time.sleep(0.01)
+            return super().sync(*args)
+
+    held = ray.remote(num_cpus=0)(HeldCoordinator).remote()
+    link = Link(held, "test")
+    budget = ClusterBudget(link, limit=10.0)
+
+    async def judged() -> tuple[float, float, bool]:
+        budget.add(1.5)  # returns at once
+        budget.check()
+        known, answered = link.spent, link._syncing is not None and link._syncing.done()
+        flag.touch()
+        await link.sync()
+        return known, link.total, answered
+
+    known, total, answered = asyncio.run(judged())
+    assert (known, answered) == (1.5, False)  # counted here before the ledger answered
+    assert total == 1.5  # and the ledger has it once it answers
+
+
+PRINTS = '''\
+import sys
+
+
+def loud(transcript):
+    print("a criterion printing to stdout")
+    print("and to stderr", file=sys.stderr)
+    return True
+'''
+
+
+def test_stdout_holds_the_summary_only(tmp_path, ray_address):
+    """Actors' output and Ray's own lines never land in harness's stdout (the summary)."""
+    data = judged_corpus(tmp_path / "in.jsonl", 20)
+    (tmp_path / "loud.py").write_text(PRINTS)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ncriteria:\n  - {name: loud, kind: python, function: loud:loud}\n")
+    done = subprocess.run([*HARNESS, "run", str(suite), str(data), "-o", str(tmp_path / "run"),
+                           "--engine", "ray", "--ray-address", ray_address, "--no-progress",
+                           "--no-report"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "printing" not in done.stdout and "pid=" not in done.stdout
+    assert done.stdout.splitlines()[0].strip().startswith("s v1: 20 read, 20 passed")
+
+
+def test_a_port_that_is_not_ray_is_one_line_at_once(tmp_path):
+    """Something else listens there (an HTTP server): not minutes of Ray's retries."""
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    data = judged_corpus(tmp_path / "in.jsonl", 2)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ncriteria:\n  - {name: r, kind: regex, pattern: x, "
+                     "expect: absent}\n")
+    server = ThreadingHTTPServer(("", 0), SimpleHTTPRequestHandler)  # as a service listens
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_port}"
+    try:
+        done = subprocess.run([*HARNESS, "run", str(suite), str(data), "-o",
+                               str(tmp_path / "run"), "--engine", "ray", "--ray-address",
+                               address], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
+    finally:
+        server.shutdown()
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert f"no Ray cluster answers at {address}" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+ALWAYS_KILLS = '''\
+import os
+import signal
+
+
+def dies(transcript):
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+@pytest.mark.slow
+def test_a_block_that_keeps_killing_its_actor_stops_the_run(cli, tmp_path, ray_address):
+    data = judged_corpus(tmp_path / "in.jsonl", 4)
+    (tmp_path / "killer.py").write_text(ALWAYS_KILLS)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ncriteria:\n  - {name: d, kind: python, function: killer:dies}\n")
+    code, _, err = cli("run", suite, data, "-o", tmp_path / "run", "--engine", "ray",
+                       "--no-progress")
+    assert code == 4, err
+    assert f"the records {data}:1 to {data}:4 killed their Ray actor 4 times" in err

@@ -263,7 +263,10 @@
     var problems = t.failed.map(function (n) { return "✗ " + n; })
       .concat(t.errored.map(function (n) { return "⚠ " + n; }));
     setField(node, "failed", problems.join("  "));
-    setField(node, "score", t.score === null ? null : "score " + fmt(t.score, 3));
+    var threshold = t.failed.indexOf("threshold") >= 0 && t.threshold_score !== null &&
+      t.threshold_score !== undefined;  // what the suite threshold compared: the non-gate mean
+    setField(node, "score", threshold ? "non-gate mean " + fmt(t.threshold_score, 3) + " < " +
+      data.suite.threshold : t.score === null ? null : "score " + fmt(t.score, 3));
     var marked = node.querySelector('[data-field="marks"]');
     markViews.push(function () {
       var n = marksOf(t);
