@@ -142,6 +142,14 @@ class RubricSet:
         nonce = make_nonce(lead.secret, content, self.name, repeat)
         return await self._once(nonce, lambda: self._answer(transcript, content, nonce, repeat))
 
+    def render(self, transcript: Transcript, repeat: int) -> tuple[JudgeRequest, str]:
+        """The request one call sends for every rubric of the set, and its nonce (as
+        :meth:`LLMJudge.render` for one rubric; what ``harness validate`` shows)."""
+        lead = self.lead
+        content = lead.content(transcript)
+        nonce = make_nonce(lead.secret, content, self.name, repeat)
+        return self.request(list(self.members), transcript, content, nonce, repeat), nonce
+
     def request(self, keys: Sequence[str], transcript: Transcript, content: dict[str, Any],
                 nonce: str, repeat: int) -> JudgeRequest:
         """The request asking for rubrics ``keys`` (in that order), the transcript once."""

@@ -244,6 +244,72 @@ def test_only_selects_the_whole_set_or_some_of_its_rubrics(tmp_path, server):
     assert re.findall(r"^VERDICT ([\w-]+): <label>$", system, re.M) == ["short"]
 
 
+def expected(answer: str, name: str) -> str:
+    return "pass" if CHECKS[name](answer) else "fail"
+
+
+def test_repeats_ask_once_per_repeat_and_each_rubric_takes_its_majority(tmp_path, server):
+    items = transcripts(ANSWERS[:3])
+    found = verdicts(list(engine(tmp_path, server, together(repeats=3)).review(items)))
+    assert server.completions == 3 * len(items)  # one call per transcript and repeat
+    assert sorted(r["seed"] for r in server.requests) == sorted([0, 1, 2] * len(items))
+    for t, answer in zip(items, ANSWERS, strict=False):
+        for name in CHECKS:
+            v = found[(t.id, f"q.{name}")]
+            assert v.outcome == expected(answer, name)
+            assert [r["label"] for r in v.details["repeats"]] == [v.details["label"][0]] * 3
+            assert v.details["stability"] == 1.0
+
+
+def test_rate_limited_calls_are_retried_and_each_transcript_answered_by_one_call(tmp_path,
+                                                                               server):
+    """The endpoint refuses the first calls with 429: they are retried, and each transcript's
+    rubrics are still answered by one admitted call."""
+    server.fail_first(3, status=429, retry_after="0")
+    items = transcripts()
+    path = tmp_path / "suite.json"
+    path.write_text(suite_text(server.base_url, [together()], max_attempts=5,
+                               tokens_per_minute=10**6, base_delay_s=0.01))
+    with Engine(path, cache_dir=tmp_path / "cache") as built:
+        found = verdicts(list(built.review(items)))
+    assert server.completions == len(items) + 3  # three refused, then one call each
+    for request in server.requests:  # a retry asks the same: every rubric at once
+        system = request["messages"][0]["content"]
+        assert re.findall(r"^VERDICT ([\w-]+): <label>$", system, re.M) == list(CHECKS)
+    asked = [BLOCK.findall(r["messages"][1]["content"])[0][2] for r in server.requests]
+    assert set(asked) == set(ANSWERS)
+    for t, answer in zip(items, ANSWERS, strict=True):
+        for name in CHECKS:
+            assert found[(t.id, f"q.{name}")].outcome == expected(answer, name)
+    attempts = sum(found[(t.id, "q.polite")].details["attempts"] for t in items)
+    assert attempts == len(items) + 3
+
+
+def test_a_batch_judge_sends_one_line_per_transcript(tmp_path):
+    from batch_server import BatchServer
+
+    server = BatchServer(reply=judge).start()
+    try:
+        items = transcripts()
+        path = tmp_path / "suite.json"
+        path.write_text(suite_text(server.base_url, [together()], batch=True,
+                                   batch_idle_s=0.1, batch_poll_s=0.02))
+        with Engine(path, cache_dir=tmp_path / "cache") as built:
+            found = verdicts(list(built.review(items)))
+        assert server.created == 1 and server.completions == 0
+        assert len(server.batch_bodies) == len(items)  # not one line per rubric
+    finally:
+        server.stop()
+    for t, answer in zip(items, ANSWERS, strict=True):
+        for name in CHECKS:
+            v = found[(t.id, f"q.{name}")]
+            assert v.outcome == expected(answer, name) and v.details["batch"] == "batch_1"
+    # the call (at the batch price) is billed once, to the first rubric
+    polite = [found[(t.id, "q.polite")] for t in items]
+    assert all(v.cost_usd > 0 for v in polite)
+    assert all(found[(t.id, "q.short")].cost_usd == 0 for t in items)
+
+
 def test_rubrics_keys_are_checked_when_the_suite_is_built(tmp_path, server):
     bad = [(together(rubric="x"), "give `rubrics` or 'rubric', not both"),
            ({**together(), "rubrics": {"a b": "x"}}, "rubric name 'a b'"),
