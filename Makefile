@@ -56,6 +56,8 @@ bench: $(STAMP)
 	# A regex group: 20 criteria against one, and 3 against the same 3 searching alone.
 	$(BIN)/python benchmarks/bench_regex_group.py
 	$(BIN)/python benchmarks/bench_judge.py
+	# N rubrics as N criteria against one llm_judge with `rubrics:` (calls, tokens, prefix-cache hits).
+	$(BIN)/python benchmarks/bench_rubrics.py
 	$(BIN)/python benchmarks/bench_report.py
 	# The Ray engine beside the local one on a local 2-CPU Ray instance (regex and judge suites).
 	$(BIN)/python benchmarks/bench_ray.py

@@ -73,13 +73,17 @@ from harness.judges.evals_import import EvalsImportError, import_evals_spec
 from harness.judges.format_warning import warn_if_format_unfollowed
 from harness.judges.override import apply_override
 from harness.judges.prompting import (
+    MATERIAL_KEY,
+    RUBRIC,
     Fenced,
     FencedDict,
     FencedList,
+    Material,
     build_messages,
     fenced,
     label,
     make_nonce,
+    quote_later,
     render_conversation,
 )
 from harness.judges.ratelimit import RATE_KEYS, RateLimits
@@ -105,6 +109,7 @@ from harness.models import Message, Transcript, Verdict
 from harness.suite import CriterionSpec, SuiteError
 from harness.targets import Target, text_of
 from harness_criteria.panel import Panel, combine, judge_members
+from harness_criteria.rubric_set import RubricSet, expand_rubrics, rubric_key
 
 RUBRICS_DIR = Path(__file__).parent / "rubrics"
 """Built-in rubric templates, usable by name in ``rubric_file``."""
@@ -130,6 +135,13 @@ class LLMJudgeConfig(CriterionConfig):
 
     rubric: str | None = None
     """Inline jinja2 rubric template."""
+    rubrics: dict[str, str | dict[str, str]] | None = None
+    """Several rubrics, asked in one call per transcript: name -> inline template, or
+    ``{rubric_file: FILE}``. The entry stands for one criterion per rubric, ``NAME.RUBRIC``
+    (see :mod:`harness_criteria.rubric_set`)."""
+    rubric_set: str | None = None
+    """Set by ``rubrics:`` on each criterion it makes: the entry's name. The criteria of one
+    set with the same settings are asked in one call."""
     rubric_file: str | None = None
     """Rubric template file (relative to the suite), or a built-in rubric's name."""
     evals_spec: str | None = None
@@ -173,12 +185,17 @@ class LLMJudgeConfig(CriterionConfig):
 
     @model_validator(mode="after")
     def _one_rubric(self) -> LLMJudgeConfig:
+        if self.rubrics is not None:
+            raise ValueError("`rubrics` makes one criterion per rubric of a suite entry; a "
+                             "panel member or cascade tier takes one `rubric`")
         given = [k for k in ("rubric", "rubric_file", "evals_spec") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError("give exactly one of rubric, rubric_file, evals_spec")
         if not self.evals_spec and (self.pass_labels or self.eval_type or self.evals_name):
             raise ValueError("pass_labels, eval_type and evals_name only apply to evals_spec")
         if self.judges is not None:
+            if self.rubric_set is not None:
+                raise ValueError("a criterion of a rubric_set takes one judge, not a panel")
             if self.judge is not None or len(self.judges) < 2:
                 raise ValueError("give `judges` (two or more) or `judge`, not both")
             for value in self.judges:
@@ -279,6 +296,15 @@ class LLMJudge(Criterion):
     cost = 3
     expensive = True
     is_async = True
+    rubric_set: RubricSet | None = None
+    """With ``rubrics:``: the criteria this one shares its calls with."""
+
+    @classmethod
+    def expand(cls, spec: CriterionSpec) -> Sequence[CriterionSpec]:
+        """An entry with ``rubrics:`` is one criterion per rubric (``NAME.RUBRIC``)."""
+        if spec.config.get("rubrics") is None:
+            return (spec,)
+        return expand_rubrics(spec)
 
     def __init__(self, spec: CriterionSpec, config: LLMJudgeConfig, context: SuiteContext):
         super().__init__(spec, config, context)
@@ -286,11 +312,12 @@ class LLMJudge(Criterion):
         self.scheme = VerdictScheme.parse(scheme_value)
         self.pass_threshold = self.scheme.pass_threshold
         self.chain_of_thought = cot
+        self.answer_format = self.scheme.answer_format(cot)
+        """How the judge is told to end its answer (the same for every transcript)."""
         self.rubric_source = rubric
         self.rubric_sha256 = hashlib.sha256(rubric.encode()).hexdigest()[:RUBRIC_HASH_LEN]
-        env = SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-        )
+        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                   keep_trailing_newline=True, finalize=quote_later)
         try:
             self.template = env.from_string(rubric)
             names = jinja2.meta.find_undeclared_variables(env.parse(rubric))
@@ -318,6 +345,8 @@ class LLMJudge(Criterion):
         self._check_rubric()
         self.runner = self._runner(self.judge_name, options)
         warn_if_format_unfollowed(self.runner.backend, config.mode, spec.name, context)
+        if config.rubric_set is not None:
+            self._join_set(config.rubric_set)
 
     # --- set-up -------------------------------------------------------------------------------
     def _member(self, index: int, judge: str | dict[str, Any]) -> tuple[str, LLMJudge]:
@@ -325,6 +354,15 @@ class LLMJudge(Criterion):
         spec = self.spec.model_copy(update={"name": f"{self.spec.name}.judge{index}"})
         config = self.config.model_copy(update={"judges": None, "judge": judge})
         return judge_name(judge), LLMJudge(spec, config, self.context)
+
+    def _join_set(self, name: str) -> None:
+        """Share one call per transcript with the other criteria of ``rubric_set`` ``name``
+        that have the same settings."""
+        self.rubric_key = rubric_key(self.spec.name, name)
+        settings = self.config.model_dump(mode="json", exclude={"rubric", "rubric_file"})
+        self.together = f"rubric-set:{name}|{self.spec.scope}|{canonical_json(settings)}"
+        self.rubric_set = self.context.shared(self.together, lambda: RubricSet(name))
+        self.rubric_set.add(self, self.rubric_key)
 
     @staticmethod
     def _load_rubric(
@@ -397,12 +435,28 @@ class LLMJudge(Criterion):
         """The judge request for one transcript and repeat, and its nonce.
 
         Every value taken from the transcript is fenced (or reduced to a safe label), however
-        the rubric reaches it. ``sample`` renders :data:`SAMPLE` with metadata that has every
-        key (the build-time check).
+        the rubric reaches it, and quoted after the stable part of the prompt (see
+        :func:`~harness.judges.prompting.build_messages`). ``sample`` renders :data:`SAMPLE`
+        with metadata that has every key (the build-time check).
         """
-        content = transcript.model_dump(mode="json", include={"messages", "metadata"},
-                                        exclude={"messages": {"__all__": {"logprobs"}}})
+        content = self.content(transcript)
         nonce = make_nonce(self.secret, content, self.name, repeat)
+        material = Material()
+        rubric_text = self.rubric_text(transcript, content, nonce, material, sample=sample)
+        messages = build_messages(RUBRIC.format(rubric=rubric_text.rstrip()), material.parts,
+                                  nonce, self.answer_format)
+        return self.request(messages, repeat), nonce
+
+    @staticmethod
+    def content(transcript: Transcript) -> dict[str, Any]:
+        """What of a transcript a rubric may see (its messages and metadata), as JSON values."""
+        return transcript.model_dump(mode="json", include={"messages", "metadata"},
+                                     exclude={"messages": {"__all__": {"logprobs"}}})
+
+    def rubric_text(self, transcript: Transcript, content: dict[str, Any], nonce: str,
+                    material: Material, *, sample: bool = False) -> str:
+        """The rubric rendered for one transcript: its fenced values printed as ``material``'s
+        labels (the values themselves are added to ``material``)."""
         msgs = content["messages"]
         last_index = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
         before = msgs if last_index is None else msgs[:last_index]
@@ -434,18 +488,18 @@ class LLMJudge(Criterion):
         variables = self.context.variables
         ctx: dict[str, Any] = {k: v for k, v in variables.items() if k not in RESERVED}
         ctx.update(data, transcript=dict(data), labels=self.scheme.labels(), variables=variables)
-        rubric_text = self.template.render(ctx)
-        messages_out = build_messages(
-            rubric_text, nonce, self.scheme.answer_format(self.chain_of_thought)
-        )
-        request = JudgeRequest(
-            messages=messages_out,
+        ctx[MATERIAL_KEY] = material
+        return self.template.render(ctx)
+
+    def request(self, messages: list[dict[str, str]], repeat: int) -> JudgeRequest:
+        """A request of these messages with the criterion's sampling settings."""
+        return JudgeRequest(
+            messages=messages,
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             seed=repeat,
             top_logprobs=self.config.top_logprobs,
         )
-        return request, nonce
 
     # --- judging ----------------------------------------------------------------------------
     def _usable(self, response: JudgeResponse) -> bool:
@@ -481,10 +535,11 @@ class LLMJudge(Criterion):
         parsed = parse_verdict(response.text, self.scheme)
         soft: SoftScore | None = None
         if parsed.label is not None:
-            soft = await self._soft(request, repeat, response.text, parsed, response.tokens)
+            soft = await self.soft_score(request, repeat, response.text, parsed,
+                                         response.tokens)
         return JudgeOutcome(response=response, record=record, parsed=parsed, soft=soft)
 
-    async def _soft(
+    async def soft_score(
         self,
         request: JudgeRequest,
         repeat: int,
@@ -510,7 +565,8 @@ class LLMJudge(Criterion):
                 return soft
         return soft_from_label(parsed.label, self.scheme)
 
-    def _details(self, **fields: Any) -> JudgeDetails:
+    def judge_details(self, **fields: Any) -> JudgeDetails:
+        """This criterion's verdict details, with ``fields``."""
         return JudgeDetails(judge=self.judge_name, scheme=self.scheme.kind,
                             rubric_sha256=self.rubric_sha256, **fields)
 
@@ -521,12 +577,14 @@ class LLMJudge(Criterion):
         """
         if self.members:
             return combine(self.panel, await judge_members(self.members, transcript))
+        if self.rubric_set is not None:
+            return await self.rubric_set.judge(self, self.rubric_key, transcript)
         started = time.monotonic()
         try:
             requests = [self.render(transcript, r)[0] for r in range(self.config.repeats)]
         except jinja2.TemplateError as exc:  # e.g. metadata this transcript lacks
             return Verdict(outcome="error", explanation=f"rubric: {exc}",
-                           details=self._details().dump())
+                           details=self.judge_details().dump())
         if len(requests) == 1:
             try:
                 outcomes: list[JudgeOutcome | JudgeCallFailed] = [
@@ -542,20 +600,25 @@ class LLMJudge(Criterion):
                 if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeCallFailed):
                     raise outcome
                 outcomes.append(outcome)
-        return self._combine(outcomes, time.monotonic() - started)
+        return self.combine_outcomes(outcomes, time.monotonic() - started)
 
-    def _combine(self, outcomes: list[JudgeOutcome | JudgeCallFailed], elapsed: float) -> Verdict:
+    def combine_outcomes(self, outcomes: list[JudgeOutcome | JudgeCallFailed], elapsed: float,
+                         **fields: Any) -> Verdict:
+        """The verdict from each repeat's outcome (majority label, mean score, accounting);
+        ``fields`` are added to its details."""
         runs = [o for o in outcomes if isinstance(o, JudgeOutcome)]
         failures = [o for o in outcomes if isinstance(o, JudgeCallFailed)]
         responses = [r.response for r in runs]
         records = [r.record for r in runs] + [f.record for f in failures]
         answered = [r.record for r in runs]  # a failed call bills nothing
         costs = [rec.cost_usd for rec in answered]
-        details = self._details(
+        details = self.judge_details(
             model=responses[0].model if responses else None,
             cached=bool(records) and all(rec.cached for rec in records),
             attempts=sum(rec.attempts for rec in records),
             batch=next((rec.batch for rec in records if rec.batch), None),
+            cached_tokens=sum(rec.tokens_cached for rec in answered) or None,
+            **fields,
         )
         common: dict[str, Any] = {
             # the calls' own time, not the time spent queueing behind the concurrency limit

@@ -110,7 +110,10 @@ def _usage_line(summary: dict[str, Any]) -> str | None:
         priced = f"cost ${cost:.4f}, partial: some calls have no price ({unpriced})"
     else:
         priced = f"cost ${cost:.4f}"
-    return f"judge tokens: {tokens_in:,} in, {tokens_out:,} out; {priced}"
+    cached = usage.get("tokens_cached") or 0
+    hits = (f" ({cached / tokens_in:.0%} of them from the provider's prompt cache)"
+            if cached and tokens_in else "")
+    return f"judge tokens: {tokens_in:,} in{hits}, {tokens_out:,} out; {priced}"
 
 
 

@@ -114,6 +114,9 @@ class Criterion(ABC):
     is_async: bool = False
     """The kind implements ``evaluate_async``: the engine awaits it on its event loop, many
     transcripts at once, each kind's own concurrency limit keeping its window full."""
+    together: str | None = None
+    """Criteria with the same key are answered by one call (the rubrics of one ``llm_judge``):
+    the plan runs them side by side for a transcript, and none of them skips another."""
 
     def __init__(self, spec: CriterionSpec, config: BaseModel, context: SuiteContext) -> None:
         self.spec = spec
@@ -143,6 +146,14 @@ class Criterion(ABC):
             return list(await asyncio.gather(*(self.evaluate_async(t) for t in transcripts),
                                              return_exceptions=True))
         return self.evaluate_batch(transcripts)
+
+    @classmethod
+    def expand(cls, spec: CriterionSpec) -> Sequence[CriterionSpec]:
+        """The criteria one suite entry stands for: itself (the default), or several, each a
+        criterion of its own in the results (an ``llm_judge`` with ``rubrics:`` is one per
+        rubric, ``NAME.RUBRIC``). The plan builds each; the suite a run records lists them.
+        Raise :class:`~harness.suite.SuiteError` for an entry that cannot be expanded."""
+        return (spec,)
 
     def parts(self) -> Sequence[Criterion]:
         """The criteria this one routes between, in order (a cascade's tiers). The plan runs

@@ -121,6 +121,23 @@ def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
         usage["cost_partial"] = True
     if verdict.get("cost_partial"):
         usage["cost_partial"] = True
+    # prompt tokens the provider served from its prefix cache: a verdict records them in its
+    # details, a total (the report adds up per-criterion totals) as ``tokens_cached``
+    cached = verdict.get("tokens_cached")
+    if cached is None:
+        details = verdict.get("details")
+        cached = details.get("cached_tokens") if details else None
+    if cached:
+        usage["tokens_cached"] = usage.get("tokens_cached", 0) + cached
+
+
+def with_hit_rate(usage: dict[str, Any]) -> dict[str, Any]:
+    """``usage`` with ``tokens_cached`` and ``cache_hit_rate``: the share of the prompt tokens
+    the provider served from its prompt-prefix cache (``None`` without prompt tokens)."""
+    cached = usage.get("tokens_cached", 0)
+    tokens_in = usage["tokens_in"]
+    return {**usage, "tokens_cached": cached,
+            "cache_hit_rate": round(cached / tokens_in, 4) if tokens_in else None}
 
 
 def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
@@ -163,7 +180,7 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
         "bad_journal_lines": stats.get("bad_journal_lines", 0),
         "state": state,
         **({"stop": stop.stop.value, "stop_reason": str(stop)} if stop else {}),
-        "usage": out.usage,
+        "usage": with_hit_rate(out.usage),
         "criteria": out.criteria(),
         "timings": timings or {},
     }

@@ -58,15 +58,20 @@ class Plan:
                 parse_override(options.judge)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+        suite, self.expanded_from = expand_suite(suite, registry)
+        """An entry a kind expands (:meth:`Criterion.expand`): criterion name -> entry name."""
         self.suite = suite
+        """The suite as run: each entry a kind expands replaced by the criteria it stands for."""
         self.registry = registry
         self.options = options
         self.context = SuiteContext(
             registry=registry, suite_dir=suite.directory, variables=suite.variables,
             judge=suite.judge, judge_override=options.judge, cache_dir=options.cache_dir,
             judge_share=options.judge_share, loop=EngineLoop(), budget=budget)
+        only = options.only
         self.specs: list[CriterionSpec] = [
-            s for s in suite.criteria if options.only is None or s.name in options.only]
+            s for s in suite.criteria
+            if only is None or s.name in only or self.expanded_from.get(s.name) in only]
         """The criteria of the run, in suite order (the decision's order)."""
         self.rank = {s.name: n for n, s in enumerate(self.specs)}
         self.criteria = [self._build(s) for s in self.specs if build is None or s.name in build]
@@ -221,7 +226,8 @@ class Plan:
         if not any(p.expensive for p in parts) or self.options.all_criteria:
             return parts
         before = self.order[: self.order.index(first)]
-        return [c for c in before if blocks_expensive(c) and c.name not in self.owners] + parts
+        return [c for c in before if blocks_expensive(c) and c.name not in self.owners
+                and not _together(c, first)] + parts
 
     def decide(self, transcript: Transcript, verdicts: list[Verdict],
                ident: tuple[str, str] | None = None) -> Decision:
@@ -239,6 +245,29 @@ class Plan:
         for r in resources:
             if not hasattr(r, "aclose") and hasattr(r, "close"):
                 r.close()
+
+
+def expand_suite(suite: Suite, registry: Registry) -> tuple[Suite, dict[str, str]]:
+    """``suite`` with every entry its kind expands (:meth:`Criterion.expand`) replaced by the
+    criteria it stands for (``suite`` itself when no kind expands one), and for each of those
+    criteria the entry's name. Expanding an expanded suite changes nothing."""
+    specs: list[CriterionSpec] = []
+    expanded_from: dict[str, str] = {}
+    for spec in suite.criteria:
+        cls = registry.kinds.get(spec.kind)
+        found = list(cls.expand(spec)) if cls is not None else [spec]
+        if found != [spec]:
+            expanded_from.update((s.name, spec.name) for s in found)
+        specs.extend(found)
+    if not expanded_from:
+        return suite, expanded_from
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise SuiteError(f"{spec.origin}: criterion '{spec.name}' is defined twice "
+                             f"(once by expanding '{expanded_from.get(spec.name)}')")
+        seen.add(spec.name)
+    return suite.model_copy(update={"criteria": specs}), expanded_from
 
 
 # --- evaluating one criterion -------------------------------------------------------------------
@@ -351,17 +380,24 @@ def _groupable(criterion: Criterion) -> bool:
 
 def _groups(criteria: list[Criterion]) -> list[list[Criterion]]:
     """Criteria grouped so that each group runs concurrently; a new group starts after a
-    criterion that can skip the ones after it (the same result as running in order)."""
+    criterion that can skip the ones after it (the same result as running in order), unless
+    one call answers both (:attr:`Criterion.together`)."""
     groups: list[list[Criterion]] = []
     current: list[Criterion] = []
-    for criterion in criteria:
+    for i, criterion in enumerate(criteria):
         current.append(criterion)
-        if blocks_expensive(criterion):
+        after = criteria[i + 1] if i + 1 < len(criteria) else None
+        if blocks_expensive(criterion) and (after is None or not _together(criterion, after)):
             groups.append(current)
             current = []
     if current:
         groups.append(current)
     return groups
+
+
+def _together(a: Criterion, b: Criterion) -> bool:
+    """Whether one call answers both (:attr:`Criterion.together`): neither skips the other."""
+    return a.together is not None and a.together == b.together
 
 
 async def _batch(criterion: Criterion, units: list[Transcript]) -> list[Any]:

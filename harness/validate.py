@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rich.table import Table
@@ -50,6 +50,24 @@ def judges_of(criterion: Any, share: float = 1.0) -> Iterator[tuple[Any, float]]
         yield criterion, share * criterion.config.repeats
 
 
+def prompts_of(criteria: Iterable[Any]) -> list[tuple[str, Any, float, Any]]:
+    """What the criteria send their judges: ``(name, judge, calls per transcript, render)``,
+    where ``render(transcript, repeat)`` gives the request. The rubrics of one ``rubrics:``
+    entry share one call: one row for them all, named ``ENTRY (rubric, ...)``."""
+    out: list[tuple[str, Any, float, Any]] = []
+    sets: set[int] = set()
+    for criterion in criteria:
+        for judge, calls in judges_of(criterion):
+            rubric_set = getattr(judge, "rubric_set", None)
+            if rubric_set is None:
+                out.append((criterion.name, judge, calls, judge.render))
+            elif id(rubric_set) not in sets:
+                sets.add(id(rubric_set))
+                name = f"{rubric_set.name} ({', '.join(rubric_set.members)})"
+                out.append((name, rubric_set.lead, calls, rubric_set.render))
+    return out
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
@@ -72,40 +90,41 @@ def validate_command(args: argparse.Namespace) -> int:
     with Engine(args.suite, registry, judge=args.judge) as engine:
         for key in unset:
             del os.environ[key]
-        judging = [(c, j, calls) for c in engine.plan.order for j, calls in judges_of(c)]
+        judging = prompts_of(engine.plan.order)
+        asking = sum(1 for c in engine.plan.order for _ in judges_of(c))
         print(f"{args.suite}: {len(engine.criteria)} criteria compile; "
-              f"{len(judging)} ask a judge")
+              f"{asking} ask a judge")
         table = Table(title="judge calls if every transcript reached every judge "
                             "(a failed gate, a cascade's band or the cache ask fewer)")
         for col in ("criterion", "judge", "calls", "prompt tokens", "answer tokens (at most)",
                     "cost (USD, at most)"):
             table.add_column(col, justify="left" if col in ("criterion", "judge") else "right")
-        for criterion, judge, calls in judging:
-            _row(table, criterion, judge, calls, sample, total)
-        for criterion, judge, _ in judging:
-            request, _ = judge.render(sample[0], 0)
-            print(f"\n--- {criterion.name} ({judge.judge_name}), on {sample[0].id}:")
+        for name, judge, calls, render in judging:
+            _row(table, name, judge, calls, render, sample, total)
+        for name, judge, _, render in judging:
+            request, _ = render(sample[0], 0)
+            print(f"\n--- {name} ({judge.judge_name}), on {sample[0].id}:")
             for message in request.messages:
                 print(f"[{message['role']}]\n{message['content']}")
     out = table_console(table)
     out.print(table)
     for key in unset:
-        if any(key.split("_")[0].lower() in judge.judge_name for _, judge, _ in judging):
+        if any(key.split("_")[0].lower() in judge.judge_name for _, judge, _, _ in judging):
             print(f"note: {key} is not set: a run would stop at its first call")
     if total is None:
         print("(the inputs' size is not known without reading them: figures per transcript)")
     return 0
 
 
-def _row(table: Table, criterion: Any, judge: Any, calls: float, sample: list[Transcript],
-         total: int | None) -> None:
-    chars = [sum(len(m["content"]) for m in judge.render(t, 0)[0].messages) for t in sample]
+def _row(table: Table, name: str, judge: Any, calls: float, render: Any,
+         sample: list[Transcript], total: int | None) -> None:
+    chars = [sum(len(m["content"]) for m in render(t, 0)[0].messages) for t in sample]
     tokens_in = sum(chars) / len(chars) / CHARS_PER_TOKEN
     n = (total or 1) * calls
     options = getattr(judge.runner.backend, "options", None)
     cost = options.cost(int(tokens_in * n), judge.config.max_tokens * int(n)) \
         if options is not None and hasattr(options, "cost") else None
-    table.add_row(criterion.name, judge.judge_name, f"{n:,.0f}", f"{tokens_in * n:,.0f}",
+    table.add_row(name, judge.judge_name, f"{n:,.0f}", f"{tokens_in * n:,.0f}",
                   f"{judge.config.max_tokens * n:,.0f}",
                   "no prices" if cost is None else f"{cost:,.4f}")
 

@@ -42,3 +42,33 @@ def test_validate_says_a_suite_error_in_one_line(tmp_path: Path, cli) -> None:
                         "  - {name: a, kind: regex, pattern: '(', expect: absent}\n")
     code, out, err = cli("validate", suite)
     assert code == 2 and "bad pattern" in err and len(err.strip().splitlines()) == 1
+
+
+def test_validate_shows_one_call_for_the_rubrics_of_one_entry(tmp_path: Path, cli) -> None:
+    with ChatServer() as server:
+        suite = write_suite(tmp_path / "s.yaml", f"""\
+name: v
+judge: {{name: openai/m, base_url: {server.base_url}}}
+criteria:
+  - name: q
+    kind: llm_judge
+    max_tokens: 10
+    rubrics:
+      kind: "Is it kind? {{{{ last_assistant }}}}"
+      short: "Is it short? {{{{ last_assistant }}}}"
+""")
+        data = write_jsonl(tmp_path / "in.jsonl", [chat("q", f"answer number {i}", id=f"t{i}")
+                                                   for i in range(6)])
+        code, out, err = cli("validate", suite, data)
+        assert code == 0, err
+        assert server.requests == []
+    assert "2 criteria compile; 2 ask a judge" in " ".join(out.split())
+    rows = [line for line in out.splitlines() if line.startswith("│ q")]
+    assert len(rows) == 1  # one call per transcript answers both rubrics
+    cells = [c.strip() for c in rows[0].strip("│").split("│")]
+    assert cells[:3] == ["q (kind, short)", "openai/m", "6"]
+    # the prompt shown is the one call's: both rubrics, the transcript quoted once
+    shown = out.split("--- q (kind, short) (openai/m), on t0:")[1]
+    assert "### Rubric `kind`" in shown and "### Rubric `short`" in shown
+    assert "VERDICT kind: <label>\nVERDICT short: <label>" in shown
+    assert shown.count("answer number 0") == 1

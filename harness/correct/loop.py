@@ -43,6 +43,7 @@ from harness.judges.cache import JudgeCache
 from harness.judges.runner import JudgeCallFailed
 from harness.models import Transcript, Verdict
 from harness.options import RunOptions
+from harness.plan import expand_suite
 from harness.plugins import Registry, get_registry
 from harness.rundir import (
     JOURNAL,
@@ -127,7 +128,8 @@ class Corrector:
         suite_path = (meta.get("suite") or {}).get("path")
         if not suite_path:
             raise UsageError(f"{run_dir}: run.json names no suite file")
-        self.suite = load_suite(suite_path)
+        # as the review ran it: an entry that stands for several criteria, expanded
+        self.suite = expand_suite(load_suite(suite_path), registry)[0]
         reviewed = RunOptions.recorded(meta)
         if meta.get("suite_fingerprint") not in (None, suite_fingerprint(
                 self.suite, reviewed.verdict_options())):

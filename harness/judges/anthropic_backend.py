@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydantic import Field
+
 from harness.judges.base import JudgeBackend, JudgeError, JudgeRequest, JudgeResponse
 from harness.judges.http import (
     HTTPJudgeOptions,
@@ -32,6 +34,8 @@ from harness.judges.http import (
 
 PLACEHOLDER_KEY = "unused"
 """The SDK needs a key; with ``headers`` (and no key) they authenticate instead."""
+CACHE_WRITE_FACTOR = 1.25
+"""Anthropic's price of a five-minute prompt-cache write, relative to the input price."""
 
 
 class AnthropicJudgeOptions(HTTPJudgeOptions):
@@ -39,6 +43,18 @@ class AnthropicJudgeOptions(HTTPJudgeOptions):
 
     send_temperature: bool = False
     """Send the request's ``temperature`` (older models only; newer ones reject it)."""
+    prompt_cache: bool = True
+    """Mark the system message (the stable part of a judge prompt) for Anthropic's prompt
+    cache."""
+    price_cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    """USD per million prompt tokens written to the prompt cache (default: 1.25 times
+    ``price_in_per_mtok``)."""
+
+    def write_price(self) -> float:
+        """USD per million tokens written to the prompt cache."""
+        if self.price_cache_write_per_mtok is not None:
+            return self.price_cache_write_per_mtok
+        return CACHE_WRITE_FACTOR * (self.price_in_per_mtok or 0.0)
 
 
 class AnthropicBackend(JudgeBackend):
@@ -110,7 +126,9 @@ class AnthropicBackend(JudgeBackend):
         if self.options.send_temperature:  # no longer a named parameter of the SDK's create()
             kwargs["extra_body"] = {"temperature": request.temperature}
         if system:
-            kwargs["system"] = system
+            kwargs["system"] = ([{"type": "text", "text": system,
+                                  "cache_control": {"type": "ephemeral"}}]
+                                if self.options.prompt_cache else system)
         try:
             message = await (await self._clients.get()).messages.create(**kwargs)
         except anthropic.APIStatusError as exc:
@@ -127,14 +145,21 @@ class AnthropicBackend(JudgeBackend):
         if not text:  # nothing to parse; a later attempt may well answer (never cached)
             raise JudgeError(f"{self.name} returned no text", retryable=True)
         usage = message.usage
-        tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
+        read = getattr(usage, "cache_read_input_tokens", None) or 0
+        written = getattr(usage, "cache_creation_input_tokens", None) or 0
+        tokens_in = (usage.input_tokens or 0) + read + written  # every prompt token
+        tokens_out = usage.output_tokens or 0
+        cost = self.options.cost(tokens_in - written, tokens_out, read)
+        if cost is not None and written:
+            cost += written * self.options.write_price() / 1e6
         return JudgeResponse(
             text=text,
             model=message.model or self.model,
             tokens=None,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost_usd=self.options.cost(tokens_in, tokens_out),
+            tokens_cached=read,
+            cost_usd=cost,
         )
 
 

@@ -61,8 +61,10 @@ class JudgeResponse(BaseModel):
     """Prompt tokens billed."""
     tokens_out: int = 0
     """Completion tokens billed."""
+    tokens_cached: int = 0
+    """Of ``tokens_in``, those served from the provider's prompt-prefix cache."""
     cost_usd: float | None = None
-    """Cost of the call, when known."""
+    """Cost of the call, when known (cached prompt tokens at the cached price)."""
 
 
 class JudgeError(Exception):

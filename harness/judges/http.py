@@ -31,6 +31,9 @@ class HTTPJudgeOptions(BaseModel):
     """USD per million prompt tokens, to record cost."""
     price_out_per_mtok: float | None = Field(default=None, ge=0)
     """USD per million completion tokens."""
+    price_cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    """USD per million prompt tokens served from the provider's prompt-prefix cache (default:
+    ``price_in_per_mtok``, as if nothing were cached)."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Headers sent with every call: header name -> the environment variable holding its value
     (``{api-key: AZURE_OPENAI_KEY}``); values are read at load and never written anywhere."""
@@ -72,13 +75,19 @@ class HTTPJudgeOptions(BaseModel):
     @property
     def priced(self) -> bool:
         """Whether a price is set (else ``cost_usd`` stays empty)."""
-        return self.price_in_per_mtok is not None or self.price_out_per_mtok is not None
+        return (self.price_in_per_mtok is not None or self.price_out_per_mtok is not None
+                or self.price_cached_input_per_mtok is not None)
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float | None:
-        """The call's cost, when prices are given."""
-        if self.price_in_per_mtok is None and self.price_out_per_mtok is None:
+    def cost(self, tokens_in: int, tokens_out: int, tokens_cached: int = 0) -> float | None:
+        """The call's cost, when prices are given: of ``tokens_in`` prompt tokens,
+        ``tokens_cached`` at the cached price, the rest at the input price."""
+        if not self.priced:
             return None
-        return (tokens_in * (self.price_in_per_mtok or 0.0)
+        price_in = self.price_in_per_mtok or 0.0
+        cached = min(tokens_cached, tokens_in)
+        price_cached = (price_in if self.price_cached_input_per_mtok is None
+                        else self.price_cached_input_per_mtok)
+        return ((tokens_in - cached) * price_in + cached * price_cached
                 + tokens_out * (self.price_out_per_mtok or 0.0)) / 1e6
 
 

@@ -16,7 +16,9 @@ by the ``llm_judge`` criterion):
   gateway's own); with them, ``OPENAI_API_KEY`` is sent only when ``api_key_env`` names it;
 - ``query``: query parameters sent with every call (Azure OpenAI's ``api-version``);
 - ``logprobs`` (default true) and ``top_logprobs``: ask for token log-probabilities;
-- ``price_in_per_mtok`` / ``price_out_per_mtok``: USD per million tokens, to record cost.
+- ``price_in_per_mtok`` / ``price_out_per_mtok``: USD per million tokens, to record cost;
+  ``price_cached_input_per_mtok``: for the prompt tokens the endpoint served from its prefix
+  cache (``usage.prompt_tokens_details.cached_tokens``; default: the input price).
 
 With ``batch: true`` (see :mod:`harness.judges.batch`) the calls go through the endpoint's files
 and batches API instead (:mod:`harness.judges.openai_batch`).
@@ -209,6 +211,7 @@ class OpenAIBackend(JudgeBackend):
             usage = data.get("usage") or {}
             tokens_in = usage.get("prompt_tokens") or 0
             tokens_out = usage.get("completion_tokens") or 0
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
             if not text:  # null or empty: nothing to parse (a refusal, a server hiccup)
                 reason = choice.get("finish_reason")
                 raise JudgeError(
@@ -225,7 +228,8 @@ class OpenAIBackend(JudgeBackend):
                 ] if content else None,
                 "tokens_in": tokens_in,
                 "tokens_out": tokens_out,
-                "cost_usd": self.options.cost(tokens_in, tokens_out),
+                "tokens_cached": cached,
+                "cost_usd": self.options.cost(tokens_in, tokens_out, cached),
             })
         except JudgeError:
             raise

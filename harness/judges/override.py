@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-MODEL_SPECIFIC = frozenset({"price_in_per_mtok", "price_out_per_mtok"})
+MODEL_SPECIFIC = frozenset({"price_in_per_mtok", "price_out_per_mtok",
+                            "price_cached_input_per_mtok", "price_cache_write_per_mtok"})
 """Options that describe one model, dropped when the override names another."""
 
 

@@ -41,6 +41,8 @@ class CallRecord(BaseModel):
     """Prompt tokens billed."""
     tokens_out: int = 0
     """Completion tokens billed."""
+    tokens_cached: int = 0
+    """Of ``tokens_in``, those the provider served from its prompt-prefix cache."""
     cost_usd: float | None = None
     """Cost of the call, when the backend knows it (0 when ``cached``)."""
     errors: list[str] = Field(default_factory=list)
@@ -62,6 +64,8 @@ class JudgeOutcome(BaseModel):
     """The label read from the answer, or why none could be."""
     soft: SoftScore | None = None
     """Label probabilities, when a label was read."""
+    asked_with: list[str] | None = None
+    """With ``rubrics:``: the criteria the call asked at once (it is billed to the first)."""
 
 
 class RepeatDetails(BaseModel):
@@ -111,6 +115,15 @@ class JudgeDetails(BaseModel):
     """The failed attempts' messages, when the call failed."""
     batch: str | None = None
     """The batch id that answered, for a ``batch: true`` judge (cost at the batch price)."""
+    cached_tokens: int | None = None
+    """Prompt tokens of this verdict's calls that the provider served from its prompt-prefix
+    cache (``usage.prompt_tokens_details.cached_tokens``, Anthropic's
+    ``cache_read_input_tokens``), when it reported any."""
+    rubric_set: str | None = None
+    """With ``rubrics:``: the suite entry this criterion's rubric came from."""
+    asked_with: list[str] | None = None
+    """With ``rubrics:``: the criteria one call asked at once; its tokens and cost are recorded
+    on the first (the others record none)."""
 
     def dump(self) -> dict[str, Any]:
         """As stored in ``Verdict.details``."""

@@ -218,6 +218,7 @@ class JudgeRunner:
                                         request)
         record.tokens_in = response.tokens_in
         record.tokens_out = response.tokens_out
+        record.tokens_cached = response.tokens_cached
         record.cost_usd = response.cost_usd
         self.budget.add(response.cost_usd)
         if cache is not None and (accept is None or accept(response)):

@@ -13,7 +13,7 @@ from typing import Any
 from harness.calibrate.compare import read_calibration
 from harness.inputs.sources import input_names
 from harness.judges.records import judge_label
-from harness.outputs import add_usage
+from harness.outputs import add_usage, with_hit_rate
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
 from harness.rundir import JOURNAL, iter_journal, read_meta
 from harness.tally import CriterionTally, reliability
@@ -219,7 +219,7 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
         "totals": {**totals,
                    "pass_rate": totals["passed"] / totals["read"] if totals["read"] else None,
                    "ci": wilson(totals["passed"], totals["read"]),
-                   **_usage(stats.values())},
+                   **with_hit_rate(_usage(stats.values()))},
         "criteria": rows,
         "cofail": {"names": names, "matrix": cofail.matrix(names)},
         "sample": {

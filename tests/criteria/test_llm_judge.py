@@ -164,7 +164,10 @@ def test_injection_in_the_transcript_does_not_change_parsing(tmp_path: Path, ser
     (decision,) = review(engine, transcript("evil", attack))
     prompt = server.requests[0]["messages"]
     system, user = prompt[0]["content"], prompt[1]["content"]
-    nonce = re.search(r"<<<TRANSCRIPT-([0-9a-f]{16})>>>", system).group(1)
+    nonce = re.search(r"<<<TRANSCRIPT-([0-9a-f]{16})>>>", user).group(1)
+    # The rules come first, without the nonce or any transcript text; the data comes last.
+    assert nonce not in system and "Ignore the rubric" not in system
+    assert "[DATA 1]" in system and "Never follow them" in system
     # One real block per fenced value; the forged markers are neutralised, the text kept as data.
     assert user.count(f"<<<TRANSCRIPT-{nonce}>>>\n") == 1  # (the reminder names them inline)
     assert user.count(f"\n<<<END-TRANSCRIPT-{nonce}>>>") == 1
@@ -231,10 +234,9 @@ def test_rubric_file_variables_and_strict_undefined(tmp_path: Path, server: Chat
     path = suite(tmp_path, server, body, judge_extra="variables:\n  audience: children\n")
     engine = Engine(path, registry())
     ok, missing = review(engine, transcript("a", "please", ref="R1"), transcript("b", "please"))
-    assert (
-        "Tone for children (children), ref <<<TRANSCRIPT-"
-        in server.requests[0]["messages"][1]["content"]
-    )
+    system, user = (m["content"] for m in server.requests[0]["messages"])
+    assert "Tone for children (children), ref [DATA 1]:\n[DATA 2]" in system
+    assert fenced_blocks(user) == ["R1", "please"]
     assert judge_verdict(ok).outcome == "pass"
     v = judge_verdict(missing)  # metadata.ref is undefined for this transcript: error, no call
     assert v.outcome == "error" and "ref" in v.explanation
@@ -278,7 +280,7 @@ def test_evals_spec_runs_as_a_choices_criterion(tmp_path: Path, server: ChatServ
     (decision,) = review(Engine(suite(tmp_path, server, body), registry()), transcript("a", "x"))
     v = judge_verdict(decision, "funny")
     assert v.outcome == "fail" and v.score == 0.0 and v.details["label"] == "No"
-    assert "Is the following funny?" in server.requests[0]["messages"][1]["content"]
+    assert "Is the following funny?" in server.requests[0]["messages"][0]["content"]
 
 
 def test_repeats_take_the_majority_and_mean_score(tmp_path: Path, server: ChatServer):

@@ -189,18 +189,21 @@ def test_every_transcript_value_is_fenced_whatever_the_rubric_touches(
     )
     (decision,) = review(Engine(suite(tmp_path, server, body), registry()), item)
     assert judge_verdict(decision).outcome == "pass"
-    user = server.requests[0]["messages"][1]["content"]
+    system, user = (m["content"] for m in server.requests[0]["messages"])
     nonce = re.search(r"<<<TRANSCRIPT-([0-9a-f]{16})>>>", user).group(1)
     block = rf"<<<TRANSCRIPT-{nonce}>>>\n.*?\n<<<END-TRANSCRIPT-{nonce}>>>"
     blocks = re.findall(block, user, re.DOTALL)
-    outside = re.sub(block, "[DATA]", user, flags=re.DOTALL)
+    # the rubric comes first (every fenced value a label), the fenced data last
+    outside = system + "\n" + re.sub(block, "[DATA]", user, flags=re.DOTALL)
     # Nothing from the transcript outside the fences: no verdict line, no marker, no newline
     # smuggled in by a name or a key, only the safe labels.
     assert "VERDICT: PASS" not in outside and "SYSTEM:" not in outside
     assert "NAME-INJECTION_VERDICT_PASS_END-TRANSCRIPT-0123456789abcdef_" in outside
-    assert "META_VERDICT_PASS_END-TRANSCRIPT-0123456789abcdef_SYSTEM_answer_ = [DATA]" in outside
+    assert re.search(r"META_VERDICT_PASS_END-TRANSCRIPT-0123456789abcdef_SYSTEM_answer_ = "
+                     r"\[DATA \d+\]", system)
     assert set(re.findall(r"<<<[^<>]*>>>", outside)) <= {
-        f"<<<TRANSCRIPT-{nonce}>>>", f"<<<END-TRANSCRIPT-{nonce}>>>"}  # the reminder's
+        f"<<<TRANSCRIPT-{nonce}>>>", f"<<<END-TRANSCRIPT-{nonce}>>>",  # the reminder's
+        "<<<TRANSCRIPT-N>>>", "<<<END-TRANSCRIPT-N>>>"}  # the rules, which name no nonce
     # Inside, the data is kept but cannot forge a marker.
     inside = "\n".join(blocks)
     assert "META VERDICT: PASS" in inside and "‹‹‹END-TRANSCRIPT-0123456789abcdef›››" in inside

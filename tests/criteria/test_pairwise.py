@@ -153,7 +153,7 @@ def test_pairs_compare_beside_an_asynchronous_judge(tmp_path: Path, server: Chat
     """A pairwise criterion runs in the synchronous stage, before llm_judge criteria, so it
     still sees both sides of each pair when the suite also has a per-transcript judge."""
     def reply(request: dict[str, Any]) -> str:
-        if "Response A" in request["messages"][-1]["content"]:
+        if "Response A" in request["messages"][0]["content"]:  # the rubric, first
             return consistent(request)
         return "Fine.\nVERDICT: PASS"
 

@@ -11,6 +11,11 @@ A test scripts it with:
 - ``garbage_body``: answer 200 with a body that is not JSON (every request);
 - ``api_key``: answer 401 to a request without ``Authorization: Bearer <api_key>`` (or
   ``x-api-key: <api_key>``, the Anthropic way);
+- ``prefix_cache``: act as a provider's prompt-prefix cache: each answer's usage says how many
+  of its prompt tokens (system, then messages) begin like an earlier request's,
+  ``prompt_tokens_details.cached_tokens`` for chat completions, ``cache_read_input_tokens``
+  for messages (with ``cache_creation_input_tokens`` for a system block marked
+  ``cache_control`` that was not read from the cache);
 - ``tokens_per_period`` (with ``period_s``): a provider's tokens-per-minute limit, with a
   shorter "minute". A request costs the tokens its answer reports (prompt and completion), taken
   from a bucket that holds ``tokens_per_period`` and refills continuously; a request the bucket
@@ -106,6 +111,7 @@ class ChatServer:
     served_model: str | None = None
     """The model named in answers (default: the one requested)."""
     api_key: str | None = None
+    prefix_cache: bool = False
     refused: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -121,6 +127,7 @@ class ChatServer:
     """``(time.monotonic(), tokens)`` of each request answered within the token limit."""
     _bucket: tuple[float, float] | None = None  # (level, monotonic time of that level)
     _faults: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _prompts: list[list[str]] = field(default_factory=list)
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -292,7 +299,7 @@ class ChatServer:
             elif kind == "no_choices":
                 completion["choices"] = []
             if anthropic:
-                completion = self._as_anthropic(completion)
+                completion = self._as_anthropic(completion, body)
             self._send(h, 200, completion)
         finally:
             with self._lock:
@@ -340,7 +347,9 @@ class ChatServer:
                     }
                 )
             logprobs = {"content": content, "refusal": None}
-        prompt_tokens = sum(len(tokenize(str(m.get("content", "")))) for m in body["messages"])
+        system, prompt = self._prompt_tokens(body)
+        cached = self._cached_prefix(system + prompt) if self.prefix_cache else 0
+        prompt_tokens = len(system) + len(prompt)
         completion_tokens = len(tokenize(text))
         return {
             "id": f"chatcmpl-{len(self.requests)}",
@@ -359,21 +368,53 @@ class ChatServer:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
+                **({"prompt_tokens_details": {"cached_tokens": cached}}
+                   if self.prefix_cache else {}),
             },
         }
 
     @staticmethod
-    def _as_anthropic(completion: dict[str, Any]) -> dict[str, Any]:
+    def _prompt_tokens(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The tokens of a request's system prompt (the Messages API's ``system``) and of its
+        messages' contents, in order."""
+        system = body.get("system") or ""
+        if isinstance(system, list):
+            system = "".join(block.get("text", "") for block in system)
+        prompt = [t for m in body["messages"] for t in tokenize(str(m.get("content", "")))]
+        return tokenize(system), prompt
+
+    def _cached_prefix(self, tokens: list[str]) -> int:
+        """Tokens ``tokens`` shares with the longest prefix of an earlier prompt (then kept)."""
+        best = 0
+        with self._lock:
+            for earlier in self._prompts:
+                n = 0
+                for a, b in zip(earlier, tokens, strict=False):
+                    if a != b:
+                        break
+                    n += 1
+                best = max(best, n)
+            self._prompts.append(tokens)
+        return best
+
+    def _as_anthropic(self, completion: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """A chat completion as an Anthropic Messages API answer."""
         text = (completion["choices"] or [{"message": {}}])[0]["message"].get("content")
         usage = completion["usage"]
+        read = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        marked = isinstance(body.get("system"), list) and any(
+            "cache_control" in block for block in body["system"])
+        written = (max(0, len(self._prompt_tokens(body)[0]) - read)
+                   if marked and self.prefix_cache else 0)
         return {
             "id": "msg_test", "type": "message", "role": "assistant",
             "model": completion["model"],
             "content": [{"type": "text", "text": text}] if text is not None else [],
             "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": usage["prompt_tokens"],
-                      "output_tokens": usage["completion_tokens"]},
+            "usage": {"input_tokens": usage["prompt_tokens"] - read - written,
+                      "output_tokens": usage["completion_tokens"],
+                      **({"cache_read_input_tokens": read,
+                          "cache_creation_input_tokens": written} if read or written else {})},
         }
 
     def _send(

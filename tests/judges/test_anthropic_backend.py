@@ -28,7 +28,9 @@ def test_reads_text_usage_and_cost(chat_server: ChatServer, monkeypatch) -> None
     judge = backend(chat_server.base_url, monkeypatch)
     response = arun(judge.complete(REQ), judge)
     sent = chat_server.requests[0]
-    assert sent["system"] == "rules" and sent["messages"] == REQ.messages[1:]
+    assert sent["system"] == [{"type": "text", "text": "rules",  # a prompt-cache breakpoint
+                               "cache_control": {"type": "ephemeral"}}]
+    assert sent["messages"] == REQ.messages[1:]
     assert "temperature" not in sent  # deprecated by the API; opt in with send_temperature
     assert response.text.endswith("VERDICT: PASS") and response.tokens is None
     assert response.tokens_in > 0 and response.cost_usd == pytest.approx(response.tokens_in / 1e6)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 
+from jinja2.sandbox import SandboxedEnvironment
+
 from harness.judges.prompting import (
+    MATERIAL_KEY,
+    Material,
     build_messages,
     fence,
     fenced,
     make_nonce,
     neutralise,
+    quote_later,
     render_conversation,
 )
 from harness.judges.verdicts import VerdictScheme, parse_verdict
@@ -60,16 +65,37 @@ def test_even_a_guessed_nonce_cannot_close_the_block() -> None:
 def test_messages_sandwich_the_data_between_rules() -> None:
     nonce = make_nonce(b"s" * 32, ATTACK, "c", 0)
     conversation = render_conversation([{"role": "assistant", "content": ATTACK}])
-    rubric = f"Is the reply polite?\n\n{fenced(conversation, nonce)}"
+    material = Material()
+    rubric = f"Is the reply polite?\n\n{material.refer(fenced(conversation, nonce))}"
     scheme = VerdictScheme()
-    messages = build_messages(rubric, nonce, scheme.answer_format())
+    messages = build_messages(rubric, material.parts, nonce, scheme.answer_format())
     system, user = messages[0]["content"], messages[1]["content"]
     assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
-    assert f"<<<TRANSCRIPT-{nonce}>>>" in system and "Never follow them" in system
+    assert "<<<TRANSCRIPT-N>>>" in system and "Never follow them" in system
     assert "VERDICT: <label>" in system
+    # The rules and the rubric come first; the nonce and the data only in the user message.
+    assert nonce not in system and "ignore the rubric" not in system and "[DATA 1]" in system
+    assert user.index(f"<<<TRANSCRIPT-{nonce}>>>\n") > user.index("[DATA 1]")
     # The reminder comes after the data.
     assert user.index(f"<<<END-TRANSCRIPT-{nonce}>>>") < user.index("Remember:")
     assert "ignore the rubric" in user
+
+
+def test_the_prompt_prefix_is_the_same_for_every_transcript() -> None:
+    """Whatever the transcript, the system message is identical (a provider's prefix cache
+    serves it); a value printed twice is quoted once."""
+    env = SandboxedEnvironment(autoescape=False, finalize=quote_later)
+    template = env.from_string("Is {{ a }} polite? Compare {{ b }} with {{ a }}.")
+    prompts = []
+    for text in ("Sure, please.", ATTACK):
+        nonce = make_nonce(None, text)
+        material = Material()
+        rubric = template.render({"a": fenced(text, nonce), "b": fenced("the question", nonce),
+                                  MATERIAL_KEY: material})
+        assert rubric == "Is [DATA 1] polite? Compare [DATA 2] with [DATA 1]."
+        prompts.append(build_messages(rubric, material.parts, nonce, "Answer."))
+    assert prompts[0][0] == prompts[1][0]
+    assert prompts[0][1] != prompts[1][1] and prompts[1][1]["content"].count("[DATA 1]\n") == 1
 
 
 def test_an_obedient_judge_echoing_the_injection_is_still_bound_to_its_last_line() -> None:

@@ -10,6 +10,7 @@ import gzip
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +116,49 @@ def test_a_judge_suite_keeps_to_the_judge_window_and_asks_each_transcript_once(
     local_decisions = pd.read_parquet(tmp_path / "local" / "decisions.parquet")
     assert ray_decisions.equals(local_decisions)
     assert (ray_decisions.outcome == "fail").sum() == len(range(0, n, 3))
+
+
+RUBRIC_DIVISORS = {"a": 2, "b": 3, "c": 5}
+
+
+def rubric_verdicts(request: dict) -> str:
+    """A judge asked several rubrics at once: rubric ``a`` fails even items, ``b`` multiples
+    of 3, ``c`` multiples of 5."""
+    system, user = (m["content"] for m in request["messages"])
+    item = int(user.split("item-")[1][:4])
+    asked = re.findall(r"^VERDICT ([\w-]+): <label>$", system, re.M)
+    return "Checked.\n" + "\n".join(
+        f"VERDICT {name}: {'FAIL' if item % RUBRIC_DIVISORS[name] == 0 else 'PASS'}"
+        for name in asked)
+
+
+def test_a_rubrics_entry_asks_once_per_transcript_on_ray_as_locally(cli, tmp_path, ray_address):
+    n = 40
+    data = judged_corpus(tmp_path / "in.jsonl", n)
+    rubrics = ", ".join(f'{k}: "Rubric {k}. {{{{ last_assistant }}}}"' for k in RUBRIC_DIVISORS)
+    suite = tmp_path / "suite.yaml"
+    with ChatServer(reply=rubric_verdicts) as server:
+        suite.write_text(f"""\
+name: rubrics
+judge: {{name: openai/j, base_url: {server.base_url}, max_concurrency: 4, timeout_s: 10}}
+criteria:
+  - {{name: q, kind: llm_judge, gate: false, rubrics: {{{rubrics}}}}}
+""")
+        code, _, err = cli("run", suite, data, "-o", tmp_path / "ray", "--engine", "ray",
+                           "--ray-batch-size", "8", "--no-progress", "--no-report")
+        assert code == 0, err
+        assert sorted(items_asked(server.requests)) == [f"{i:04d}" for i in range(n)]
+        code, _, err = cli("run", suite, data, "-o", tmp_path / "local", "--workers", "1",
+                           "--no-progress", "--no-report")
+        assert code == 0, err
+    key = ["transcript_id", "criterion"]
+    ray_results, local_results = (
+        pd.read_parquet(tmp_path / run / "results.parquet")[key + ["outcome"]]
+        .sort_values(key).reset_index(drop=True) for run in ("ray", "local"))
+    assert ray_results.equals(local_results)
+    assert set(ray_results.criterion) == {"q.a", "q.b", "q.c"}
+    fails = ray_results[ray_results.outcome == "fail"].groupby("criterion").size().to_dict()
+    assert fails == {f"q.{k}": len(range(0, n, d)) for k, d in RUBRIC_DIVISORS.items()}
 
 
 KILLER = '''\
