@@ -306,6 +306,60 @@ def check_complete(run_dir: str | Path, *, allow_incomplete: bool = False) -> di
     return meta
 
 
+def checked_sources(run_dir: Path, meta: dict[str, Any]) -> list[Source]:
+    """The run's inputs, to read again; :class:`RunDirError` when one is gone or changed."""
+    inputs = meta.get("inputs", [])
+    sources = recorded_sources(meta)
+    if isinstance(inputs, list) and all(isinstance(i, dict) for i in inputs):
+        for recorded, source in zip(inputs, sources, strict=True):
+            try:
+                now = source.describe()
+            except OSError:
+                raise RunDirError(
+                    f"{run_dir}: input {recorded['path']} is gone ({recorded['resolved']}); the "
+                    "run's transcripts are read from its inputs: moved, they can be found again "
+                    f"with `harness relink {run_dir} NEW_PATH...`") from None
+            if not same_inputs([recorded], [now]):
+                raise RunDirError(f"{run_dir}: input {recorded['path']} changed since the run "
+                                  "(its size, or its bytes); its outputs cannot be rebuilt")
+    return sources
+
+
+def iter_decisions(run_dir: str | Path, *, allow_incomplete: bool = False
+                   ) -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
+    """``((seq, sub), decision)`` for every decided transcript, in input order, read from the
+    journal alone (the inputs are not read: see :func:`transcripts_at` for the few a caller
+    shows)."""
+    run_dir = Path(run_dir)
+    check_complete(run_dir, allow_incomplete=allow_incomplete)
+    index = index_journal(run_dir)
+    with (run_dir / JOURNAL).open("rb") as journal:
+        for key, offset in zip(index.keys, index.offsets, strict=True):
+            journal.seek(offset)
+            yield key, with_defaults(Decision, orjson.loads(journal.readline())["decision"])
+
+
+def transcripts_at(run_dir: str | Path, keys: set[tuple[int, int]],
+                   render: Callable[[Any], Any] = transcript_dict) -> dict[tuple[int, int], Any]:
+    """The transcripts at ``keys`` (``(seq, sub)``), read again from the run's inputs and
+    rendered; only their records are parsed, and reading stops after the last."""
+    run_dir = Path(run_dir)
+    meta = read_meta(run_dir)
+    if not keys:
+        return {}
+    sources = checked_sources(run_dir, meta)
+    seqs = {seq for seq, _ in keys}
+    last = max(seqs)
+    formats = _formats(meta.get("plugins_dir"))
+    found: dict[tuple[int, int], Any] = {}
+    for entry in iter_entries(sources, limit=min(last + 1, meta.get("limit") or last + 1)):
+        if entry[0] in seqs:
+            found.update(((seq, sub), item) for seq, sub, item in
+                         _render([entry], formats, meta.get("input_format", "auto"), render)
+                         if (seq, sub) in keys)
+    return found
+
+
 def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
                  stats: dict[str, int] | None = None,
                  render: Callable[[Any], Any] | None = None,
@@ -321,20 +375,7 @@ def iter_journal(run_dir: str | Path, *, allow_incomplete: bool = False,
 
     run_dir = Path(run_dir)
     meta = check_complete(run_dir, allow_incomplete=allow_incomplete)
-    inputs = meta.get("inputs", [])
-    sources = recorded_sources(meta)
-    if isinstance(inputs, list) and all(isinstance(i, dict) for i in inputs):
-        for recorded, source in zip(inputs, sources, strict=True):
-            try:
-                now = source.describe()
-            except OSError:
-                raise RunDirError(
-                    f"{run_dir}: input {recorded['path']} is gone ({recorded['resolved']}); the "
-                    "run's transcripts are read from its inputs: moved, they can be found again "
-                    f"with `harness relink {run_dir} NEW_PATH...`") from None
-            if not same_inputs([recorded], [now]):
-                raise RunDirError(f"{run_dir}: input {recorded['path']} changed since the run "
-                                  "(its size, or its bytes); its outputs cannot be rebuilt")
+    sources = checked_sources(run_dir, meta)
     index = index_journal(run_dir)
     formats = get_registry(meta.get("plugins_dir")).formats
     missing, pos = 0, 0

@@ -14,8 +14,9 @@ from harness.calibrate.compare import read_calibration
 from harness.inputs.sources import input_names
 from harness.judges.records import judge_label
 from harness.outputs import add_usage, with_hit_rate
+from harness.policy import INPUT_CRITERION
 from harness.report.stats import CoFailures, Quantiles, Reservoirs, score_bin, wilson
-from harness.rundir import JOURNAL, iter_journal, read_meta
+from harness.rundir import JOURNAL, iter_decisions, read_meta, transcripts_at
 from harness.tally import CriterionTally, reliability
 
 DEFAULT_SAMPLE = 50
@@ -185,27 +186,27 @@ def collect(run_dir: str | Path, sample: int = DEFAULT_SAMPLE,
     totals = {"read": 0, "passed": 0, "failed": 0, "errored": 0, "input_errors": 0}
     cofail = CoFailures()
     reservoirs: Reservoirs[tuple[str, str]] = Reservoirs(sample)
-    compacted: dict[int, dict[str, Any]] = {}
-    for seq, entry in enumerate(iter_journal(run_dir)):
-        d = entry["decision"]
+    """Per (criterion or decision, outcome), a sample of ``(n, (seq, sub), decision)``."""
+    for n, (key, d) in enumerate(iter_decisions(run_dir)):
         totals["read"] += 1
         totals[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
-        if entry["transcript"] is None:
+        if d["errored"] == [INPUT_CRITERION]:
             totals["input_errors"] += 1
         outcomes: dict[str, set[str]] = defaultdict(set)
         for v in d["verdicts"]:
             stats[v["criterion"]].add(v)
             outcomes[v["criterion"]].add(v["outcome"])
         cofail.add(name for name, outs in outcomes.items() if "fail" in outs and name in names)
-        item = (seq, entry)
+        item = (n, key, d)
         reservoirs.offer((DECISION_KEY, d["outcome"]), item)
         for name, outs in outcomes.items():
             for outcome in outs:
                 reservoirs.offer((name, outcome), item)
-    for sample_items in reservoirs.samples.values():
-        for seq, entry in sample_items:
-            if seq not in compacted:
-                compacted[seq] = compact_entry(seq, entry, max_chars)
+    # only the transcripts shown are read again from the inputs
+    shown = {n: (key, d) for items in reservoirs.samples.values() for n, key, d in items}
+    texts = transcripts_at(run_dir, {key for key, _ in shown.values()})
+    compacted = {n: compact_entry(n, {"decision": d, "transcript": texts.get(key)}, max_chars)
+                 for n, (key, d) in shown.items()}
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     rows = [stats[c["name"]].row(c, suite.get("judge")) for c in specs]

@@ -38,6 +38,23 @@ def test_aggregates_count_everything_while_the_sample_is_bounded(make_run) -> No
     assert {t["outcome"] for t in data["transcripts"]} == {"pass", "fail"}
 
 
+def test_only_the_transcripts_shown_are_read_again(make_run, monkeypatch) -> None:
+    import harness.rundir
+
+    run = make_run(_records(3000))
+    parsed = []
+    render = harness.rundir._render
+    monkeypatch.setattr(harness.rundir, "_render",
+                        lambda chunk, *a: parsed.extend(chunk) or render(chunk, *a))
+    data = collect(run, sample=2)
+    shown = data["transcripts"]
+    assert 2 <= len(shown) == len(parsed) <= 2 * 9  # not the 3,000 records
+    by_id = {r["id"]: r for r in _records(3000)}
+    for t in shown:  # each with its own messages, as the input has them
+        assert [m["content"] for m in t["messages"]] == \
+            [m["content"] for m in by_id[t["id"]]["messages"]]
+
+
 def test_report_size_does_not_grow_with_the_run(make_run, tmp_path: Path) -> None:
     small = write_report(make_run(_records(400), name="small"), tmp_path / "s.html", sample=10)
     large = write_report(make_run(_records(4000), name="large"), tmp_path / "l.html", sample=10)
