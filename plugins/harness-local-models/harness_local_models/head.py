@@ -211,6 +211,7 @@ def train_head(
     c: float = 4.0,
     batch_size: int = 64,
     embedder: Embedder | None = None,
+    embedding: EmbeddingModelInfo = EMBEDDED_MODEL,
 ) -> tuple[EmbeddingHead, TrainingReport]:
     """Embed ``texts``, cross-validate and hold out, then fit the head on all records.
 
@@ -218,7 +219,8 @@ def train_head(
         the smallest label).
     :param holdout_fraction: stratified share held out for the held-out accuracy.
     :param c: inverse regularisation strength of the logistic regression.
-    :param embedder: replaces the embedded model (tests); default :func:`embed`.
+    :param embedder: replaces the embedded model (the static model, tests); default :func:`embed`.
+    :param embedding: the identity of the model ``embedder`` embeds with, recorded in the head.
     :raises ValueError: on mismatched lengths, fewer than two labels or too few records per label.
     """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
@@ -279,7 +281,7 @@ def train_head(
         [str(c_) for c_ in final.classes_],
         final.coef_,
         final.intercept_,
-        EMBEDDED_MODEL,
+        embedding,
         report,
         embedder,
     )
