@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 	# A regex group: 20 criteria against one, and 3 against the same 3 searching alone.
 	$(BIN)/python benchmarks/bench_regex_group.py
+	# The static classifier head beside the MiniLM head: transcripts/s and agreement with labels.
+	$(BIN)/python benchmarks/bench_static.py
 	$(BIN)/python benchmarks/bench_judge.py
 	$(BIN)/python benchmarks/bench_report.py
 	# The Ray engine beside the local one on a local 2-CPU Ray instance (regex and judge suites).
