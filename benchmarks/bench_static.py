@@ -14,7 +14,9 @@ Both heads are trained in this run with ``harness classifier train`` on
 - **HH-RLHF-shaped transcripts, ``harness run``**: ``--n`` transcripts (generated as in
   ``bench_regex.py``, several assistant turns each) end to end, each head in its own process; the
   rate leaves out start-up (imports, model loading: the wall time of the same command on 10
-  transcripts, given apart).
+  transcripts, given apart). These are word salad, unlike anything either head was trained on:
+  how often the two heads decide a transcript alike there is shown, not as a measure of
+  either's quality.
 
 The goal (issue #22): the static head >= 20x the MiniLM head's transcripts/s at >= 0.95x its
 agreement. The distilled model is made once, in its cache (``$HARNESS_STATIC_MODEL``, else
@@ -97,6 +99,12 @@ def harness_run(suite: Path, data: Path, out: Path, limit: int | None = None) ->
     r = measure(cmd)
     summary = json.loads((out / "summary.json").read_text())
     r.update(read=summary["read"], passed=summary["passed"])
+    if limit is None:
+        import pandas as pd
+
+        decisions = pd.read_parquet(out / "decisions.parquet", columns=["transcript_id",
+                                                                         "outcome"])
+        r["outcomes"] = dict(zip(decisions["transcript_id"], decisions["outcome"], strict=True))
     return r
 
 
@@ -104,6 +112,7 @@ def run(n: int, passes: int, data_dir: Path = DEFAULT_DATA) -> dict:
     data = cached_hh(data_dir, n // 2, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-static-"))
     results: dict = {"n": n, "cores": cores(), "load_before": os.getloadavg()[0]}
+    outcomes: dict[str, dict[str, str]] = {}
     try:
         for backend in BACKENDS:
             head = tmp / backend
@@ -120,6 +129,7 @@ def run(n: int, passes: int, data_dir: Path = DEFAULT_DATA) -> dict:
             r["run"] = {"transcripts": full["read"], "wall_s": full["wall_s"],
                         "startup_s": small["wall_s"], "per_s": (full["read"] - small["read"]) / net,
                         "passed": full["passed"], "peak_rss_mb": full["peak_rss_mb"]}
+            outcomes[backend] = full["outcomes"]
             results[backend] = r
             print(f"  {backend}: cv accuracy {r['cv_accuracy']:.3f}, engine "
                   f"{r['engine']['per_s']:,.0f}/s, harness run {r['run']['per_s']:,.0f}/s",
@@ -130,6 +140,8 @@ def run(n: int, passes: int, data_dir: Path = DEFAULT_DATA) -> dict:
     results["speed_ratio_engine"] = static["engine"]["per_s"] / mini["engine"]["per_s"]
     results["speed_ratio_run"] = static["run"]["per_s"] / mini["run"]["per_s"]
     results["agreement_ratio"] = static["cv_accuracy"] / mini["cv_accuracy"]
+    a, b = outcomes["embedding"], outcomes["static"]
+    results["heads_agree_run"] = sum(a[k] == b.get(k) for k in a) / max(len(a), 1)
     return results
 
 
@@ -157,6 +169,8 @@ def table(results: dict) -> str:
     line("harness run: failed (harmful_compliance)", mini["run"]["transcripts"]
          - mini["run"]["passed"], static["run"]["transcripts"] - static["run"]["passed"], ",d",
          ratio=False)
+    lines.append(f"{'harness run: the two heads decide alike':44s} "
+                 f"{results['heads_agree_run']:>29.1%}")
     line("training (distilling included the first time), s", mini["train_wall_s"],
          static["train_wall_s"], ".1f", ratio=False)
     goal_speed = min(results["speed_ratio_engine"], results["speed_ratio_run"]) >= 20

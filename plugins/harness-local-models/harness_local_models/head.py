@@ -1,10 +1,11 @@
 """A small scikit-learn head on sentence embeddings: train, report, save and load without pickle.
 
-A head is a logistic regression over the embedded model's 384-wide embeddings. Training reports a
-stratified k-fold cross-validation (accuracy, precision and recall per label) and the accuracy on
-a held-out split, then fits the saved head on all records. The saved form is one ``head.json``
-(classes, coefficients, intercepts, the embedding model's name and weights sha256, metrics):
-plain numbers, nothing executable. Loading validates it and predicts with numpy from the
+A head is a logistic regression over the embedded model's 384-wide embeddings (or the 256-wide
+static embeddings distilled from it, :mod:`harness_local_models.static_embedding`). Training
+reports a stratified k-fold cross-validation (accuracy, precision and recall per label) and the
+accuracy on a held-out split, then fits the saved head on all records. The saved form is one
+``head.json`` (classes, coefficients, intercepts, the embedding model's name and weights sha256,
+metrics): plain numbers, nothing executable. Loading validates it and predicts with numpy from the
 coefficients, the same sums sklearn's ``predict_proba`` does.
 """
 
@@ -101,7 +102,8 @@ class HeadFile(BaseModel):
     classes: list[str] = Field(min_length=2)
     """Labels, in the column order of the probabilities."""
     coef: list[list[float]]
-    """Logistic-regression weights: one row (binary) or one row per class, each 384 wide."""
+    """Logistic-regression weights: one row (binary) or one row per class, each as wide as the
+    embeddings (384 for MiniLM, 256 static)."""
     intercept: list[float]
     """One intercept per row of :attr:`coef`."""
     embedding_model: str
