@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 	# A regex group: 20 criteria against one, and 3 against the same 3 searching alone.
 	$(BIN)/python benchmarks/bench_regex_group.py
+	# The static classifier head beside the MiniLM head: transcripts/s and agreement with labels.
+	$(BIN)/python benchmarks/bench_static.py
 	$(BIN)/python benchmarks/bench_judge.py
 	# N rubrics as N criteria against one llm_judge with `rubrics:` (calls, tokens, prefix-cache hits).
 	$(BIN)/python benchmarks/bench_rubrics.py

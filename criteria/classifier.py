@@ -1,7 +1,8 @@
 """The ``classifier`` criterion kind: a local model scores texts, a threshold on one label decides.
 
 The model comes from a classifier backend plugin (``register_classifier_backends``): ``embedding``
-(a small head on the embedded all-MiniLM-L6-v2), ``sklearn`` or ``transformers``, all in
+(a small head on the embedded all-MiniLM-L6-v2), ``static`` (a head on static token embeddings
+distilled from it: the fast tier), ``sklearn`` or ``transformers``, all in
 ``harness-local-models``. Transcripts are scored in batches: the engine hands the criterion a
 whole batch, every selected message of it goes to the model in one call (the backend splits it
 into ``batch_size`` chunks), and the backend is built once per process.
@@ -32,6 +33,10 @@ from harness.targets import Target, select
 
 EMBEDDED = "embedding"
 """``model`` value for the default head on the embedded sentence-embedding model."""
+STATIC = "static"
+"""``model`` value for the default head on the static embeddings distilled from that model."""
+DEFAULTS = (EMBEDDED, STATIC)
+"""``model`` values that name a default head rather than a path; each is its own backend."""
 TOP_LABELS = 3
 """Labels listed in the explanation and details."""
 EVIDENCE_CHARS = 200
@@ -42,11 +47,12 @@ class ClassifierConfig(CriterionConfig):
     label: str
     """The label whose probability is compared with ``threshold``."""
     model: str = EMBEDDED
-    """``embedding`` (the default head, made by ``harness classifier train``) or a model file or
-    folder, relative to the suite file."""
+    """``embedding`` (the default head, made by ``harness classifier train``), ``static`` (the
+    default static head, made by ``harness classifier train --backend static``) or a model file
+    or folder, relative to the suite file."""
     backend: str | None = None
-    """Classifier backend (``embedding``, ``sklearn``, ``transformers``...); default: detected
-    from the model's files."""
+    """Classifier backend (``embedding``, ``static``, ``sklearn``, ``transformers``...); default:
+    detected from the model's files."""
     expect: Literal["absent", "present"] = "absent"
     """``absent``: fails when P(label) reaches the threshold; ``present``: passes when it does."""
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -66,7 +72,7 @@ def detect_backend(path: Path) -> str | None:
     if path.is_file():
         return "sklearn" if path.suffix in (".skops", ".joblib", ".pkl", ".pickle") else None
     if (path / "head.json").is_file():
-        return EMBEDDED
+        return STATIC if (path / STATIC).is_dir() else EMBEDDED
     if (path / "pipeline.skops").is_file() or any(path.glob("*.skops")):
         return "sklearn"
     if (path / "config.json").is_file():
@@ -87,8 +93,8 @@ class Classifier(Criterion):
         super().__init__(spec, config, context)
         where = f"{spec.origin}: criterion '{spec.name}' (classifier)"
         backend: str | None
-        if config.model == EMBEDDED:
-            model, backend = EMBEDDED, config.backend or EMBEDDED
+        if config.model in DEFAULTS:
+            model, backend = config.model, config.backend or config.model
         else:
             path = Path(config.model).expanduser()
             if not path.is_absolute():
@@ -106,7 +112,8 @@ class Classifier(Criterion):
             known = ", ".join(sorted(context.registry.classifiers)) or "none"
             raise SuiteError(
                 f"{where}: no classifier backend '{backend}' (registered: {known}); the "
-                "embedding, sklearn and transformers backends come with harness-local-models"
+                "embedding, static, sklearn and transformers backends come with "
+                "harness-local-models"
             )
         options: dict[str, Any] = {"batch_size": config.batch_size}
         if config.sha256:

@@ -8,6 +8,8 @@ loaded once per process however many criteria or suites use it.
 Model files are untrusted input. None of these backends unpickles a file the user did not pin:
 
 * ``embedding``: a ``head.json`` (numbers only), on the pinned all-MiniLM-L6-v2;
+* ``static``: a ``head.json`` on static embeddings distilled from that model, whose files
+  (safetensors rows, tokenizer, config) sit in the head's ``static/`` folder, pinned by digest;
 * ``sklearn``: a ``.skops`` file, loaded with skops' default trusted types plus the types the
   suite lists in ``trusted_types``; a pickle/joblib file only when the suite pins its ``sha256``;
 * ``transformers``: a local folder with ``safetensors`` weights, no remote code, no hub access.
@@ -33,8 +35,12 @@ from harness_local_models.head import HEAD_FILE, EmbeddingHead, load_head
 
 DEFAULT_HEAD_ENV = "HARNESS_CLASSIFIER_HEAD"
 """Environment variable naming the folder of the default head (``model: embedding``)."""
+DEFAULT_STATIC_HEAD_ENV = "HARNESS_CLASSIFIER_STATIC_HEAD"
+"""Environment variable naming the folder of the default static head (``model: static``)."""
 EMBEDDED = "embedding"
 """The ``model`` value that means the default head on the embedded model."""
+STATIC = "static"
+"""The ``model`` value that means the default head on the static embeddings."""
 SKOPS_FILE = "pipeline.skops"
 """The file name the ``sklearn`` backend looks for in a model folder."""
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -55,6 +61,21 @@ def default_head_dir() -> Path:
         return Path(explicit).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "harness" / "classifier-head"
+
+
+def default_static_head_dir() -> Path:
+    """Where ``model: static`` looks for its head: ``$HARNESS_CLASSIFIER_STATIC_HEAD``, else
+    ``$XDG_CACHE_HOME/harness/classifier-head-static``."""
+    explicit = os.environ.get(DEFAULT_STATIC_HEAD_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "harness" / "classifier-head-static"
+
+
+def default_dir(backend: str) -> Path:
+    """The default head folder of ``backend`` (``embedding`` or ``static``)."""
+    return default_static_head_dir() if backend == STATIC else default_head_dir()
 
 
 def _sha256(path: Path) -> str:
@@ -107,6 +128,58 @@ def make_embedding_backend(model: str, options: dict[str, Any]) -> EmbeddingBack
     except ValueError as exc:
         raise ClassifierModelError(str(exc)) from None
     return EmbeddingBackend(head, folder, int(options.get("batch_size") or 64))
+
+
+class StaticBackend:
+    """A logistic-regression head on static embeddings distilled from all-MiniLM-L6-v2."""
+
+    def __init__(self, head: EmbeddingHead, source: Path, batch_size: int = 1024) -> None:
+        self.head = head
+        self.source = source
+        self.batch_size = batch_size
+        self.labels = head.labels
+
+    def predict_proba(self, texts: list[str]) -> list[dict[str, float]]:
+        return self.head.predict_proba(list(texts))
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": STATIC, "head": str(self.source)}
+
+
+def make_static_backend(model: str, options: dict[str, Any]) -> StaticBackend:
+    """``model``: ``static`` (the default static head) or a folder holding ``head.json`` and
+    ``static/`` (made by ``harness classifier train --backend static``)."""
+    from harness_local_models.static_embedding import (
+        STATIC_DIR,
+        StaticModelError,
+        load_static_model,
+        static_embedder,
+        static_info,
+    )
+
+    folder = default_static_head_dir() if model == STATIC else Path(model)
+    if model == STATIC and not (folder / HEAD_FILE).is_file():
+        raise ClassifierModelError(
+            f"the default static classifier head is not trained yet (looked in {folder}): run "
+            "`harness classifier train examples/classifier/labelled.jsonl --backend static`, "
+            f"or set {DEFAULT_STATIC_HEAD_ENV} to a folder made by it"
+        )
+    if not folder.exists():
+        raise ClassifierModelError(f"classifier model folder not found: {folder}")
+    static_dir = folder / STATIC_DIR
+    if not static_dir.is_dir():
+        raise ClassifierModelError(
+            f"{folder} has no {STATIC_DIR}/ folder: not a static head (train one with "
+            "`harness classifier train LABELLED.jsonl --backend static -o DIR`)"
+        )
+    try:
+        info = static_info(static_dir)
+        batch_size = max(int(options.get("batch_size") or 1024), 1)
+        head = load_head(folder, expected=info, embedder=static_embedder(static_dir, batch_size))
+        load_static_model(static_dir, info.weights_sha256)
+    except (ValueError, StaticModelError) as exc:
+        raise ClassifierModelError(str(exc)) from None
+    return StaticBackend(head, folder, batch_size)
 
 
 class SklearnBackend:
@@ -333,6 +406,7 @@ def make_transformers_backend(model: str, options: dict[str, Any]) -> Transforme
 
 FACTORIES: dict[str, Callable[[str, dict[str, Any]], Any]] = {
     EMBEDDED: make_embedding_backend,
+    STATIC: make_static_backend,
     "sklearn": make_sklearn_backend,
     "transformers": make_transformers_backend,
 }
@@ -344,7 +418,7 @@ _lock = threading.Lock()
 
 def _fingerprint(model: str) -> tuple[Any, ...]:
     """Path and modification stamps of a model's files, so a retrained model is reloaded."""
-    path = default_head_dir() / HEAD_FILE if model == EMBEDDED else Path(model)
+    path = default_dir(model) if model in (EMBEDDED, STATIC) else Path(model)
     try:
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         return (str(path.resolve()),) + tuple(

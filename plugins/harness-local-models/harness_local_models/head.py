@@ -1,10 +1,11 @@
 """A small scikit-learn head on sentence embeddings: train, report, save and load without pickle.
 
-A head is a logistic regression over the embedded model's 384-wide embeddings. Training reports a
-stratified k-fold cross-validation (accuracy, precision and recall per label) and the accuracy on
-a held-out split, then fits the saved head on all records. The saved form is one ``head.json``
-(classes, coefficients, intercepts, the embedding model's name and weights sha256, metrics):
-plain numbers, nothing executable. Loading validates it and predicts with numpy from the
+A head is a logistic regression over the embedded model's 384-wide embeddings (or the 256-wide
+static embeddings distilled from it, :mod:`harness_local_models.static_embedding`). Training
+reports a stratified k-fold cross-validation (accuracy, precision and recall per label) and the
+accuracy on a held-out split, then fits the saved head on all records. The saved form is one
+``head.json`` (classes, coefficients, intercepts, the embedding model's name and weights sha256,
+metrics): plain numbers, nothing executable. Loading validates it and predicts with numpy from the
 coefficients, the same sums sklearn's ``predict_proba`` does.
 """
 
@@ -101,7 +102,8 @@ class HeadFile(BaseModel):
     classes: list[str] = Field(min_length=2)
     """Labels, in the column order of the probabilities."""
     coef: list[list[float]]
-    """Logistic-regression weights: one row (binary) or one row per class, each 384 wide."""
+    """Logistic-regression weights: one row (binary) or one row per class, each as wide as the
+    embeddings (384 for MiniLM, 256 static)."""
     intercept: list[float]
     """One intercept per row of :attr:`coef`."""
     embedding_model: str
@@ -211,6 +213,7 @@ def train_head(
     c: float = 4.0,
     batch_size: int = 64,
     embedder: Embedder | None = None,
+    embedding: EmbeddingModelInfo = EMBEDDED_MODEL,
 ) -> tuple[EmbeddingHead, TrainingReport]:
     """Embed ``texts``, cross-validate and hold out, then fit the head on all records.
 
@@ -218,7 +221,8 @@ def train_head(
         the smallest label).
     :param holdout_fraction: stratified share held out for the held-out accuracy.
     :param c: inverse regularisation strength of the logistic regression.
-    :param embedder: replaces the embedded model (tests); default :func:`embed`.
+    :param embedder: replaces the embedded model (the static model, tests); default :func:`embed`.
+    :param embedding: the identity of the model ``embedder`` embeds with, recorded in the head.
     :raises ValueError: on mismatched lengths, fewer than two labels or too few records per label.
     """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
@@ -279,7 +283,7 @@ def train_head(
         [str(c_) for c_ in final.classes_],
         final.coef_,
         final.intercept_,
-        EMBEDDED_MODEL,
+        embedding,
         report,
         embedder,
     )

@@ -1,8 +1,8 @@
 """The ``harness`` entry point of harness-local-models: everything it adds, registered here.
 
 - judge backend ``local`` (``local/smollm2``, the embedded SmolLM2-135M-Instruct judge);
-- classifier backends ``embedding``, ``sklearn`` and ``transformers``;
-- the ``harness classifier train`` command.
+- classifier backends ``embedding``, ``static``, ``sklearn`` and ``transformers``;
+- the ``harness classifier train`` command (``--backend static``, ``--from-run``).
 
 Heavy imports (torch, transformers) happen when a model is first used, not here.
 """
