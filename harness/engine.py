@@ -31,7 +31,16 @@ from harness.options import RunOptions, default_workers
 from harness.plan import Plan, unavailable_errors
 from harness.plugins import Registry, get_registry
 from harness.policy import decide
-from harness.stages import Entry, Finished, Pending, SyncStage, WorkerSpec, worker_init, worker_run
+from harness.stages import (
+    Entry,
+    Finished,
+    Pending,
+    SyncStage,
+    WorkerSpec,
+    ctrl_c_deferred,
+    worker_init,
+    worker_run,
+)
 from harness.suite import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -142,7 +151,9 @@ class Engine:
     def _run_in_worker(self, chunk: list[Entry], views: bool = False
                        ) -> asyncio.Future[list[Finished | Pending]]:
         pool = self._worker_pool()
-        return asyncio.wrap_future(pool.submit(worker_run, self._spec, chunk, views))
+        with ctrl_c_deferred():  # may start a worker process
+            future = pool.submit(worker_run, self._spec, chunk, views)
+        return asyncio.wrap_future(future)
 
     # --- sync entry points ----------------------------------------------------------------------
     def review(self, items: Iterable[Transcript | InputError],

@@ -249,7 +249,7 @@ def numbered_items(inputs: Sequence[str | Path | Source], formats: Any, input_fo
         return
     import multiprocessing
 
-    from harness.stages import worker_init
+    from harness.stages import ctrl_c_deferred, worker_init
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=worker_init)
@@ -260,12 +260,14 @@ def numbered_items(inputs: Sequence[str | Path | Source], formats: Any, input_fo
         for entry in iter_entries(sources, limit=limit):
             chunk.append(entry)
             if len(chunk) >= REREAD_CHUNK:
-                window.append(pool.submit(task, chunk))
+                with ctrl_c_deferred():  # may start a worker process
+                    window.append(pool.submit(task, chunk))
                 chunk = []
                 while len(window) > 2 * workers:
                     yield from window.popleft().result()
         if chunk:
-            window.append(pool.submit(task, chunk))
+            with ctrl_c_deferred():
+                window.append(pool.submit(task, chunk))
         while window:
             yield from window.popleft().result()
     finally:

@@ -7,11 +7,14 @@ do not depend on where a chunk ran.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pickle
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,8 +26,8 @@ from harness.plan import Plan
 from harness.policy import input_error_decision
 from harness.suite import Suite
 
-__all__ = ["Entry", "Finished", "Pending", "SyncStage", "WorkerSpec", "parse_entry",
-           "worker_init", "worker_run"]
+__all__ = ["Entry", "Finished", "Pending", "SyncStage", "WorkerSpec", "ctrl_c_deferred",
+           "parse_entry", "worker_init", "worker_run"]
 
 Entry = tuple[int, str, Any, frozenset[int]]
 """``(seq, source, payload, skip)``: a record's position in the input, where it was read, the
@@ -208,9 +211,31 @@ def exit_with_parent() -> None:
 
 
 def worker_init() -> None:
-    """Set up a worker process: it ends with its parent and keeps to one core."""
+    """Set up a worker process: it ends with its parent, keeps to one core, and leaves Ctrl-C
+    to its parent (which stops the pool: a terminal's Ctrl-C reaches every process)."""
     exit_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: no oversubscription
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Ctrl-C waits for the block to end (in the main thread; elsewhere nothing changes).
+
+    Around a pool's ``submit``, which may start a worker process: cut off while it hands the
+    new process its start-up data, the process would die printing a traceback.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])  # the default handler raises KeyboardInterrupt
 
 
 @functools.lru_cache(maxsize=2)
