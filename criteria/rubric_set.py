@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import jinja2
@@ -46,6 +46,7 @@ from harness.judges.rubric_verdicts import (
     rubrics_task,
 )
 from harness.judges.runner import JudgeCallFailed
+from harness.judges.single_flight import SingleFlight
 from harness.judges.verdicts import SoftScore, soft_score_from_logprobs
 from harness.models import Transcript, Verdict
 from harness.suite import CriterionSpec, SuiteError
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Answer = JudgeOutcome | JudgeCallFailed | jinja2.TemplateError
 """One rubric's share of a call: its outcome, the call's failure, or its rubric's error."""
-_ABANDONED = object()
 EXCLUSIVE = ("rubric", "rubric_file", "evals_spec", "judges", "rubric_set")
 """Keys an entry with ``rubrics:`` cannot have."""
 
@@ -105,7 +105,7 @@ class RubricSet:
         """The suite entry's name (the criteria are ``NAME.RUBRIC``)."""
         self.members: dict[str, LLMJudge] = {}
         """The criteria built, by rubric name, in suite order."""
-        self._flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
+        self._flights = SingleFlight()
 
     def add(self, member: LLMJudge, key: str) -> None:
         """A criterion of the set, answering the lines of rubric ``key``."""
@@ -140,7 +140,8 @@ class RubricSet:
         lead = self.lead
         content = lead.content(transcript)
         nonce = make_nonce(lead.secret, content, self.name, repeat)
-        return await self._once(nonce, lambda: self._answer(transcript, content, nonce, repeat))
+        return (await self._flights.run(
+            nonce, lambda: self._answer(transcript, content, nonce, repeat)))[0]
 
     def render(self, transcript: Transcript, repeat: int) -> tuple[JudgeRequest, str]:
         """The request one call sends for every rubric of the set, and its nonce (as
@@ -282,30 +283,6 @@ class RubricSet:
             softs[key] = soft
             text += f" {max(soft.probs, key=soft.probs.__getitem__)}\n"
         return JudgeResponse(text=text.rstrip(), model=lead.judge_name), record, softs
-
-    async def _once(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
-        """``compute()``'s result; a caller that finds the same computation in flight on its
-        event loop waits for it instead (one call per transcript for the whole set)."""
-        loop = asyncio.get_running_loop()
-        slot = (loop, key)
-        while (flight := self._flights.get(slot)) is not None:
-            result = await asyncio.shield(flight)
-            if result is not _ABANDONED:
-                return result  # type: ignore[no-any-return]
-        flight = self._flights[slot] = loop.create_future()
-        try:
-            result = await compute()
-        except asyncio.CancelledError:
-            flight.set_result(_ABANDONED)  # the others ask again, one of them for all
-            raise
-        except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: no warning when no one else waited
-            raise
-        finally:
-            del self._flights[slot]
-        flight.set_result(result)
-        return result
 
 
 def _shared(record: CallRecord) -> CallRecord:

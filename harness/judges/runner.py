@@ -53,7 +53,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from harness.judges.base import (
     JudgeBackend,
@@ -72,12 +72,11 @@ from harness.judges.http import PerLoopClients
 from harness.judges.ratelimit import InFlight, RateLimiter, RateLimits, Window
 from harness.judges.records import CallRecord
 from harness.judges.retry import Retrying, RetryPolicy
+from harness.judges.single_flight import SingleFlight
 
 __all__ = ["CallRecord", "JudgeCallFailed", "JudgeRunner", "RateLimits", "RetryPolicy"]
 
 T = TypeVar("T")
-_ABANDONED = object()
-"""What a call in flight hands the identical calls waiting for it when it was cancelled."""
 
 
 class JudgeCallFailed(Exception):
@@ -144,7 +143,7 @@ class JudgeRunner:
         self._lock = threading.Lock()
         self._pause_until = 0.0  # monotonic time before which no new attempt starts
         # (event loop, cache key) -> the future of the call in flight for that request
-        self._flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
+        self._flights = SingleFlight()
         self.calls = 0
         """Attempts sent to the backend (for tests and reports)."""
         self.rate_limited = 0
@@ -190,7 +189,7 @@ class JudgeRunner:
         key = cache_key(self.backend.identity(), request, repeat=repeat)
         if cache is not None and (hit := cache.get(key)) is not None:
             return hit, CallRecord(cached=True, cost_usd=0.0)
-        (response, record), led = await self._once(
+        (response, record), led = await self._flights.run(
             key, lambda: self._complete(key, request, cache, accept))
         return response, (record if led else CallRecord(cached=True, cost_usd=0.0))
 
@@ -261,34 +260,10 @@ class JudgeRunner:
                 cache.put_json(key, [float(x) for x in result])
             return result
 
-        result, led = await self._once(key, call)
+        result, led = await self._flights.run(key, call)
         if not led:
             own.cached = True
         return result
-
-    async def _once(self, key: str, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        """``call()``'s outcome, and whether this caller made the call: a caller that finds an
-        identical call in flight on its event loop waits for that call's outcome instead."""
-        loop = asyncio.get_running_loop()
-        slot = (loop, key)
-        while (flight := self._flights.get(slot)) is not None:
-            result = await asyncio.shield(flight)
-            if result is not _ABANDONED:
-                return result, False
-        flight = self._flights[slot] = loop.create_future()
-        try:
-            result = await call()
-        except asyncio.CancelledError:
-            flight.set_result(_ABANDONED)  # the others ask again, one of them for all
-            raise
-        except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: no warning when no one else waited
-            raise
-        finally:
-            del self._flights[slot]
-        flight.set_result(result)
-        return result, True
 
     async def _call(
         self,
