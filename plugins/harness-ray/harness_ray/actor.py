@@ -89,7 +89,8 @@ class ReviewBlocks:
             return decisions([], [], stop)
         decided: list[Finished] = []
         try:
-            for batch in self.engine.batches(records.entries()):
+            # with train views: the driver writes a fresh run's outputs as decisions come
+            for batch in self.engine.batches(records.entries(), views=True):
                 decided.extend(batch)
         except Exception as exc:  # noqa: BLE001 - a stop travels as a block; the rest raises
             if (stop := stop_for(exc)) is None:

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.inputs.reader import RecordError, _batch_rows
-from harness.stages import Entry, Finished
+from harness.stages import Entry, Finished, View
 from harness.stops import RunStopped, Stop
 
 LINE, ROW, ERROR, END = 0, 1, 2, 3
@@ -39,7 +39,13 @@ RECORD_FIELDS = [("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()
                  ("skip", pa.list_(pa.int64()))]
 DECISION_FIELDS = [("file", pa.int32()), ("index", pa.int64()), ("kind", pa.int8()),
                    ("sub", pa.int64()), ("outcome", pa.string()), ("source", pa.string()),
-                   ("errored", pa.list_(pa.string())), ("line", pa.binary())]
+                   ("errored", pa.list_(pa.string())), ("line", pa.binary()),
+                   ("count", pa.int64()), ("n_messages", pa.int64()), ("train", pa.binary()),
+                   ("dedup", pa.binary())]
+"""A decided transcript: where its record is, its decision (``line``), its record's
+transcripts (``count``) and its train view (``n_messages`` -1: an unreadable record, -2: none
+taken), so that the driver writes the outputs as they come (no second read of the inputs)."""
+NO_VIEW = (-2, b"", b"")
 
 
 def _one_row(columns: dict[str, list[Any]], fields: list[tuple[str, pa.DataType]],
@@ -143,20 +149,22 @@ def decisions(keys: Sequence[tuple[int, int, int]], decided: Iterable[Finished],
     columns: dict[str, list[Any]] = {name: [] for name, _ in DECISION_FIELDS}
     for f in decided:
         file, index, _ = keys[f.seq]
+        view = NO_VIEW if f.view is False else (-1, b"", b"") if f.view is None else f.view
         _append(columns, file, index, DECIDED, f.sub, f.outcome, f.source, list(f.errored),
-                f.json())
+                f.json(), f.count, *view)
     for file, index, kind in keys:
         if kind == END:
-            _append(columns, file, index, PASSED_END, -1, "", "", [], b"")
+            _append(columns, file, index, PASSED_END, -1, "", "", [], b"", 0, *NO_VIEW)
     if stop is not None:
-        _append(columns, -1, -1, STOPPED, -1, stop.stop.value, "", [], str(stop).encode())
+        _append(columns, -1, -1, STOPPED, -1, stop.stop.value, "", [], str(stop).encode(), 0,
+                *NO_VIEW)
     return _one_row(columns, DECISION_FIELDS)
 
 
 def broken_block(reason: str) -> pa.Table:
     """A block saying that an actor could not build the suite (``reason``: one line)."""
     columns: dict[str, list[Any]] = {name: [] for name, _ in DECISION_FIELDS}
-    _append(columns, -1, -1, BROKEN, -1, "", "", [], reason.encode())
+    _append(columns, -1, -1, BROKEN, -1, "", "", [], reason.encode(), 0, *NO_VIEW)
     return _one_row(columns, DECISION_FIELDS)
 
 
@@ -182,11 +190,14 @@ def read_decisions(block: pa.Table) -> Decided:
     ends: list[tuple[int, int]] = []
     stop: RunStopped | None = None
     broken: str | None = None
-    for file, index, kind, sub, outcome, source, errored, line in zip(
-            *(_items(block, name).to_pylist() for name, _ in DECISION_FIELDS), strict=True):
+    for (file, index, kind, sub, outcome, source, errored, line, count, n_messages, train,
+         dedup) in zip(*(_items(block, name).to_pylist() for name, _ in DECISION_FIELDS),
+                       strict=True):
         if kind == DECIDED:
-            out.append((file, index, Finished(-1, sub, 0, outcome, source, tuple(errored),
-                                              None, line)))
+            view: View = False if n_messages == -2 else None if n_messages == -1 \
+                else (n_messages, train, dedup)
+            out.append((file, index, Finished(-1, sub, count, outcome, source, tuple(errored),
+                                              None, line, view)))
         elif kind == PASSED_END:
             ends.append((file, index))
         elif kind == STOPPED:
