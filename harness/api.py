@@ -225,7 +225,7 @@ class RunRequest:
                                live=live)
         finally:
             if live is not None:
-                live.out.close()
+                live.close()  # a run that failed leaves no half-written files behind
             writer.release()
         if self.report and stop is None:  # a stopped run's report waits for the resumed run
             _write_report(self.run_dir, engine.registry)

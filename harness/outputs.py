@@ -213,6 +213,7 @@ class LiveOutputs:
     """
 
     def __init__(self, run_dir: Path, meta: dict[str, Any]) -> None:
+        self.run_dir = run_dir
         self.out = _Outputs(run_dir, *_specs_and_inputs(meta))
         self.given_up = False
         self.next = 0
@@ -240,6 +241,12 @@ class LiveOutputs:
     def whole(self) -> bool:
         """Whether every transcript decided went to the files."""
         return not self.given_up and not self.held
+
+    def close(self) -> None:
+        """Close the files, and remove those finalize did not take (a failed run's)."""
+        self.out.close()
+        for name in _Outputs.FILES:
+            _tmp(self.run_dir / name).unlink(missing_ok=True)
 
 
 class _Outputs:

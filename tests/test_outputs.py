@@ -97,3 +97,18 @@ def test_a_transcript_without_a_view_gives_the_live_outputs_up(tmp_path: Path) -
     live.add(Finished(1, 0, 1, "pass", "in.jsonl:2", line=b"{}"))  # an engine without views
     assert not live.whole()
     live.out.close()
+
+
+def test_a_run_that_fails_leaves_no_half_written_outputs(corpus: Path, tmp_path: Path) -> None:
+    seen = []
+
+    def fail_later(finished: Finished) -> None:
+        seen.append(finished)
+        if len(seen) == 500:
+            raise RuntimeError("the caller's callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        harness.run(corpus / "suite.yaml", corpus / "corpus.jsonl", tmp_path / "run",
+                    workers=1, report=False, on_decision=fail_later)
+    assert not list((tmp_path / "run").glob("*.tmp"))
+    assert not (tmp_path / "run" / "train.jsonl").exists()
