@@ -29,7 +29,7 @@ from harness.hookspecs import hookimpl
 from harness.models import Transcript, Verdict
 from harness.plan import evaluate
 from harness.suite import CriterionSpec
-from harness_criteria.panel import build_member, check_member, member_record
+from harness_criteria.panel import build_member, check_member, member_record, sum_known
 
 TIERS = ("first", "then")
 
@@ -107,9 +107,9 @@ class Cascade(Criterion):
                 TIERS, verdicts, strict=True) if v is not None}}
         return Verdict(outcome=chosen.outcome, score=chosen.score, evidence=chosen.evidence,
                        explanation=f"{details['tier']} ({chosen.kind}): {chosen.explanation}",
-                       raw=chosen.raw, details=details, cost_usd=_sum(first, then, "cost_usd"),
-                       tokens_in=_sum(first, then, "tokens_in"),
-                       tokens_out=_sum(first, then, "tokens_out"))
+                       raw=chosen.raw, details=details,
+                       **{field: sum_known([getattr(v, field) for v in (first, then) if v])
+                          for field in ("cost_usd", "tokens_in", "tokens_out")})
 
     def evaluate(self, transcript: Transcript) -> Result:
         """One transcript on its own (the engine runs each tier where its cost puts it)."""
@@ -120,12 +120,6 @@ class Cascade(Criterion):
         then = (await evaluate(self.tiers[1], [transcript]))[0][0] \
             if self.route([first]) else None
         return self.combine([first, then])
-
-
-def _sum(first: Verdict, then: Verdict | None, field: str) -> Any:
-    known = [getattr(v, field) for v in (first, then) if v is not None
-             and getattr(v, field) is not None]
-    return sum(known) if known else None
 
 
 @hookimpl

@@ -608,42 +608,8 @@ class LLMJudge(Criterion):
         ``fields`` are added to its details."""
         runs = [o for o in outcomes if isinstance(o, JudgeOutcome)]
         failures = [o for o in outcomes if isinstance(o, JudgeCallFailed)]
-        responses = [r.response for r in runs]
-        records = [r.record for r in runs] + [f.record for f in failures]
-        answered = [r.record for r in runs]  # a failed call bills nothing
-        costs = [rec.cost_usd for rec in answered]
-        details = self.judge_details(
-            model=responses[0].model if responses else None,
-            cached=bool(records) and all(rec.cached for rec in records),
-            attempts=sum(rec.attempts for rec in records),
-            batch=next((rec.batch for rec in records if rec.batch), None),
-            cached_tokens=sum(rec.tokens_cached for rec in answered) or None,
-            **fields,
-        )
-        common: dict[str, Any] = {
-            # the calls' own time, not the time spent queueing behind the concurrency limit
-            "latency_s": sum(rec.latency_s for rec in records) if records else elapsed,
-            # what this verdict's calls spent: a cache hit, or an answer shared with an
-            # identical call in flight, spends nothing; unknown once an answer has no price
-            "cost_usd": (sum(c for c in costs if c is not None)
-                         if costs and None not in costs else None),
-            "tokens_in": sum(rec.tokens_in for rec in answered) if responses else None,
-            "tokens_out": sum(rec.tokens_out for rec in answered) if responses else None,
-        }
-        if len(outcomes) == 1:
-            raw = responses[0].text if responses else None
-        else:
-            raw = "\n\n".join(
-                f"--- repeat {i} ---\n"
-                + (o.response.text if isinstance(o, JudgeOutcome) else f"(failed: {o})")
-                for i, o in enumerate(outcomes)
-            )
-            details.repeats = [
-                RepeatDetails(error=str(o)) if isinstance(o, JudgeCallFailed)
-                else RepeatDetails(label=o.parsed.label, score=o.soft.score if o.soft else None,
-                                   error=o.parsed.error)
-                for o in outcomes
-            ]
+        details, common = self._accounting(runs, failures, elapsed, fields)
+        raw = self._raw(outcomes, details)
         parsed_runs = [r for r in runs if r.parsed.label is not None]
         if len(parsed_runs) * 2 <= len(outcomes):  # no majority of usable answers: error
             if failures:
@@ -677,6 +643,52 @@ class LLMJudge(Criterion):
             raw=raw,
             details=details.dump(),
             **common,
+        )
+
+    def _accounting(self, runs: list[JudgeOutcome], failures: list[JudgeCallFailed],
+                    elapsed: float, fields: dict[str, Any]) -> tuple[JudgeDetails, dict[str, Any]]:
+        """The verdict's details (model, cache, attempts...) and its latency, cost and tokens,
+        from the calls of its repeats."""
+        responses = [r.response for r in runs]
+        records = [r.record for r in runs] + [f.record for f in failures]
+        answered = [r.record for r in runs]  # a failed call bills nothing
+        costs = [rec.cost_usd for rec in answered]
+        details = self.judge_details(
+            model=responses[0].model if responses else None,
+            cached=bool(records) and all(rec.cached for rec in records),
+            attempts=sum(rec.attempts for rec in records),
+            batch=next((rec.batch for rec in records if rec.batch), None),
+            cached_tokens=sum(rec.tokens_cached for rec in answered) or None,
+            **fields,
+        )
+        common: dict[str, Any] = {
+            # the calls' own time, not the time spent queueing behind the concurrency limit
+            "latency_s": sum(rec.latency_s for rec in records) if records else elapsed,
+            # what this verdict's calls spent: a cache hit, or an answer shared with an
+            # identical call in flight, spends nothing; unknown once an answer has no price
+            "cost_usd": (sum(c for c in costs if c is not None)
+                         if costs and None not in costs else None),
+            "tokens_in": sum(rec.tokens_in for rec in answered) if responses else None,
+            "tokens_out": sum(rec.tokens_out for rec in answered) if responses else None,
+        }
+        return details, common
+
+    @staticmethod
+    def _raw(outcomes: list[JudgeOutcome | JudgeCallFailed], details: JudgeDetails) -> str | None:
+        """The judge's raw answer (each repeat's, headed, when there are several: their
+        labels and scores then go in ``details.repeats``)."""
+        if len(outcomes) == 1:
+            return outcomes[0].response.text if isinstance(outcomes[0], JudgeOutcome) else None
+        details.repeats = [
+            RepeatDetails(error=str(o)) if isinstance(o, JudgeCallFailed)
+            else RepeatDetails(label=o.parsed.label, score=o.soft.score if o.soft else None,
+                               error=o.parsed.error)
+            for o in outcomes
+        ]
+        return "\n\n".join(
+            f"--- repeat {i} ---\n"
+            + (o.response.text if isinstance(o, JudgeOutcome) else f"(failed: {o})")
+            for i, o in enumerate(outcomes)
         )
 
     async def evaluate_async(self, transcript: Transcript) -> Result:

@@ -134,6 +134,31 @@ def _score_of(v: Verdict) -> float:
     return v.score if v.score is not None else (1.0 if v.outcome == "pass" else 0.0)
 
 
+def _outcome(panel: Panel, p: int, f: int, e: int, mean: float | None
+             ) -> tuple[Outcome | Literal["abstain"], bool]:
+    """The panel's outcome from its ``p`` pass, ``f`` fail and ``e`` error votes (and the
+    mean score of the decided ones), and whether the members disagreed."""
+    n = p + f + e
+    if n == 0:
+        return "abstain", False
+    if panel.aggregate == "mean":
+        if e:
+            return "error", False
+        assert mean is not None
+        return ("pass" if mean >= panel.threshold else "fail"), False
+    if panel.aggregate == "majority":
+        if p * 2 > n:
+            return "pass", False
+        if f * 2 > n:
+            return "fail", False
+        if e:
+            return "error", False
+        return panel.on_disagreement, True
+    if p and f:  # unanimous
+        return panel.on_disagreement, True
+    return ("error" if e else ("pass" if p else "fail")), False
+
+
 def combine(panel: Panel, named: Sequence[tuple[str, Verdict]]) -> Verdict:
     """The panel's verdict from its members' ``(name, verdict)``, each member's kept."""
     votes = {o: [v for _, v in named if v.outcome == o] for o in ("pass", "fail", "error")}
@@ -141,31 +166,7 @@ def combine(panel: Panel, named: Sequence[tuple[str, Verdict]]) -> Verdict:
     n = p + f + e
     decided = votes["pass"] + votes["fail"]
     mean = sum(_score_of(v) for v in decided) / len(decided) if decided else None
-    outcome: Outcome | Literal["abstain"]
-    disagree = False
-    if n == 0:
-        outcome = "abstain"
-    elif panel.aggregate == "mean":
-        if e:
-            outcome = "error"
-        else:
-            assert mean is not None
-            outcome = "pass" if mean >= panel.threshold else "fail"
-    elif panel.aggregate == "majority":
-        if p * 2 > n:
-            outcome = "pass"
-        elif f * 2 > n:
-            outcome = "fail"
-        elif e:
-            outcome = "error"
-        else:
-            disagree = True
-    elif p and f:  # unanimous
-        disagree = True
-    else:
-        outcome = "error" if e else ("pass" if p else "fail")
-    if disagree:
-        outcome = panel.on_disagreement
+    outcome, disagree = _outcome(panel, p, f, e, mean)
     tally = f"{p} pass, {f} fail" + (f", {e} error" if e else "")
     abstained = len(named) - n
     if abstained:
@@ -182,9 +183,9 @@ def combine(panel: Panel, named: Sequence[tuple[str, Verdict]]) -> Verdict:
         details["stability"] = min(stabilities)  # the least stable member's
     common: dict[str, Any] = {
         "latency_s": sum(v.latency_s for _, v in named),
-        "cost_usd": _sum([v.cost_usd for _, v in named]),
-        "tokens_in": _sum([v.tokens_in for _, v in named]),
-        "tokens_out": _sum([v.tokens_out for _, v in named]),
+        "cost_usd": sum_known([v.cost_usd for _, v in named]),
+        "tokens_in": sum_known([v.tokens_in for _, v in named]),
+        "tokens_out": sum_known([v.tokens_out for _, v in named]),
     }
     if outcome == "abstain":
         details[ABSTAINED] = True
@@ -203,7 +204,8 @@ def combine(panel: Panel, named: Sequence[tuple[str, Verdict]]) -> Verdict:
                    explanation=explanation[:4000], details=details, **common)
 
 
-def _sum(values: list[Any]) -> Any:
+def sum_known(values: list[Any]) -> Any:
+    """The sum of the values that are known (``None``: none is)."""
     known = [v for v in values if v is not None]
     return sum(known) if known else None
 

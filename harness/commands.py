@@ -110,9 +110,8 @@ def _usage_line(summary: dict[str, Any]) -> str | None:
         priced = f"cost ${cost:.4f}, partial: some calls have no price ({unpriced})"
     else:
         priced = f"cost ${cost:.4f}"
-    cached = usage.get("tokens_cached") or 0
-    hits = (f" ({cached / tokens_in:.0%} of them from the provider's prompt cache)"
-            if cached and tokens_in else "")
+    rate = usage.get("cache_hit_rate")
+    hits = f" ({rate:.0%} of them from the provider's prompt cache)" if rate else ""
     return f"judge tokens: {tokens_in:,} in{hits}, {tokens_out:,} out; {priced}"
 
 

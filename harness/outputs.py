@@ -157,12 +157,11 @@ def finalize(run_dir: str | Path, timings: dict[str, Any] | None = None, *,
     write_meta(run_dir, {**meta, "state": "finalizing"})
     suite = meta.get("suite", {})
     stats: dict[str, int] = {}
+    if live is not None:
+        live.out.close()
     if live is not None and stop is None and live.whole():
         out = live.out
-        out.close()
     else:
-        if live is not None:
-            live.out.close()
         specs, inputs = _specs_and_inputs(meta)
         with _Outputs(run_dir, specs, inputs) as out:
             for entry in iter_journal(run_dir, allow_incomplete=True, stats=stats,

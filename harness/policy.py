@@ -161,9 +161,8 @@ def decide(transcript: Transcript | None, verdicts: list[Verdict],
     the failed turn a correction keeps as context) is recorded but decides nothing: training
     never takes that turn as a target.
     """
-    results = _results(verdicts)
-    if any(v.message_index is not None for v in verdicts):  # maybe on a masked turn
-        results = _results(counted(verdicts, transcript))
+    maybe_masked = any(v.message_index is not None for v in verdicts)
+    results = _results(counted(verdicts, transcript) if maybe_masked else verdicts)
     outcomes = [results.get(s.name, SKIPPED)[0] for s in specs]
     errored = [s.name for s, o in zip(specs, outcomes, strict=True) if o == "error"]
     failed = [s.name for s, o in zip(specs, outcomes, strict=True) if s.gate and o == "fail"]

@@ -42,6 +42,10 @@ from harness.inputs.sources import (
     resolve_inputs,
     same_inputs,
 )
+from harness.judges.batch import BatchOptions
+from harness.judges.override import MODEL_SPECIFIC
+from harness.judges.ratelimit import RateLimits
+from harness.judges.retry import RetryPolicy
 from harness.models import Decision, InputError, Transcript, compact_json, with_defaults
 from harness.options import RunOptions
 from harness.policy import criterion_errored
@@ -65,12 +69,8 @@ class IncompleteRunError(RunDirError):
     """The run did not finish: its outputs are not complete."""
 
 
-NOT_VERDICTS = frozenset({"max_concurrency", "max_attempts", "timeout_s", "base_delay_s",
-                          "max_delay_s", "max_retry_after_s", "breaker_after",
-                          "breaker_cooldown_s", "price_in_per_mtok", "price_out_per_mtok",
-                          "batch", "batch_max_requests", "batch_idle_s", "batch_poll_s",
-                          "batch_discount", "batch_completion_window",
-                          "requests_per_minute", "tokens_per_minute"})
+NOT_VERDICTS = frozenset({"max_concurrency", *RetryPolicy.model_fields, *BatchOptions.model_fields,
+                          *RateLimits.model_fields, *MODEL_SPECIFIC})
 """Keys of a judge mapping that change how (and at what price) it is called, never what it
 answers: a resume may change them."""
 
@@ -345,16 +345,15 @@ def transcripts_at(run_dir: str | Path, keys: set[tuple[int, int]],
                    render: Callable[[Any], Any] = transcript_dict) -> dict[tuple[int, int], Any]:
     """The transcripts at ``keys`` (``(seq, sub)``), read again from the run's inputs and
     rendered; only their records are parsed, and reading stops after the last."""
-    run_dir = Path(run_dir)
-    meta = read_meta(run_dir)
     if not keys:
         return {}
+    run_dir = Path(run_dir)
+    meta = read_meta(run_dir)
     sources = checked_sources(run_dir, meta)
     seqs = {seq for seq, _ in keys}
-    last = max(seqs)
     formats = _formats(meta.get("plugins_dir"))
     found: dict[tuple[int, int], Any] = {}
-    for entry in iter_entries(sources, limit=min(last + 1, meta.get("limit") or last + 1)):
+    for entry in iter_entries(sources, limit=max(seqs) + 1):  # journal keys are within --limit
         if entry[0] in seqs:
             found.update(((seq, sub), item) for seq, sub, item in
                          _render([entry], formats, meta.get("input_format", "auto"), render)

@@ -92,21 +92,23 @@ def tune(found: list[Case], max_calls: float = 1.0, seed: int = 0,
             inside = _inside(scores, lo, hi)
             right = np.where(inside, then, first) == human
             bands.append((float(right.mean()), float(inside.mean()), float(lo), float(hi), right))
-    allowed = [b for b in bands if b[1] <= max_calls + 1e-12]
-    if not allowed:
+    best = _best(bands, max_calls)
+    if best is None:
         raise UsageError(f"--max-calls {max_calls:g}: no band sends so few transcripts on")
-    best = max(allowed, key=lambda b: (b[0], -b[1]))
-    rng = metrics.seeded(seed)
-    picks = rng.integers(0, len(found), size=(resamples, len(found))) if resamples else None
-    ci = metrics.interval(best[4][picks].mean(axis=1)) if picks is not None else None
-    curve = []
-    for share in CURVE:
-        under = [b for b in bands if b[1] <= share + 1e-12]
-        if under:
-            top = max(under, key=lambda b: (b[0], -b[1]))
-            curve.append({"max_calls": share, "agreement": top[0], "calls": top[1],
-                          "band": [top[2], top[3]]})
+    ci = None
+    if resamples:
+        picks = metrics.seeded(seed).integers(0, len(found), size=(resamples, len(found)))
+        ci = metrics.interval(best[4][picks].mean(axis=1))
+    curve = [{"max_calls": share, "agreement": top[0], "calls": top[1], "band": [top[2], top[3]]}
+             for share in CURVE if (top := _best(bands, share)) is not None]
     return {"compared": len(found), "first_alone": float((first == human).mean()),
             "then_alone": float((then == human).mean()), "max_calls": max_calls,
             "band": [best[2], best[3]], "agreement": best[0], "agreement_ci": ci,
             "calls": best[1], "curve": curve}
+
+
+def _best(bands: list[Any], share: float) -> Any:
+    """The band that agrees best among those sending at most ``share`` of the transcripts on
+    (the fewer calls on a tie), or ``None``."""
+    return max((b for b in bands if b[1] <= share + 1e-12), key=lambda b: (b[0], -b[1]),
+               default=None)

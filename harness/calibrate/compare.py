@@ -95,8 +95,11 @@ class _Row:
         if length is not None:
             self.human_lengths.append((length, human_pass))
 
-    def offer_length(self, score: float, length: int, rng: random.Random) -> None:
-        """Reservoir sample of (score, length) over the whole run."""
+    def offer_length(self, outcome: str, score: float | None, length: int,
+                     rng: random.Random) -> None:
+        """Reservoir sample of (score, length) over the whole run (decided, scored outcomes)."""
+        if score is None or outcome not in ("pass", "fail"):
+            return
         self.lengths_seen += 1
         if len(self.lengths) < LENGTH_SAMPLE:
             self.lengths.append((score, length))
@@ -183,6 +186,22 @@ class _Labels:
                               "transcripts": len(unmatched), "ids": unmatched[:LIST_LIMIT]}}
 
 
+def _rows(specs: dict[str, dict[str, Any]], criteria: list[str] | None
+          ) -> tuple[str, dict[str | None, _Row]]:
+    """The decision's name in the table, and a row per criterion compared (``criteria``, or
+    all) and for the decision, whose key is ``None`` (a criterion may be named anything)."""
+    decision = DECISION if DECISION not in specs else f"({DECISION})"
+    for wanted in criteria or []:
+        if wanted not in specs and wanted != decision:
+            raise UsageError(f"--criterion {wanted!r}: the suite has no such criterion "
+                             f"(it has: {', '.join([*specs, decision])})")
+    rows: dict[str | None, _Row] = {name: _Row(name, spec["kind"]) for name, spec in specs.items()
+                                    if not criteria or name in criteria}
+    if not criteria or decision in criteria:
+        rows[None] = _Row(decision, DECISION)
+    return decision, rows
+
+
 def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] | None = None,
               seed: int = 0, resamples: int = metrics.BOOTSTRAP,
               labels_file: str | None = None, labels_format: str | None = None,
@@ -192,17 +211,9 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
     meta = check_complete(run_dir)
     suite = meta.get("suite", {})
     specs = {c["name"]: c for c in suite.get("criteria", [])}
-    decision = DECISION if DECISION not in specs else f"({DECISION})"
-    for wanted in criteria or []:
-        if wanted not in specs and wanted != decision:
-            raise UsageError(f"--criterion {wanted!r}: the suite has no such criterion "
-                             f"(it has: {', '.join([*specs, decision])})")
-    names = [n for n in specs if not criteria or n in criteria]
+    decision, rows = _rows(specs, criteria)
+    names = [name for name in rows if name is not None]
     index = _Labels(labels, list(specs), decision, criteria)
-    # the decision's row has the key None: a criterion may be named anything
-    rows: dict[str | None, _Row] = {name: _Row(name, specs[name]["kind"]) for name in names}
-    if not criteria or decision in criteria:
-        rows[None] = _Row(decision, DECISION)
     length_rng = random.Random(f"{seed}:lengths")
     matched: set[str] = set()
     seen_ids: Counter[str] = Counter()
@@ -217,11 +228,9 @@ def calibrate(run_dir: str | Path, labels: list[Label], *, criteria: list[str] |
         outcomes: dict[str | None, tuple[str, float | None]] = {
             name: _outcome(by_criterion.get(name, [])) for name in names}
         outcomes[None] = (d["outcome"], d["score"])
-        if length is not None:
+        if length is not None:  # every transcript, labelled or not: the length bias
             for name, row in rows.items():
-                outcome, score = outcomes[name]
-                if score is not None and outcome in ("pass", "fail"):
-                    row.offer_length(score, length, length_rng)
+                row.offer_length(*outcomes[name], length, length_rng)
         own = index.by_id.get(tid)
         if own is None:
             continue

@@ -229,10 +229,11 @@ def sealed(recorded: list[Any]) -> list[Any]:
     that a later read accepts it after a ``touch`` or a copy that kept its bytes."""
     out = []
     for entry in recorded:
-        if isinstance(entry, dict) and "size" in entry and not is_url(entry["resolved"]):
+        if isinstance(entry, dict) and "size" in entry and DIGEST not in entry \
+                and not is_url(entry["resolved"]):
             try:
                 now = Source.from_description(entry).describe()
-                if same_inputs([entry], [now]) and DIGEST not in entry:
+                if same_inputs([entry], [now]):
                     entry = {**entry, DIGEST: content_digest(entry["resolved"])}
             except OSError:
                 pass  # gone since: nothing to seal

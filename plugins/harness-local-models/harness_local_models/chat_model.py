@@ -112,7 +112,7 @@ def default_cache_root() -> Path:
     return root / "models"
 
 
-def _thread_count() -> int:
+def thread_count() -> int:
     """``$HARNESS_TORCH_THREADS``, else half the usable cores (at most 4). A 135M model gains
     little from more threads, and on a busy 2-core machine 2 threads ran 5x slower than 1
     (OpenMP threads spin-waiting for each other)."""
@@ -228,7 +228,7 @@ class LocalChatModel:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a run
-        torch.set_num_threads(_thread_count())
+        torch.set_num_threads(thread_count())
         gguf = find_gguf()
         sha = gguf_sha256(gguf)
         cache_dir = (cache_root or default_cache_root()) / f"{MODEL_NAME}-{sha[:12]}"

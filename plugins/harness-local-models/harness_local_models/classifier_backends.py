@@ -175,8 +175,9 @@ def make_static_backend(model: str, options: dict[str, Any]) -> StaticBackend:
     try:
         info = static_info(static_dir)
         batch_size = max(int(options.get("batch_size") or 1024), 1)
-        head = load_head(folder, expected=info, embedder=static_embedder(static_dir, batch_size))
-        load_static_model(static_dir, info.weights_sha256)
+        model = load_static_model(static_dir, info.weights_sha256)  # hashed once, here
+        head = load_head(folder, expected=info,
+                         embedder=static_embedder(static_dir, batch_size, model))
     except (ValueError, StaticModelError) as exc:
         raise ClassifierModelError(str(exc)) from None
     return StaticBackend(head, folder, batch_size)

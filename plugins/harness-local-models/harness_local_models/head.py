@@ -203,6 +203,50 @@ def _logistic_regression(seed: int, c: float) -> Any:
     return LogisticRegression(C=c, max_iter=2000, random_state=seed)
 
 
+def _label_counts(n_texts: int, y: Any, folds: int) -> Counter[str]:
+    """How many records each label has; ``ValueError`` when they cannot be trained on."""
+    if n_texts != len(y):
+        raise ValueError(f"{n_texts} texts but {len(y)} labels")
+    counts = Counter(y.tolist())
+    if len(counts) < 2:
+        raise ValueError(f"training needs at least two labels, got {sorted(counts)}")
+    smallest = min(counts.values())
+    if folds < 2 or smallest < folds:
+        raise ValueError(
+            f"{folds}-fold cross-validation needs at least {max(folds, 2)} records of every "
+            f"label; the smallest label has {smallest} ({dict(counts)})"
+        )
+    return counts
+
+
+def _cross_validate(x: Any, y: Any, classes: list[str], folds: int, holdout_fraction: float,
+                    seed: int, c: float) -> dict[str, Any]:
+    """The report's measured fields: cross-validated accuracy and per-label precision and
+    recall, and the accuracy on a stratified held-out share."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(_logistic_regression(seed, c), x, y, cv=cv)
+    precision, recall, _, support = precision_recall_fscore_support(
+        y, predicted, labels=classes, zero_division=0
+    )
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=holdout_fraction, stratify=y, random_state=seed
+    )
+    holdout_model = _logistic_regression(seed, c).fit(x_train, y_train)
+    return {
+        "cv_accuracy": float(accuracy_score(y, predicted)),
+        "per_label": {
+            label: LabelMetrics(precision=float(precision[i]), recall=float(recall[i]),
+                                support=int(support[i]))
+            for i, label in enumerate(classes)
+        },
+        "holdout_accuracy": float(accuracy_score(y_test, holdout_model.predict(x_test))),
+        "holdout_size": len(y_test),
+    }
+
+
 def train_head(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -225,59 +269,22 @@ def train_head(
     :param embedding: the identity of the model ``embedder`` embeds with, recorded in the head.
     :raises ValueError: on mismatched lengths, fewer than two labels or too few records per label.
     """
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
-
     texts = list(texts)
     y = np.asarray([str(label) for label in labels])
-    if len(texts) != len(y):
-        raise ValueError(f"{len(texts)} texts but {len(y)} labels")
-    counts = Counter(y.tolist())
-    if len(counts) < 2:
-        raise ValueError(f"training needs at least two labels, got {sorted(counts)}")
-    smallest = min(counts.values())
-    if folds < 2 or smallest < folds:
-        raise ValueError(
-            f"{folds}-fold cross-validation needs at least {max(folds, 2)} records of every "
-            f"label; the smallest label has {smallest} ({dict(counts)})"
-        )
+    counts = _label_counts(len(texts), y, folds)
 
     start = time.perf_counter()
     x = embedder(texts) if embedder is not None else embed(texts, batch_size=batch_size)
     embed_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(_logistic_regression(seed, c), x, y, cv=cv)
-    classes = sorted(counts)
-    precision, recall, _, support = precision_recall_fscore_support(
-        y, predicted, labels=classes, zero_division=0
-    )
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=holdout_fraction, stratify=y, random_state=seed
-    )
-    holdout_model = _logistic_regression(seed, c).fit(x_train, y_train)
-    holdout_accuracy = float(accuracy_score(y_test, holdout_model.predict(x_test)))
+    measured = _cross_validate(x, y, sorted(counts), folds, holdout_fraction, seed, c)
     final = _logistic_regression(seed, c).fit(x, y)
     fit_seconds = time.perf_counter() - start
-
     report = TrainingReport(
-        records=len(texts),
-        label_counts={k: counts[k] for k in classes},
-        folds=folds,
-        cv_accuracy=float(accuracy_score(y, predicted)),
-        per_label={
-            label: LabelMetrics(
-                precision=float(precision[i]), recall=float(recall[i]), support=int(support[i])
-            )
-            for i, label in enumerate(classes)
-        },
-        holdout_fraction=holdout_fraction,
-        holdout_accuracy=holdout_accuracy,
-        holdout_size=len(y_test),
-        seed=seed,
-        embed_seconds=round(embed_seconds, 3),
-        fit_seconds=round(fit_seconds, 3),
+        records=len(texts), label_counts={k: counts[k] for k in sorted(counts)}, folds=folds,
+        holdout_fraction=holdout_fraction, seed=seed, embed_seconds=round(embed_seconds, 3),
+        fit_seconds=round(fit_seconds, 3), **measured,
     )
     head = EmbeddingHead(
         [str(c_) for c_ in final.classes_],

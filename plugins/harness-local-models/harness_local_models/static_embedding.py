@@ -219,26 +219,32 @@ def load_static_model(folder: Path, digest: str | None = None) -> StaticModel:
     return model
 
 
-def static_embed(texts: list[str], folder: Path, batch_size: int = 1024
-                 ) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """Normalised static embeddings, one row per text, shape ``(len(texts), 256)``, float32."""
+def static_embed(texts: list[str], folder: Path, batch_size: int = 1024,
+                 model: StaticModel | None = None) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Normalised static embeddings, one row per text, shape ``(len(texts), 256)``, float32
+    (``model``: the one in ``folder``, already loaded and checked)."""
     if not texts:
         return np.zeros((0, PCA_DIMS), dtype=np.float32)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise TypeError(f"static_embed() takes strings; item {bad[0]} is "
                         f"{type(texts[bad[0]]).__name__}")
-    model = load_static_model(folder)
+    model = model or load_static_model(folder)
     vectors = model.encode(list(texts), batch_size=max(batch_size, 1), max_length=MAX_TOKENS,
                            normalize=True, show_progress_bar=False,
                            use_multiprocessing=False)
     return np.asarray(vectors, dtype=np.float32)
 
 
-def static_embedder(folder: Path, batch_size: int = 1024) -> Any:
-    """``texts -> embeddings`` on the distilled model in ``folder`` (for :func:`train_head`)."""
+def static_embedder(folder: Path, batch_size: int = 1024,
+                    model: StaticModel | None = None) -> Any:
+    """``texts -> embeddings`` on the distilled model in ``folder`` (for :func:`train_head`),
+    loaded (its files hashed) once, on the first call, unless ``model`` is given."""
+    loaded = [model] if model is not None else []
 
     def run(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
-        return static_embed(texts, folder, batch_size)
+        if not loaded:
+            loaded.append(load_static_model(folder))
+        return static_embed(texts, folder, batch_size, loaded[0])
 
     return run

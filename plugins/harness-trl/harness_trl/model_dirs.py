@@ -75,15 +75,10 @@ def stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 def torch_threads() -> int:
-    """Threads for training and scoring: ``$HARNESS_TORCH_THREADS``, else half the usable cores
-    (at most 4), the embedded judge's rule. On a 2-core machine shared with other work, one
+    """Threads for training and scoring: the embedded judge's rule (``$HARNESS_TORCH_THREADS``,
+    else half the usable cores, at most 4). On a 2-core machine shared with other work, one
     training step of 2 threads took 75 s where 1 thread took 10 (OpenMP threads spin-waiting
     for each other); on an idle one 2 threads are about 1.6 times faster."""
-    env = os.environ.get("HARNESS_TORCH_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores // 2, 4))
+    from harness_local_models.chat_model import thread_count
+
+    return thread_count()
