@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.collector import fewer_collections
 from harness.criterion import Criterion, SuiteContext
 from harness.models import Decision, InputError, Transcript
 from harness.options import RunOptions, default_workers
@@ -226,6 +227,8 @@ class _Stream:
         self.slots = asyncio.Semaphore(self.bound)
         self.wanted = asyncio.Event()  # the consumer is waiting for decisions
         producer = asyncio.get_running_loop().create_task(self.produce())
+        collecting = fewer_collections()
+        collecting.__enter__()
         try:
             ended = False
             while not ended:
@@ -246,6 +249,7 @@ class _Stream:
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(producer, *self.tasks, return_exceptions=True)
+            collecting.__exit__(None, None, None)
 
     def sort(self, items: list[Any]) -> tuple[list[Finished], BaseException | None, bool]:
         """What of ``items`` can be handed out now; the first failure; whether all is done."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import pickle
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness.collector import THRESHOLDS
 from harness.inputs.reader import decode, parse_record
 from harness.models import Decision, InputError, Transcript, Verdict, compact_json
 from harness.options import RunOptions
@@ -215,6 +217,7 @@ def worker_init() -> None:
     to its parent (which stops the pool: a terminal's Ctrl-C reaches every process)."""
     exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.set_threshold(*THRESHOLDS)  # see harness.collector
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: no oversubscription
 
 
@@ -246,6 +249,7 @@ def _stage(spec: bytes) -> SyncStage:
     worker: WorkerSpec = pickle.loads(spec)  # the engine's own pickle, never outside data
     plan = Plan(worker.suite, get_registry(worker.options.plugins_dir), worker.options,
                 build=worker.front)
+    gc.freeze()  # what lives as long as the process: out of the collector's view
     return SyncStage(plan, plan.registry.formats, serialize=True)
 
 
