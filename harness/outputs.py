@@ -97,12 +97,19 @@ TrainView = tuple[int, bytes, bytes]
 """What finalize keeps of a transcript: its message count, ``train.jsonl`` line, duplicate key."""
 
 
+_PLAIN = frozenset({"role", "content"})
+"""A message that set no other field (a reader's plain message) is written as these two."""
+
+
 def train_view(item: Any) -> TrainView | None:
     """What finalize needs of a transcript: its length, its ``train.jsonl`` line and its
     duplicate key (:func:`harness.export.dedup.messages_key`, the rule exports follow)."""
     if not isinstance(item, Transcript):
         return None
-    messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
+    if all(m.__pydantic_fields_set__ <= _PLAIN for m in item.messages):  # the common case
+        messages = [{"role": m.role, "content": m.content} for m in item.messages]
+    else:
+        messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
     record = record_fields(item.metadata)  # the record's tools go with its messages
     return (len(messages),
             orjson.dumps({"messages": messages, **record}, option=orjson.OPT_APPEND_NEWLINE),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from harness.criterion import Criterion, CriterionGroup, SuiteContext
 from harness.errors import UsageError
 from harness.loop import EngineLoop
-from harness.models import Decision, Transcript, Verdict
+from harness.models import Decision, DecisionJSON, Transcript, Verdict, trusted
 from harness.options import RunOptions
 from harness.plugins import Registry
 from harness.policy import aggregate, blocks_expensive, decide, to_verdict
@@ -120,7 +120,7 @@ class Plan:
         """Whether these verdicts of ``criterion`` skip the expensive criteria after it (a
         routing criterion's part never does: its owner's verdict is not known yet)."""
         return blocks_expensive(criterion) and criterion.name not in self.owners and \
-            aggregate(verdicts)[0] in ("fail", "error")
+            _worst(verdicts) in ("fail", "error")
 
     def routed_away(self, criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
         """Whether a transcript with ``verdicts`` so far skips this part of a routing criterion
@@ -191,9 +191,10 @@ class Plan:
 
     def _record(self, criterion: Criterion, todo: Iterable[int], found: list[list[Verdict]],
                 verdicts: list[list[Verdict]], blocked: dict[int, str]) -> None:
+        can_block = blocks_expensive(criterion) and criterion.name not in self.owners
         for i, vs in zip(todo, found, strict=True):
             verdicts[i].extend(vs)
-            if i not in blocked and self.blocks(criterion, vs):
+            if can_block and i not in blocked and _worst(vs) in ("fail", "error"):
                 blocked[i] = criterion.name
 
     async def run_tail(self, transcript: Transcript, verdicts: list[Verdict],
@@ -237,6 +238,10 @@ class Plan:
         verdicts.sort(key=lambda v: self.rank[v.criterion])
         return decide(transcript, verdicts, self.specs, self.suite.threshold, ident)
 
+    def decisions(self) -> SharedDecisions:
+        """:meth:`decide` for the transcripts of one batch, sharing what they have in common."""
+        return SharedDecisions(self)
+
     def close(self) -> None:
         """Release the judge clients, caches and models the criteria share, and the loop."""
         resources = list(self.context.resources.values())
@@ -245,6 +250,48 @@ class Plan:
         for r in resources:
             if not hasattr(r, "aclose") and hasattr(r, "close"):
                 r.close()
+
+
+class SharedDecisions:
+    """:meth:`Plan.decide` over one batch, where many transcripts have the very same verdict
+    objects (a group's shared "not found" verdicts, the plan's shared stamped ones): the policy
+    runs once for them, and each one's JSON is the first one's with its id and source put in.
+
+    Valid while the batch's verdicts are alive (verdicts are known by identity).
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.known: dict[tuple[int, ...], tuple[Decision, DecisionJSON | None]] = {}
+
+    def decide(self, transcript: Transcript, verdicts: list[Verdict], ident: tuple[str, str],
+               own: bool = True) -> tuple[Decision, bytes | None]:
+        """The decision, and its :func:`~harness.models.compact_json` when already known.
+
+        ``own=False`` (a caller that keeps only the JSON): where the JSON is given, the
+        decision may be the one shared with other transcripts (its outcome, verdicts, failed
+        and errored are this transcript's; its id and source are not)."""
+        if any(v.message_index is not None for v in verdicts):  # may hang on masked turns
+            return self.plan.decide(transcript, verdicts, ident), None
+        key = tuple(map(id, verdicts))
+        known = self.known.get(key)
+        if known is None:
+            decision = self.plan.decide(transcript, verdicts, ident)
+            self.known[key] = (decision, None)
+            return decision, None
+        first, template = known
+        if template is None:  # seen twice: worth a template
+            template = DecisionJSON(first)
+            self.known[key] = (first, template)
+        tid, source = ident
+        line = template.of(tid, source)
+        if not own and line is not None:
+            return first, line
+        decision = trusted(Decision, transcript_id=tid, source=source, outcome=first.outcome,
+                           score=first.score, threshold_score=first.threshold_score,
+                           verdicts=first.verdicts, failed=first.failed,
+                           errored=first.errored)
+        return decision, line
 
 
 def expand_suite(suite: Suite, registry: Registry) -> tuple[Suite, dict[str, str]]:
@@ -421,6 +468,11 @@ def _stamped(result: Any, criterion: Criterion, latency: float, message: int | N
     if message is not None:
         fields["message_index"] = message
     return verdict
+
+
+def _worst(verdicts: Sequence[Verdict]) -> str:
+    """:func:`~harness.policy.aggregate`'s outcome (one verdict: its own, the common case)."""
+    return verdicts[0].outcome if len(verdicts) == 1 else aggregate(verdicts)[0]
 
 
 _evaluate = evaluate  # Plan.run_front's default (its parameter has the same name)

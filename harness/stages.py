@@ -163,6 +163,7 @@ class SyncStage:
         seen: list[View] = [train_view(t) for t in transcripts] if views \
             else [False] * len(transcripts)
         verdicts, blocked = await self.plan.run_front(transcripts)
+        shared = self.plan.decisions()
         n = 0
         for seq, sub, count, value in items:
             if isinstance(value, InputError):
@@ -175,8 +176,14 @@ class SyncStage:
                 value.id, value.source = tid, source
                 out.append(Pending(seq, sub, count, value, found, gate, view))
             else:
-                decision = self.plan.decide(value, found, (tid, source))
-                out.append(Finished.of(seq, sub, count, decision, self.serialize, view))
+                decision, line = shared.decide(value, found, (tid, source),
+                                               own=not self.serialize)
+                if line is None:
+                    out.append(Finished.of(seq, sub, count, decision, self.serialize, view))
+                else:
+                    out.append(Finished(seq, sub, count, decision.outcome, source,
+                                        tuple(decision.errored),
+                                        None if self.serialize else decision, line, view))
         return out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.canonical import canonical_bytes
 from harness.hookspecs import hookimpl
-from harness.models import Message, Transcript, trusted
+from harness.models import Message, Transcript, plain_message, trusted
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
         raise ValueError("`messages` must be a non-empty list")
     if _plain_messages(raw):  # checked above: built without validation (the hot path)
         return [trusted(Transcript, id=_record_id(record, raw), source=source,
-                        messages=[trusted(Message, role=m["role"], content=m["content"])
+                        messages=[plain_message(m["role"], m["content"])
                                   for m in raw],
                         metadata=_metadata(record, OPENAI_OWN))]
     return [Transcript.model_validate({
@@ -167,7 +167,7 @@ def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
         who = str(turn.get("from", "")).lower()
         if who not in SHAREGPT_ROLES:
             raise ValueError(f"conversations[{i}]: unknown speaker {turn.get('from')!r}")
-        messages.append(trusted(Message, role=SHAREGPT_ROLES[who], content=content_text(
+        messages.append(plain_message(SHAREGPT_ROLES[who], content_text(
             turn.get("value"), f"conversations[{i}]")))
     return [trusted(Transcript, id=_record_id(record, raw), messages=messages,
                     metadata=_metadata(record, SHAREGPT_OWN), source=source)]
@@ -186,7 +186,7 @@ def parse_hh_dialogue(text: str, which: str) -> list[Message]:
         raise ValueError(f"`{which}` must start with '\\n\\nHuman:'")
     if len(parts) < 3:
         raise ValueError(f"`{which}` has no 'Human:'/'Assistant:' turns")
-    return [trusted(Message, role=HH_ROLES[parts[i]], content=parts[i + 1])
+    return [plain_message(HH_ROLES[parts[i]], parts[i + 1])
             for i in range(1, len(parts), 2)]
 
 
