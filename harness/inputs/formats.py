@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.canonical import canonical_bytes
 from harness.hookspecs import hookimpl
-from harness.models import Message, Transcript, plain_message, trusted
+from harness.models import Message, Role, Transcript, plain_message, trusted
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,11 @@ def parse_openai(record: dict[str, Any], source: str) -> list[Transcript]:
         "metadata": _metadata(record, OPENAI_OWN)})]
 
 
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
-                  "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
-                  "bing": "assistant", "model": "assistant", "tool": "tool",
-                  "function": "tool", "observation": "tool", "function_call": "assistant"}
+SHAREGPT_ROLES: dict[str, Role] = {
+    "system": "system", "human": "user", "user": "user", "gpt": "assistant",
+    "assistant": "assistant", "chatgpt": "assistant", "bard": "assistant",
+    "bing": "assistant", "model": "assistant", "tool": "tool",
+    "function": "tool", "observation": "tool", "function_call": "assistant"}
 
 
 def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
@@ -174,7 +175,7 @@ def parse_sharegpt(record: dict[str, Any], source: str) -> list[Transcript]:
 
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
-HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+HH_ROLES: dict[str, Role] = {"Human": "user", "Assistant": "assistant"}
 
 
 def parse_hh_dialogue(text: str, which: str) -> list[Message]:
