@@ -206,6 +206,8 @@ def _specs_and_inputs(meta: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], 
 
 HELD_MOST = 1 << 16
 """Records :class:`LiveOutputs` holds, at most, waiting for an earlier one."""
+SHAPES_MOST = 4096
+"""Shared decisions' shapes remembered, at most (then forgotten, and learnt again)."""
 
 
 class LiveOutputs:
@@ -226,6 +228,8 @@ class LiveOutputs:
         """The ``seq`` of the first record not yet written."""
         self.held: dict[int, list[Any]] = {}
         """Decided transcripts (:class:`~harness.stages.Finished`) by record, not yet written."""
+        self.shapes: dict[bytes, dict[str, Any]] = {}
+        """A shared decision's dict by its shape (:attr:`~harness.stages.Finished.shape`)."""
 
     def add(self, finished: Any) -> None:
         """One decided transcript (a :class:`~harness.stages.Finished`)."""
@@ -242,7 +246,19 @@ class LiveOutputs:
             del self.held[self.next]
             self.next += 1
             for f in sorted(ready, key=lambda f: f.sub):
-                self.out.add(with_defaults(Decision, orjson.loads(f.json())), f.view)
+                self.out.add(self._decision(f), f.view, f.shape)
+
+    def _decision(self, f: Any) -> dict[str, Any]:
+        """The decision of a :class:`~harness.stages.Finished` as a dict with every field
+        (read once per shape: a shared decision differs from its first only in id and source)."""
+        if f.shape is None:
+            return with_defaults(Decision, orjson.loads(f.json()))
+        known = self.shapes.get(f.shape)
+        if known is None:
+            if len(self.shapes) >= SHAPES_MOST:
+                self.shapes.clear()
+            known = self.shapes[f.shape] = with_defaults(Decision, orjson.loads(f.json()))
+        return {**known, "transcript_id": f.transcript_id, "source": f.source}
 
     def whole(self) -> bool:
         """Whether every transcript decided went to the files."""
@@ -274,6 +290,7 @@ class _Outputs:
         self.train_dedup = Deduper()  # train.jsonl holds each example once, as exports do
         self.train_rows = 0  # lines written to train.jsonl
         self.ids = IdWatch()  # ids that more than one record has
+        self.rows: dict[bytes, list[tuple[Any, ...]]] = {}  # a shape's results rows
         self.results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
         self.decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
         self.train, self.rejected, self.errors = (
@@ -295,8 +312,10 @@ class _Outputs:
         self.results.close()
         self.decisions.close()
 
-    def add(self, d: dict[str, Any], t: tuple[int, bytes, bytes] | None) -> None:
-        """One decision ``d`` and its transcript's :func:`train_view` (``None``: unreadable)."""
+    def add(self, d: dict[str, Any], t: tuple[int, bytes, bytes] | None,
+            shape: bytes | None = None) -> None:
+        """One decision ``d`` and its transcript's :func:`train_view` (``None``: unreadable);
+        decisions of one ``shape`` differ only in their id and source."""
         counts = self.counts
         counts["read"] += 1
         counts[{"pass": "passed", "fail": "failed", "error": "errored"}[d["outcome"]]] += 1
@@ -308,8 +327,20 @@ class _Outputs:
                            d["failed"], d["errored"], t[0] if t else 0, train_line,
                            d.get("threshold_score"))
         bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
-        for v in d["verdicts"]:
-            self.verdict(d, v)
+        rows = self.rows.get(shape) if shape is not None else None
+        if rows is None:
+            rows = [self.row(v) for v in d["verdicts"]]
+            if shape is not None:
+                if len(self.rows) >= SHAPES_MOST:
+                    self.rows.clear()
+                self.rows[shape] = rows
+        tid, source = d["transcript_id"], d["source"]
+        for v, row in zip(d["verdicts"], rows, strict=True):
+            name = v["criterion"]
+            if name in self.specs:
+                self.tallies[name].add(v["outcome"], v["score"], v["details"])
+            add_usage(self.usage, v)
+            self.results.add(tid, source, *row)
         self.errored_by.update(d["errored"])
         self.count_input(d, t is None)
         if t is None:
@@ -335,16 +366,13 @@ class _Outputs:
                 "reason": "; ".join(f"{v['criterion']}: {v['explanation']}" for v in bad),
             }, option=orjson.OPT_APPEND_NEWLINE))
 
-    def verdict(self, d: dict[str, Any], v: dict[str, Any]) -> None:
+    def row(self, v: dict[str, Any]) -> tuple[Any, ...]:
+        """A verdict's row of ``results.parquet``, after the transcript's id and source."""
         name = v["criterion"]
-        if name in self.specs:
-            self.tallies[name].add(v["outcome"], v["score"], v["details"])
-        add_usage(self.usage, v)
-        self.results.add(d["transcript_id"], d["source"], name, v["kind"], v["version"],
-                         self.specs.get(name, {}).get("gate", True), v["outcome"], v["score"],
-                         v["message_index"], _json(v["evidence"]), v["explanation"], v["raw"],
-                         v["latency_s"], v["cost_usd"], v["tokens_in"], v["tokens_out"],
-                         _json(v["details"]))
+        return (name, v["kind"], v["version"], self.specs.get(name, {}).get("gate", True),
+                v["outcome"], v["score"], v["message_index"], _json(v["evidence"]),
+                v["explanation"], v["raw"], v["latency_s"], v["cost_usd"], v["tokens_in"],
+                v["tokens_out"], _json(v["details"]))
 
     def count_input(self, d: dict[str, Any], unreadable: bool) -> None:
         source = d["source"]  # path, path:line or, for a pair, path:line:side

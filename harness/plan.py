@@ -265,33 +265,36 @@ class SharedDecisions:
         self.known: dict[tuple[int, ...], tuple[Decision, DecisionJSON | None]] = {}
 
     def decide(self, transcript: Transcript, verdicts: list[Verdict], ident: tuple[str, str],
-               own: bool = True) -> tuple[Decision, bytes | None]:
-        """The decision, and its :func:`~harness.models.compact_json` when already known.
+               own: bool = True) -> tuple[Decision, bytes | None, bytes | None]:
+        """The decision; when it is shared, its :func:`~harness.models.compact_json` and its
+        shape (:attr:`~harness.models.DecisionJSON.shape`: the same for decisions that differ
+        only in their id and source), else ``None`` for both.
 
         ``own=False`` (a caller that keeps only the JSON): where the JSON is given, the
         decision may be the one shared with other transcripts (its outcome, verdicts, failed
         and errored are this transcript's; its id and source are not)."""
         if any(v.message_index is not None for v in verdicts):  # may hang on masked turns
-            return self.plan.decide(transcript, verdicts, ident), None
+            return self.plan.decide(transcript, verdicts, ident), None, None
         key = tuple(map(id, verdicts))
         known = self.known.get(key)
         if known is None:
             decision = self.plan.decide(transcript, verdicts, ident)
             self.known[key] = (decision, None)
-            return decision, None
+            return decision, None, None
         first, template = known
         if template is None:  # seen twice: worth a template
             template = DecisionJSON(first)
             self.known[key] = (first, template)
         tid, source = ident
         line = template.of(tid, source)
+        shape = None if line is None else template.shape
         if not own and line is not None:
-            return first, line
+            return first, line, shape
         decision = trusted(Decision, transcript_id=tid, source=source, outcome=first.outcome,
                            score=first.score, threshold_score=first.threshold_score,
                            verdicts=first.verdicts, failed=first.failed,
                            errored=first.errored)
-        return decision, line
+        return decision, line, shape
 
 
 def expand_suite(suite: Suite, registry: Registry) -> tuple[Suite, dict[str, str]]:

@@ -58,6 +58,11 @@ class Finished:
     view: View = False
     """The transcript's :func:`~harness.outputs.train_view` as read (``None``: an unreadable
     record), when the engine was asked for views; ``False`` when not."""
+    transcript_id: str = ""
+    """Given with ``shape``."""
+    shape: bytes | None = None
+    """Where the batch shared this decision (:class:`~harness.plan.SharedDecisions`): the same
+    for every decision that differs from it only in its id and source."""
 
     @classmethod
     def of(cls, seq: int, sub: int, count: int, decision: Decision,
@@ -176,14 +181,15 @@ class SyncStage:
                 value.id, value.source = tid, source
                 out.append(Pending(seq, sub, count, value, found, gate, view))
             else:
-                decision, line = shared.decide(value, found, (tid, source),
-                                               own=not self.serialize)
+                decision, line, shape = shared.decide(value, found, (tid, source),
+                                                      own=not self.serialize)
                 if line is None:
                     out.append(Finished.of(seq, sub, count, decision, self.serialize, view))
                 else:
                     out.append(Finished(seq, sub, count, decision.outcome, source,
                                         tuple(decision.errored),
-                                        None if self.serialize else decision, line, view))
+                                        None if self.serialize else decision, line, view,
+                                        tid, shape))
         return out
 
 

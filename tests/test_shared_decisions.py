@@ -69,7 +69,8 @@ criteria:
     for own in (True, False):
         for t, found in zip(transcripts, verdicts, strict=True):
             alone = plan.decide(t, list(found), (t.id, t.source))
-            got, line = shared.decide(t, list(found), (t.id, t.source), own=own)
+            got, line, shape = shared.decide(t, list(found), (t.id, t.source), own=own)
+            assert (line is None) == (shape is None)
             assert (line or compact_json(got)) == compact_json(alone)
             if own:
                 assert got.model_dump() == alone.model_dump()
