@@ -17,7 +17,10 @@ find, so the scan alone).
 - ``group ..., searched``: :meth:`RegexGroup.searched`, the scan and the searches for evidence
   where a pattern may match, every other verdict left implicit ("not found"): what a front that
   keeps verdicts as arrays would pay;
-- ``... alone``: each criterion's ``evaluate`` on each transcript (today's path).
+- ``... alone``: each criterion's ``evaluate`` on each transcript;
+- ``plan of N``: what the engine runs per batch once records are parsed: the compiled plan's
+  front (the group, verdicts stamped and shared) and every transcript's decision
+  (:class:`~harness.plan.SharedDecisions`, the JSON a worker sends back included).
 
 Goal: 20 criteria cost at most 1.5x one.
 """
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import hh_record  # noqa: E402
 
 from harness.inputs.formats import parse_hh_rlhf  # noqa: E402
-from harness.models import Transcript  # noqa: E402
-from harness.suite import CriterionSpec  # noqa: E402
+from harness.models import Transcript, compact_json  # noqa: E402
+from harness.options import RunOptions  # noqa: E402
+from harness.plan import Plan  # noqa: E402
+from harness.plugins import get_registry  # noqa: E402
+from harness.suite import CriterionSpec, load_suite  # noqa: E402
 from harness_criteria.regex import Regex  # noqa: E402
 
 PATTERNS = [  # (pattern, flags): what a suite gates on before a judge sees a transcript
@@ -94,6 +102,28 @@ def alone(group: list[Regex]) -> Callable[[list[Transcript]], object]:
     return lambda batch: [[c.evaluate(t) for t in batch] for c in group]
 
 
+def plan_of(patterns: list[tuple[str, list[str]]], directory: Path
+            ) -> Callable[[list[Transcript]], object]:
+    """The plan's front and the decisions, as a worker process runs them on a parsed chunk."""
+    lines = ["name: bench", "criteria:"] + [
+        f"  - {{name: c{n}, kind: regex, pattern: {json.dumps(p)}, flags: {json.dumps(f)}, "
+        "expect: absent}" for n, (p, f) in enumerate(patterns)]
+    path = directory / f"suite-{len(patterns)}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    plan = Plan(load_suite(path), get_registry(), RunOptions())
+
+    def run(batch: list[Transcript]) -> object:
+        verdicts, _ = plan.context.loop.run(plan.run_front(batch))
+        shared = plan.decisions()
+        out = []
+        for t, found in zip(batch, verdicts, strict=True):
+            decision, line, _ = shared.decide(t, found, (t.id, t.source), own=False)
+            out.append(line or compact_json(decision))
+        return out
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="transcripts")
@@ -106,7 +136,10 @@ def main() -> None:
     gc.freeze()  # the engine holds a few chunks, not the whole data set: GC never walks it
     groups = {k: Regex.group(v) for k, v in (("1", one), ("3", three), ("20", twenty))}
     assert not any(g.alone for g in groups.values()), "every bench pattern is scanned"
+    suites = Path(tempfile.mkdtemp(prefix="bench-regex-group-"))
     contenders = {
+        "plan of 1: front + decisions": plan_of(PATTERNS[:1], suites),
+        "plan of 20: front + decisions": plan_of(PATTERNS, suites),
         "group of 1, evaluate_batch": groups["1"].evaluate_batch,
         "group of 20, evaluate_batch": groups["20"].evaluate_batch,
         "group of 1, searched": groups["1"].searched,
@@ -134,6 +167,8 @@ def main() -> None:
              "group of 1, evaluate_batch", "(goal <= 1.5x)"),
             ("20 criteria / 1, searched", "group of 20, searched", "group of 1, searched",
              "(goal <= 1.5x)"),
+            ("20 criteria / 1, plan + decisions", "plan of 20: front + decisions",
+             "plan of 1: front + decisions", "(goal <= 1.5x)"),
             ("3 criteria, group / alone", "group of 3, evaluate_batch", "3 criteria alone", ""),
             ("20 criteria, group / alone", "group of 20, evaluate_batch", "20 criteria alone",
              "")):

@@ -89,7 +89,7 @@ class Plan:
             front += 1
         self.front = self.order[:front]
         """The synchronous criteria that run first, a chunk of transcripts at once."""
-        self.steps = _steps(self.front)
+        self.steps = _steps(self.front, self.owners)
         """The front as it runs: one criterion, or a group its kind judges in one pass."""
         self.tail = _groups(self.order[front:])
         """The rest (judges), per transcript: each group concurrently, groups in order."""
@@ -344,8 +344,15 @@ async def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]
     results = await _batch(criterion, batch)
     each = round((time.perf_counter() - started) / max(len(batch), 1), 7)
     out: list[list[Verdict]] = [[] for _ in transcripts]
+    shared: dict[tuple[bool | float, int | None], Verdict] = {}
     for (i, m), result in zip(owners, results, strict=True):
-        out[i].append(_stamped(result, criterion, each, m))
+        if type(result) is bool or type(result) is float:  # equal results, one verdict
+            verdict = shared.get((result, m))
+            if verdict is None:
+                verdict = shared[result, m] = _stamped(result, criterion, each, m)
+            out[i].append(verdict)
+        else:
+            out[i].append(_stamped(result, criterion, each, m))
     return out
 
 
@@ -405,27 +412,28 @@ async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[V
     return [_stamped(r, criterion, each, m) for (m, _), r in zip(todo, results, strict=True)]
 
 
-def _steps(front: list[Criterion]) -> list[tuple[list[Criterion], CriterionGroup | None]]:
+def _steps(front: list[Criterion], parts: Collection[str] = ()
+           ) -> list[tuple[list[Criterion], CriterionGroup | None]]:
     """The front cut into steps: each run of criteria of one kind that judges them together
-    (:meth:`Criterion.group`; transcript-scoped and not expensive, so no gate skips one of
-    them alone) is one step with its group; any other criterion is a step of its own."""
+    (:meth:`Criterion.group`; transcript-scoped, not expensive and not a routing criterion's
+    part, so nothing skips one of them alone) is one step with its group, a run of one
+    included (a group shares its verdicts); any other criterion is a step of its own."""
+    def groupable(c: Criterion) -> bool:
+        return (type(c).group is not Criterion.group and c.spec.scope == "transcript"
+                and not c.expensive and c.name not in parts)
+
     runs: list[list[Criterion]] = []
     for criterion in front:
-        kind = type(criterion)
-        if (runs and kind.group is not Criterion.group and type(runs[-1][0]) is kind
-                and _groupable(criterion) and _groupable(runs[-1][0])):
+        if runs and type(runs[-1][0]) is type(criterion) and groupable(criterion) \
+                and groupable(runs[-1][0]):
             runs[-1].append(criterion)
         else:
             runs.append([criterion])
     steps: list[tuple[list[Criterion], CriterionGroup | None]] = []
     for run in runs:
-        group = type(run[0]).group(run) if len(run) > 1 else None
+        group = type(run[0]).group(run) if groupable(run[0]) else None
         steps.extend([(run, group)] if group is not None else [([c], None) for c in run])
     return steps
-
-
-def _groupable(criterion: Criterion) -> bool:
-    return criterion.spec.scope == "transcript" and not criterion.expensive
 
 
 def _groups(criteria: list[Criterion]) -> list[list[Criterion]]:

@@ -13,6 +13,7 @@ from testutil import write_suite
 from harness import Engine, Message, SuiteError, Transcript, load_suite
 from harness.suite import CriterionSpec
 from harness_criteria.regex import FLAGS, Regex
+from harness_criteria.regex_set import hyperscan
 
 
 def transcript(*turns: tuple[str, str], reasoning: str | None = None) -> Transcript:
@@ -93,7 +94,9 @@ def test_pattern_is_compiled_once_per_suite(tmp_path):
 
 # --- time limit -------------------------------------------------------------------------------
 
-CATASTROPHIC = "(a|aa)+$"  # exponential backtracking on a run of a's that does not end the text
+CATASTROPHIC = r"(a|aa)+\1$"
+"""Exponential backtracking on a run of a's that does not end the text; the backreference is
+beyond Hyperscan, so the pattern is searched with the ``regex`` module, under its time limit."""
 
 
 def test_catastrophic_pattern_times_out_as_an_error_and_the_run_goes_on(tmp_path):
@@ -107,6 +110,16 @@ def test_catastrophic_pattern_times_out_as_an_error_and_the_run_goes_on(tmp_path
     assert v.outcome == "error" and "timed out" in v.explanation and "0.05s" in v.explanation
     assert decisions[0].outcome == "error"
     assert decisions[1].outcome == "pass"
+
+
+@pytest.mark.skipif(hyperscan is None, reason="no Hyperscan wheel for this platform")
+def test_a_pattern_hyperscan_scans_is_decided_in_linear_time(tmp_path):
+    """The same backtracking trap without the lookahead: scanned in linear time, not found,
+    well within the time limit (no backtracking, so no time-out)."""
+    engine = engine_for(tmp_path, "pattern: '(a|aa)+$'\nexpect: absent\ntimeout_s: 0.05")
+    slow = transcript(("user", "q"), ("assistant", "a" * 40 + "b"))
+    v = engine.decide_batch([slow])[0].verdicts[0]
+    assert v.outcome == "pass" and "not found" in v.explanation
 
 
 def test_time_limit_is_per_transcript_and_has_a_default(tmp_path):
