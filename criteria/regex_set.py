@@ -32,12 +32,12 @@ one for the others (UTF-8). A group holds Hyperscan scratch space: use it from o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import regex
 from regex import _regex
 
-from harness.criterion import Result
+from harness.criterion import Column, Result
 from harness.models import Transcript, Verdict
 from harness.targets import select
 
@@ -240,6 +240,12 @@ class RegexGroup:
             out.append([searched[i] if i in searched else not_found()
                         for i in range(len(transcripts))])
         return out
+
+    def evaluate_columns(self, transcripts: Sequence[Transcript]) -> list[Column]:
+        """:meth:`evaluate_batch` as columns: each criterion's "not found" verdict, and its
+        verdicts on the transcripts it had to search."""
+        return [Column(c.not_found(), cast("dict[int, Result | BaseException]", found))
+                for c, found in zip(self.criteria, self.searched(transcripts), strict=True)]
 
     def searched(self, transcripts: Sequence[Transcript]
                  ) -> list[dict[int, Verdict | BaseException]]:

@@ -80,13 +80,27 @@ class SuiteContext:
 
 
 class CriterionGroup(Protocol):
-    """Several criteria of one kind judged together (:meth:`Criterion.group`)."""
+    """Several criteria of one kind judged together (:meth:`Criterion.group`).
+
+    A group may also offer ``evaluate_columns(transcripts) -> list[Column]``: the same results
+    as :class:`Column` s, where most transcripts share one result (the plan prefers it)."""
 
     def evaluate_batch(self, transcripts: Sequence[Transcript]
                        ) -> list[list[Result | BaseException]]:
         """Each criterion's result for each transcript: ``[criterion][transcript]``, each as
         that criterion's ``evaluate`` would give it."""
         ...
+
+
+@dataclass(slots=True)
+class Column:
+    """One criterion's results over a batch of transcripts: ``usual`` for every transcript but
+    those in ``other`` (by index in the batch). A group that clears most transcripts at once (a
+    scan that finds nothing) says so without a result per transcript."""
+
+    usual: Result | None
+    """The result of every transcript not in ``other`` (``None``: every one is there)."""
+    other: dict[int, Result | BaseException]
 
 
 class Criterion(ABC):

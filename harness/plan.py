@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.criterion import Criterion, CriterionGroup, SuiteContext
+from harness.criterion import Column, Criterion, CriterionGroup, SuiteContext
 from harness.errors import UsageError
 from harness.loop import EngineLoop
 from harness.models import Decision, DecisionJSON, Transcript, Verdict, trusted
@@ -74,6 +74,8 @@ class Plan:
             if only is None or s.name in only or self.expanded_from.get(s.name) in only]
         """The criteria of the run, in suite order (the decision's order)."""
         self.rank = {s.name: n for n, s in enumerate(self.specs)}
+        self.message_scoped = any(s.scope == "message" for s in self.specs)
+        """Whether a verdict may be on one message (and so, on a masked turn)."""
         self.criteria = [self._build(s) for s in self.specs if build is None or s.name in build]
         """The criteria built here, in suite order."""
         self.owners: dict[str, tuple[Criterion, int]] = {}
@@ -174,9 +176,9 @@ class Plan:
             [([c], None) for c in criteria or self.front]
         for step, group in steps:
             if group is not None:  # never skipped (see _steps), judged in one pass
-                found_all = evaluate_group(group, step, transcripts)
-                for criterion, found in zip(step, found_all, strict=True):
-                    self._record(criterion, range(len(transcripts)), found, verdicts, blocked)
+                columns = evaluate_group(group, step, transcripts)
+                for criterion, column in zip(step, columns, strict=True):
+                    self._record_column(criterion, column, verdicts, blocked)
                 continue
             criterion = step[0]
             todo = []
@@ -195,6 +197,27 @@ class Plan:
         for i, vs in zip(todo, found, strict=True):
             verdicts[i].extend(vs)
             if can_block and i not in blocked and _worst(vs) in ("fail", "error"):
+                blocked[i] = criterion.name
+
+    def _record_column(self, criterion: Criterion, column: Stamped,
+                       verdicts: list[list[Verdict]], blocked: dict[int, str]) -> None:
+        """:meth:`_record` for a group's column: the usual verdict appended for every
+        transcript, then the others put in its place."""
+        can_block = blocks_expensive(criterion) and criterion.name not in self.owners
+        usual, other = column
+        if usual is not None:
+            for vs in verdicts:
+                vs.append(usual)
+            if can_block and usual.outcome in ("fail", "error"):
+                for i in range(len(verdicts)):
+                    if i not in other:
+                        blocked.setdefault(i, criterion.name)
+        for i, verdict in other.items():
+            if usual is None:
+                verdicts[i].append(verdict)
+            else:
+                verdicts[i][-1] = verdict
+            if can_block and i not in blocked and verdict.outcome in ("fail", "error"):
                 blocked[i] = criterion.name
 
     async def run_tail(self, transcript: Transcript, verdicts: list[Verdict],
@@ -273,7 +296,8 @@ class SharedDecisions:
         ``own=False`` (a caller that keeps only the JSON): where the JSON is given, the
         decision may be the one shared with other transcripts (its outcome, verdicts, failed
         and errored are this transcript's; its id and source are not)."""
-        if any(v.message_index is not None for v in verdicts):  # may hang on masked turns
+        if self.plan.message_scoped and any(v.message_index is not None for v in verdicts):
+            # a verdict on a masked turn decides nothing: the decision depends on the transcript
             return self.plan.decide(transcript, verdicts, ident), None, None
         key = tuple(map(id, verdicts))
         known = self.known.get(key)
@@ -356,35 +380,48 @@ async def evaluate(criterion: Criterion, transcripts: Sequence[Transcript]
     return out
 
 
+Stamped = tuple[Verdict | None, dict[int, Verdict]]
+"""A :class:`~harness.criterion.Column` of verdicts, stamped: the usual one and the others."""
+
+
 def evaluate_group(group: CriterionGroup, criteria: list[Criterion],
-                   transcripts: Sequence[Transcript]) -> list[list[list[Verdict]]]:
-    """A group's verdicts, per criterion, per transcript (transcript-scoped: one each)."""
+                   transcripts: Sequence[Transcript]) -> list[Stamped]:
+    """A group's verdicts, per criterion, as columns (transcript-scoped: one each), stamped:
+    the usual verdict once, for every transcript that has it."""
     started = time.perf_counter()
+    columns: list[Column]
     try:
-        results = group.evaluate_batch(transcripts)
-    except Exception:  # noqa: BLE001 - as for one criterion: each judged alone
-        results = [Criterion.evaluate_batch(c, transcripts) for c in criteria]
-    each = round((time.perf_counter() - started) / max(len(transcripts) * len(criteria), 1), 7)
-    return [_column(c, rs, each) for c, rs in zip(criteria, results, strict=True)]
-
-
-def _column(criterion: Criterion, results: list[Any], latency: float) -> list[list[Verdict]]:
-    """A group's results for one criterion, stamped. A verdict object handed out for many
-    transcripts (a kind's shared "not found" verdict) is copied and stamped once, and that one
-    stamped verdict is shared in turn: no per-transcript object where nothing differs."""
-    seen = Counter(id(r) for r in results if isinstance(r, Verdict))
-    shared: dict[int, Verdict] = {}
-    column = []
-    for r in results:
-        key = id(r)
-        if seen.get(key, 0) > 1:
-            verdict = shared.get(key)
-            if verdict is None:
-                verdict = shared[key] = _stamped(r.model_copy(), criterion, latency, None)
+        by_columns = getattr(group, "evaluate_columns", None)
+        if by_columns is not None:
+            columns = by_columns(transcripts)
         else:
-            verdict = _stamped(r, criterion, latency, None)
-        column.append([verdict])
-    return column
+            columns = [_as_column(rs) for rs in group.evaluate_batch(transcripts)]
+    except Exception:  # noqa: BLE001 - as for one criterion: each judged alone
+        columns = [_as_column(Criterion.evaluate_batch(c, transcripts)) for c in criteria]
+    each = round((time.perf_counter() - started) / max(len(transcripts) * len(criteria), 1), 7)
+    return [_stamped_column(c, col, each) for c, col in zip(criteria, columns, strict=True)]
+
+
+def _as_column(results: list[Any]) -> Column:
+    """A group's results for one criterion as a column: a verdict object handed out for many
+    transcripts (a kind's shared "not found" verdict) is the usual one."""
+    seen = Counter(id(r) for r in results if isinstance(r, Verdict))
+    common = max(seen, key=seen.__getitem__, default=None)
+    if common is None or seen[common] < 2:
+        return Column(None, dict(enumerate(results)))
+    return Column(next(r for r in results if id(r) == common),
+                  {i: r for i, r in enumerate(results) if id(r) != common})
+
+
+def _stamped_column(criterion: Criterion, column: Column, latency: float) -> Stamped:
+    """The column stamped: the usual verdict copied (a kind's own object) and stamped once, so
+    every transcript that has it shares one verdict; no per-transcript object where nothing
+    differs."""
+    usual = column.usual
+    return (None if usual is None else _stamped(
+                usual.model_copy() if isinstance(usual, Verdict) else usual,
+                criterion, latency, None),
+            {i: _stamped(r, criterion, latency, None) for i, r in column.other.items()})
 
 
 async def evaluate_async(criterion: Criterion, transcript: Transcript) -> list[Verdict]:
