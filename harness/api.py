@@ -244,7 +244,9 @@ class RunRequest:
         try:
             for batch in stream:
                 for finished in batch:
-                    writer.write(finished.seq, finished.sub, finished.json())
+                    writer.write(finished.seq, finished.sub, finished.json(),
+                                 (finished.transcript_id, finished.source, finished.errored)
+                                 if finished.transcript_id else None)
                     if live is not None:
                         live.add(finished)
                     decided += 1

@@ -571,9 +571,11 @@ class RunWriter:
         meta["resumed"] = [*meta.get("resumed", []), _now()]
         return meta
 
-    def write(self, seq: int, sub: int, decision: Decision | bytes) -> None:
-        """Journal one decision (an object, or its JSON)."""
-        self.ids.observe(decision)
+    def write(self, seq: int, sub: int, decision: Decision | bytes,
+              ident: tuple[str, str, Sequence[str]] | None = None) -> None:
+        """Journal one decision (an object, or its JSON and, when known, its
+        ``(transcript_id, source, errored)``)."""
+        self.ids.observe(decision, ident)
         if not isinstance(decision, bytes):
             decision = compact_json(decision)
         self._journal.write(b'{"seq":%d,"sub":%d,"decision":%s}\n' % (seq, sub, decision))

@@ -59,7 +59,7 @@ class Finished:
     """The transcript's :func:`~harness.outputs.train_view` as read (``None``: an unreadable
     record), when the engine was asked for views; ``False`` when not."""
     transcript_id: str = ""
-    """Given with ``shape``."""
+    """The decision's ``transcript_id`` (``""``: unknown, read it from the JSON)."""
     shape: bytes | None = None
     """Where the batch shared this decision (:class:`~harness.plan.SharedDecisions`): the same
     for every decision that differs from it only in its id and source."""
@@ -71,7 +71,7 @@ class Finished:
         if serialize:
             decision, line = recordable(decision)
         return cls(seq, sub, count, decision.outcome, decision.source, tuple(decision.errored),
-                   None if serialize else decision, line, view)
+                   None if serialize else decision, line, view, decision.transcript_id)
 
     def json(self) -> bytes:
         """The decision as JSON."""

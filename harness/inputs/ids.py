@@ -11,6 +11,7 @@ example elsewhere.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -52,9 +53,16 @@ class IdWatch:
                         "record; see duplicate_ids in summary.json")
         return True
 
-    def observe(self, decision: Any) -> None:
-        """Note a decision's transcript (a :class:`~harness.models.Decision` or its JSON);
-        unreadable records (input errors) are not transcripts and are left out."""
+    def observe(self, decision: Any,
+                ident: tuple[str, str, Sequence[str]] | None = None) -> None:
+        """Note a decision's transcript (a :class:`~harness.models.Decision` or its JSON, or
+        its ``(transcript_id, source, errored)`` when known); unreadable records (input errors)
+        are not transcripts and are left out."""
+        if ident is not None:
+            tid, source, errored = ident
+            if tuple(errored) != (INPUT_CRITERION,):
+                self.add(tid, source)
+            return
         if isinstance(decision, bytes | bytearray):
             decision = orjson.loads(decision)
             tid, source, errored = (decision.get("transcript_id", ""), decision.get("source", ""),
