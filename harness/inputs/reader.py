@@ -669,6 +669,9 @@ def _check_value(value: Any) -> str | None:
     return _bad_value(value)
 
 
+_PLAIN = frozenset({"role", "content"})
+
+
 def _unwritable(transcripts: list[Transcript]) -> str | None:
     """Why a parsed transcript could not be journaled later, or ``None``."""
     for t in transcripts:
@@ -677,6 +680,8 @@ def _unwritable(transcripts: list[Transcript]) -> str | None:
         if t.metadata and (why := _check_value(t.metadata)) is not None:
             return f"metadata{why}"
         for i, m in enumerate(t.messages):
+            if m.__pydantic_fields_set__ <= _PLAIN:  # a reader's plain message: text only
+                continue
             for key in ("tool_calls", "function_call", "wire", "extra"):
                 value = getattr(m, key)
                 if value and (why := _check_value(value)) is not None:
