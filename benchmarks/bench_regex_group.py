@@ -20,7 +20,10 @@ find, so the scan alone).
 - ``... alone``: each criterion's ``evaluate`` on each transcript;
 - ``plan of N``: what the engine runs per batch once records are parsed: the compiled plan's
   front (the group, verdicts stamped and shared) and every transcript's decision
-  (:class:`~harness.plan.SharedDecisions`, the JSON a worker sends back included).
+  (:class:`~harness.plan.SharedDecisions`, the JSON a worker sends back included);
+- ``worker, suite of N``: all a worker process does with a chunk of raw records
+  (:class:`~harness.stages.SyncStage`: parse, front, decisions as JSON), per transcript: the
+  suite's whole cost in the engine, reading and writing apart.
 
 Goal: 20 criteria cost at most 1.5x one.
 """
@@ -40,13 +43,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import orjson  # noqa: E402
 from _common import hh_record  # noqa: E402
 
 from harness.inputs.formats import parse_hh_rlhf  # noqa: E402
-from harness.models import Transcript, compact_json  # noqa: E402
+from harness.models import Compacted, Transcript, compact_json  # noqa: E402
 from harness.options import RunOptions  # noqa: E402
 from harness.plan import Plan  # noqa: E402
 from harness.plugins import get_registry  # noqa: E402
+from harness.stages import SyncStage  # noqa: E402
 from harness.suite import CriterionSpec, load_suite  # noqa: E402
 from harness_criteria.regex import Regex  # noqa: E402
 
@@ -102,23 +107,37 @@ def alone(group: list[Regex]) -> Callable[[list[Transcript]], object]:
     return lambda batch: [[c.evaluate(t) for t in batch] for c in group]
 
 
-def plan_of(patterns: list[tuple[str, list[str]]], directory: Path
-            ) -> Callable[[list[Transcript]], object]:
-    """The plan's front and the decisions, as a worker process runs them on a parsed chunk."""
+def compiled(patterns: list[tuple[str, list[str]]], directory: Path) -> Plan:
     lines = ["name: bench", "criteria:"] + [
         f"  - {{name: c{n}, kind: regex, pattern: {json.dumps(p)}, flags: {json.dumps(f)}, "
         "expect: absent}" for n, (p, f) in enumerate(patterns)]
     path = directory / f"suite-{len(patterns)}.yaml"
     path.write_text("\n".join(lines) + "\n")
-    plan = Plan(load_suite(path), get_registry(), RunOptions())
+    return Plan(load_suite(path), get_registry(), RunOptions())
+
+
+def worker_of(patterns: list[tuple[str, list[str]]], directory: Path
+              ) -> Callable[[list[bytes]], object]:
+    """A worker's stage on raw records (each an HH-RLHF pair: two transcripts)."""
+    plan = compiled(patterns, directory)
+    stage = SyncStage(plan, plan.registry.formats, serialize=True)
+    return lambda raws: plan.context.loop.run(stage.run(
+        [(n, f"bench:{n}", raw, frozenset()) for n, raw in enumerate(raws)]))
+
+
+def plan_of(patterns: list[tuple[str, list[str]]], directory: Path
+            ) -> Callable[[list[Transcript]], object]:
+    """The plan's front and the decisions, as a worker process runs them on a parsed chunk."""
+    plan = compiled(patterns, directory)
 
     def run(batch: list[Transcript]) -> object:
         verdicts, _ = plan.context.loop.run(plan.run_front(batch))
         shared = plan.decisions()
+        memo: Compacted = {}
         out = []
         for t, found in zip(batch, verdicts, strict=True):
             decision, line, _ = shared.decide(t, found, (t.id, t.source), own=False)
-            out.append(line or compact_json(decision))
+            out.append(line or compact_json(decision, memo))
         return out
 
     return run
@@ -132,6 +151,8 @@ def main() -> None:
     args = parser.parse_args()
     one, three, twenty = criteria(PATTERNS[:1]), criteria(BENCH_SUITE), criteria(PATTERNS)
     data = transcripts(args.n)
+    rng = random.Random(0)  # the same records as transcripts(): raw, as a worker gets them
+    raws = [orjson.dumps(hh_record(rng)) for _ in range(args.n // 2)]
     clean = [t for t in data if all(c.evaluate(t).outcome == "pass" for c in twenty)]
     gc.freeze()  # the engine holds a few chunks, not the whole data set: GC never walks it
     groups = {k: Regex.group(v) for k, v in (("1", one), ("3", three), ("20", twenty))}
@@ -149,18 +170,27 @@ def main() -> None:
         "1 criterion alone": alone(one),
         "20 criteria alone": alone(twenty),
     }
+    workers = {"worker, suite of 1": worker_of(PATTERNS[:1], suites),
+               "worker, suite of 20": worker_of(PATTERNS, suites)}
     inputs = {"all": data, "clean": clean}
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeat):
         for label, run in contenders.items():
             for name, batch in inputs.items():
                 times.setdefault((label, name), []).append(timed(run, batch, args.batch))
-    us = {k: statistics.median(v) / len(inputs[k[1]]) * 1e6 for k, v in times.items()}
+        for label, stage in workers.items():  # records of two transcripts: half the batch
+            times.setdefault((label, "all"), []).append(timed(stage, raws, args.batch // 2))
+    us = {k: statistics.median(v) / len(inputs[k[1]]) * 1e6 for k, v in times.items()
+          if k[0] not in workers}
+    us.update({k: statistics.median(v) / (2 * len(raws)) * 1e6 for k, v in times.items()
+               if k[0] in workers})
     print(f"{len(data):,} HH-RLHF-shaped transcripts, batches of {args.batch}, CPU time, "
           f"median of {args.repeat} rounds; 'clean': the {len(clean):,} that no pattern matches")
     print(f"{'contender':30s} {'us/transcript':>14s} {'clean':>8s}")
     for label in contenders:
         print(f"{label:30s} {us[label, 'all']:14.2f} {us[label, 'clean']:8.2f}")
+    for label in workers:
+        print(f"{label:30s} {us[label, 'all']:14.2f} {'':>8s}")
     print("ratios (all, clean):")
     for label, a, b, goal in (
             ("20 criteria / 1, evaluate_batch", "group of 20, evaluate_batch",
@@ -170,10 +200,12 @@ def main() -> None:
             ("20 criteria / 1, plan + decisions", "plan of 20: front + decisions",
              "plan of 1: front + decisions", "(goal <= 1.5x)"),
             ("3 criteria, group / alone", "group of 3, evaluate_batch", "3 criteria alone", ""),
+            ("20 criteria / 1, a worker's all", "worker, suite of 20", "worker, suite of 1",
+             "(goal <= 1.5x)"),
             ("20 criteria, group / alone", "group of 20, evaluate_batch", "20 criteria alone",
              "")):
-        print(f"  {label:32s} " + " ".join(f"{us[a, k] / us[b, k]:5.2f}x" for k in inputs)
-              + f"  {goal}")
+        print(f"  {label:32s} " + " ".join(f"{us[a, k] / us[b, k]:5.2f}x" for k in inputs
+                                            if (a, k) in us) + f"  {goal}")
 
 
 if __name__ == "__main__":

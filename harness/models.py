@@ -215,13 +215,18 @@ def plain_message(role: Role, content: str) -> Message:
     return obj
 
 
-def compact_json(model: BaseModel) -> bytes:
+Compacted = dict[int, tuple[BaseModel, dict[str, Any]]]
+"""Nested models already compacted, by identity (a batch's shared verdicts: done once)."""
+
+
+def compact_json(model: BaseModel, memo: Compacted | None = None) -> bytes:
     """The model as JSON without the fields that hold their default (the journal's form: a
     decision's verdicts repeat a dozen empty fields otherwise). :func:`with_defaults` restores
     them. Plain values go straight to orjson (the hot path); anything else (a criterion's
-    ``details`` holding an object) through pydantic's serializer, which knows more types."""
+    ``details`` holding an object) through pydantic's serializer, which knows more types.
+    ``memo`` keeps nested models' compact forms for the next call (while they do not change)."""
     try:
-        return orjson.dumps(_compact(model))
+        return orjson.dumps(_compact(model, memo))
     except TypeError:
         return model.model_dump_json(exclude_defaults=True).encode()
 
@@ -267,7 +272,7 @@ class DecisionJSON:
             return None
 
 
-def _compact(model: BaseModel) -> dict[str, Any]:
+def _compact(model: BaseModel, memo: Compacted | None = None) -> dict[str, Any]:
     static, factories = _defaults_of(type(model))
     out: dict[str, Any] = {}
     for name, value in model.__dict__.items():
@@ -275,11 +280,18 @@ def _compact(model: BaseModel) -> dict[str, Any]:
             if not value:  # the empty list or dict a factory makes
                 continue
             if isinstance(value, list) and isinstance(value[0], BaseModel):
-                value = [_compact(v) for v in value]
+                value = [_compact(v) if memo is None else _compacted(v, memo) for v in value]
         elif name in static and value == static[name]:
             continue
         out[name] = value
     return out
+
+
+def _compacted(model: BaseModel, memo: Compacted) -> dict[str, Any]:
+    known = memo.get(id(model))
+    if known is None or known[0] is not model:
+        known = memo[id(model)] = (model, _compact(model))
+    return known[1]
 
 
 def with_defaults(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,9 @@ class Plan:
         self.tail = _groups(self.order[front:])
         """The rest (judges), per transcript: each group concurrently, groups in order."""
         self.has_tail = bool(self.tail) or len(self.criteria) < len(self.specs)
+        self.in_suite_order = not self.owners and \
+            [c.name for c in self.order] == [s.name for s in self.specs]
+        """Whether cost order is suite order (verdicts come sorted: :meth:`decide` keeps them)."""
 
     def _build(self, spec: CriterionSpec) -> Criterion:
         cls = self.registry.kinds.get(spec.kind)
@@ -258,7 +261,8 @@ class Plan:
         """The decision on a transcript from all its verdicts (routing criteria's parts
         combined, then put in suite order)."""
         verdicts = self.collapse(verdicts)
-        verdicts.sort(key=lambda v: self.rank[v.criterion])
+        if not self.in_suite_order:
+            verdicts.sort(key=lambda v: self.rank[v.criterion])
         return decide(transcript, verdicts, self.specs, self.suite.threshold, ident)
 
     def decisions(self) -> SharedDecisions:

@@ -21,7 +21,14 @@ from typing import Any, Literal
 
 from harness.collector import THRESHOLDS
 from harness.inputs.reader import decode, parse_record
-from harness.models import Decision, InputError, Transcript, Verdict, compact_json
+from harness.models import (
+    Compacted,
+    Decision,
+    InputError,
+    Transcript,
+    Verdict,
+    compact_json,
+)
 from harness.options import RunOptions
 from harness.outputs import TrainView, train_view
 from harness.plan import Plan
@@ -66,10 +73,11 @@ class Finished:
 
     @classmethod
     def of(cls, seq: int, sub: int, count: int, decision: Decision,
-           serialize: bool = False, view: View = False) -> Finished:
+           serialize: bool = False, view: View = False, memo: Compacted | None = None
+           ) -> Finished:
         line = None
         if serialize:
-            decision, line = recordable(decision)
+            decision, line = recordable(decision, memo)
         return cls(seq, sub, count, decision.outcome, decision.source, tuple(decision.errored),
                    None if serialize else decision, line, view, decision.transcript_id)
 
@@ -107,11 +115,11 @@ RECORD_CRITERION = "record"
 """Criterion name of the verdict that says a decision could not be written down."""
 
 
-def recordable(decision: Decision) -> tuple[Decision, bytes]:
+def recordable(decision: Decision, memo: Compacted | None = None) -> tuple[Decision, bytes]:
     """The decision and its JSON; a decision that cannot be serialized (a criterion put an
     unserializable value in its details, say) becomes that transcript's error, not the run's."""
     try:
-        return decision, compact_json(decision)
+        return decision, compact_json(decision, memo)
     except Exception as exc:  # noqa: BLE001 - one record's failure is that record's error
         reason = f"the decision could not be recorded: {type(exc).__name__}: {exc}"[:500]
         error = Decision(
@@ -169,6 +177,7 @@ class SyncStage:
             else [False] * len(transcripts)
         verdicts, blocked = await self.plan.run_front(transcripts)
         shared = self.plan.decisions()
+        compacted: Compacted = {}  # the chunk's verdicts: shared ones compacted once
         n = 0
         for seq, sub, count, value in items:
             if isinstance(value, InputError):
@@ -184,7 +193,8 @@ class SyncStage:
                 decision, line, shape = shared.decide(value, found, (tid, source),
                                                       own=not self.serialize)
                 if line is None:
-                    out.append(Finished.of(seq, sub, count, decision, self.serialize, view))
+                    out.append(Finished.of(seq, sub, count, decision, self.serialize, view,
+                                           compacted))
                 else:
                     out.append(Finished(seq, sub, count, decision.outcome, source,
                                         tuple(decision.errored),

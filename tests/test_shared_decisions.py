@@ -87,3 +87,12 @@ def test_a_plain_transcripts_train_view_is_the_general_one():
         Message(role=m.role, content=m.content, name=None) for m in plain.messages]})
     assert all(m.__pydantic_fields_set__ != {"role", "content"} for m in general.messages)
     assert train_view(plain) == train_view(general)
+
+
+def test_compact_json_with_a_memo_writes_the_same_bytes():
+    first, memo = decision(), {}
+    assert compact_json(first, memo) == compact_json(first)
+    second = first.model_copy(update={"transcript_id": "t-2", "verdicts": [
+        first.verdicts[0], first.verdicts[1].model_copy(update={"explanation": "changed"})]})
+    assert compact_json(second, memo) == compact_json(second)  # a new verdict, compacted anew
+    assert b"changed" in compact_json(second, memo)
