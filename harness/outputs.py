@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,45 @@ def _json(value: list[Any] | dict[str, Any]) -> str:
     return orjson.dumps(value).decode()
 
 
-TrainView = tuple[int, bytes, bytes]
+class PlainView:
+    """A plain transcript's train view (every message a bare role and text), made when first
+    asked for: the texts are kept as read, and a transcript that fails never pays for its
+    ``train.jsonl`` line or its duplicate key. Indexed and unpacked as the view's tuple."""
+
+    __slots__ = ("_made", "pairs", "record")
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...], record: dict[str, Any]) -> None:
+        self.pairs = pairs
+        self.record = record
+        self._made: tuple[int, bytes, bytes] | None = None
+
+    def made(self) -> tuple[int, bytes, bytes]:
+        if self._made is None:
+            messages = [{"role": role, "content": text} for role, text in self.pairs]
+            self._made = (len(messages), orjson.dumps({"messages": messages, **self.record},
+                                                      option=orjson.OPT_APPEND_NEWLINE),
+                          messages_key(messages, self.record))
+        return self._made
+
+    def __getitem__(self, index: int) -> Any:
+        return len(self.pairs) if index == 0 else self.made()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.made())
+
+    def __len__(self) -> int:
+        return 3
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, PlainView | tuple) else other)
+
+    __hash__ = None  # type: ignore[assignment]  # compared as its tuple, never a dict key
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PlainView, (self.pairs, self.record)
+
+
+TrainView = tuple[int, bytes, bytes] | PlainView
 """What finalize keeps of a transcript: its message count, ``train.jsonl`` line, duplicate key."""
 
 
@@ -106,11 +145,12 @@ def train_view(item: Any) -> TrainView | None:
     duplicate key (:func:`harness.export.dedup.messages_key`, the rule exports follow)."""
     if not isinstance(item, Transcript):
         return None
-    if all(m.__pydantic_fields_set__ <= _PLAIN for m in item.messages):  # the common case
-        messages = [{"role": m.role, "content": m.content} for m in item.messages]
-    else:
-        messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
     record = record_fields(item.metadata)  # the record's tools go with its messages
+    if all(m.__pydantic_fields_set__ <= _PLAIN for m in item.messages):  # the common case
+        view = PlainView(tuple((m.role, m.content) for m in item.messages), record)
+        # texts are immutable, the record's tools are not: a criterion could change them
+        return view if not record else view.made()
+    messages = openai_messages(item.model_dump(mode="json", exclude_none=True))
     return (len(messages),
             orjson.dumps({"messages": messages, **record}, option=orjson.OPT_APPEND_NEWLINE),
             messages_key(messages, record))
@@ -312,7 +352,7 @@ class _Outputs:
         self.results.close()
         self.decisions.close()
 
-    def add(self, d: dict[str, Any], t: tuple[int, bytes, bytes] | None,
+    def add(self, d: dict[str, Any], t: TrainView | None,
             shape: bytes | None = None) -> None:
         """One decision ``d`` and its transcript's :func:`train_view` (``None``: unreadable);
         decisions of one ``shape`` differ only in their id and source."""

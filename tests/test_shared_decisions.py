@@ -3,6 +3,8 @@ one JSON template: what they get is what deciding each alone gives."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from testutil import write_suite
 
@@ -17,7 +19,7 @@ from harness.models import (
     trusted,
 )
 from harness.options import RunOptions
-from harness.outputs import train_view
+from harness.outputs import PlainView, train_view
 from harness.plan import Plan
 from harness.plugins import get_registry
 from harness.suite import load_suite
@@ -87,6 +89,11 @@ def test_a_plain_transcripts_train_view_is_the_general_one():
         Message(role=m.role, content=m.content, name=None) for m in plain.messages]})
     assert all(m.__pydantic_fields_set__ != {"role", "content"} for m in general.messages)
     assert train_view(plain) == train_view(general)
+    bare = plain.model_copy(update={"metadata": {}})  # no tools: the view made when asked for
+    view = train_view(bare)
+    assert isinstance(view, PlainView) and view[0] == 3 and view._made is None
+    assert tuple(view) == train_view(bare.model_copy(update={"messages": general.messages}))
+    assert pickle.loads(pickle.dumps(view)) == view
 
 
 def test_compact_json_with_a_memo_writes_the_same_bytes():
