@@ -53,7 +53,7 @@ bench: $(STAMP)
 	# One table: regex and classifier suites against bare loops, peak RSS, run dir size
 	# (200,000 transcripts; `make bench BENCH_ARGS=--big` for 10^6).
 	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
-	# A regex group: 20 criteria against one, and 3 against the same 3 searching alone.
+	# 20 regex criteria against one (a worker's whole work, the plan, the group), and 3 against the same 3 alone.
 	$(BIN)/python benchmarks/bench_regex_group.py
 	# The static classifier head beside the MiniLM head: transcripts/s and agreement with labels.
 	$(BIN)/python benchmarks/bench_static.py
