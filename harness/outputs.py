@@ -178,6 +178,14 @@ def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
         usage["tokens_cached"] = usage.get("tokens_cached", 0) + cached
 
 
+def _spends(verdict: dict[str, Any]) -> bool:
+    """Whether :func:`add_usage` would add anything of this verdict."""
+    details = verdict.get("details")
+    return bool(verdict["tokens_in"] or verdict["tokens_out"] or verdict["cost_usd"] is not None
+                or verdict.get("cost_partial") or verdict.get("tokens_cached")
+                or (details and details.get("cached_tokens")))
+
+
 def with_hit_rate(usage: dict[str, Any]) -> dict[str, Any]:
     """``usage`` with ``tokens_cached`` and ``cache_hit_rate``: the share of the prompt tokens
     the provider served from its prompt-prefix cache (``None`` without prompt tokens)."""
@@ -330,7 +338,8 @@ class _Outputs:
         self.train_dedup = Deduper()  # train.jsonl holds each example once, as exports do
         self.train_rows = 0  # lines written to train.jsonl
         self.ids = IdWatch()  # ids that more than one record has
-        self.rows: dict[bytes, list[tuple[Any, ...]]] = {}  # a shape's results rows
+        # a shape's results rows, error verdicts, and whether a verdict spent tokens or money
+        self.shapes: dict[bytes, tuple[list[tuple[Any, ...]], list[dict[str, Any]], bool]] = {}
         self.results = _Table(run_dir / "results.parquet", RESULTS_SCHEMA)
         self.decisions = _Table(run_dir / "decisions.parquet", DECISIONS_SCHEMA)
         self.train, self.rejected, self.errors = (
@@ -366,20 +375,24 @@ class _Outputs:
         self.decisions.add(d["transcript_id"], d["source"], d["outcome"], d["score"],
                            d["failed"], d["errored"], t[0] if t else 0, train_line,
                            d.get("threshold_score"))
-        bad = [v for v in d["verdicts"] if v["outcome"] == "error"]
-        rows = self.rows.get(shape) if shape is not None else None
-        if rows is None:
-            rows = [self.row(v) for v in d["verdicts"]]
+        known = self.shapes.get(shape) if shape is not None else None
+        if known is None:
+            verdicts = d["verdicts"]
+            known = ([self.row(v) for v in verdicts],
+                     [v for v in verdicts if v["outcome"] == "error"],
+                     any(map(_spends, verdicts)))
             if shape is not None:
-                if len(self.rows) >= SHAPES_MOST:
-                    self.rows.clear()
-                self.rows[shape] = rows
+                if len(self.shapes) >= SHAPES_MOST:
+                    self.shapes.clear()
+                self.shapes[shape] = known
+        rows, bad, spends = known
         tid, source = d["transcript_id"], d["source"]
         for v, row in zip(d["verdicts"], rows, strict=True):
             name = v["criterion"]
             if name in self.specs:
                 self.tallies[name].add(v["outcome"], v["score"], v["details"])
-            add_usage(self.usage, v)
+            if spends:
+                add_usage(self.usage, v)
             self.results.add(tid, source, *row)
         self.errored_by.update(d["errored"])
         self.count_input(d, t is None)
