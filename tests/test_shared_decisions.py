@@ -4,10 +4,13 @@ one JSON template: what they get is what deciding each alone gives."""
 from __future__ import annotations
 
 import pickle
+import sys
 
 import pytest
 from testutil import write_suite
 
+from harness import Criterion, CriterionConfig, Engine, hookimpl
+from harness.criterion import Column
 from harness.models import (
     Decision,
     DecisionJSON,
@@ -21,7 +24,7 @@ from harness.models import (
 from harness.options import RunOptions
 from harness.outputs import PlainView, train_view
 from harness.plan import Plan
-from harness.plugins import get_registry
+from harness.plugins import build_registry, get_registry, load_plugins
 from harness.suite import load_suite
 
 
@@ -103,3 +106,77 @@ def test_compact_json_with_a_memo_writes_the_same_bytes():
         first.verdicts[0], first.verdicts[1].model_copy(update={"explanation": "changed"})]})
     assert compact_json(second, memo) == compact_json(second)  # a new verdict, compacted anew
     assert b"changed" in compact_json(second, memo)
+
+
+# --- a plugin kind's group: columns, lists, failures ---------------------------------------------
+class ContainsConfig(CriterionConfig):
+    word: str
+
+
+class Contains(Criterion):
+    """Fails a transcript whose last message holds ``word``; its group judges all at once."""
+
+    kind = "contains"
+    Config = ContainsConfig
+    clean: Verdict | None = None
+    mode = "columns"
+
+    def evaluate(self, transcript):
+        return self.config.word not in transcript.messages[-1].content
+
+    @classmethod
+    def group(cls, criteria):
+        return ContainsGroup(criteria)
+
+
+class ContainsGroup:
+    def __init__(self, criteria):
+        self.criteria = criteria
+        self.clean = Verdict(outcome="pass", score=1.0, explanation="clean")  # one object
+
+    def _found(self, transcripts):
+        return [{i: False for i, t in enumerate(transcripts)
+                 if c.config.word in t.messages[-1].content} for c in self.criteria]
+
+    def evaluate_columns(self, transcripts):
+        if Contains.mode == "broken":
+            raise RuntimeError("the group broke")
+        return [Column(self.clean, found) for found in self._found(transcripts)]
+
+    def evaluate_batch(self, transcripts):
+        return [[found.get(i, self.clean) for i in range(len(transcripts))]
+                for found in self._found(transcripts)]
+
+
+@hookimpl
+def register_criterion_kinds(register):
+    register(Contains)
+
+
+@pytest.mark.parametrize("mode", ["columns", "lists", "broken"])
+def test_a_plugin_group_decides_as_each_criterion_alone(tmp_path, monkeypatch, mode):
+    pm = load_plugins()
+    pm.register(sys.modules[__name__], name="contains-test")
+    registry = build_registry(pm)
+    if mode == "lists":
+        monkeypatch.delattr(ContainsGroup, "evaluate_columns")
+    monkeypatch.setattr(Contains, "mode", mode)
+    suite = load_suite(write_suite(tmp_path / "suite.yaml", """
+name: s
+criteria:
+  - {name: no_foo, kind: contains, word: foo}
+  - {name: no_bar, kind: contains, word: bar}
+"""))
+    texts = ["fine", "foo", "bar and foo", "fine too"] * 3
+    transcripts = [Transcript(id=f"t{n}", source=f"f:{n}", messages=[
+        Message(role="assistant", content=text)]) for n, text in enumerate(texts)]
+    with Engine(suite, registry) as engine:
+        got = engine.decide_batch(transcripts)
+    assert [d.outcome for d in got] == ["pass", "fail", "fail", "pass"] * 3
+    assert [d.failed for d in got[:4]] == [[], ["no_foo"], ["no_foo", "no_bar"], []]
+    clean = [v for d in got for v in d.verdicts if v.outcome == "pass"]
+    assert all(v.criterion in ("no_foo", "no_bar") and v.kind == "contains" for v in clean)
+    if mode != "broken":  # the group's own verdict, stamped for each criterion
+        assert {v.explanation for v in clean} == {"clean"}
+    got[0].verdicts[0].explanation = "changed by the caller"  # each decision its own objects
+    assert got[3].verdicts[0].explanation != "changed by the caller"
