@@ -89,13 +89,23 @@ class Finished:
         return self.line
 
     def to_decision(self) -> Decision:
-        """The decision as an object, its own: verdicts the plan shared between transcripts
-        of a batch (where nothing differs) are copied, so a caller may change them."""
+        """The decision as an object, its own: what the plan shared between transcripts of a
+        batch (where nothing differs: verdicts, their evidence and details, the failed and
+        errored lists) is copied, so a caller may change it."""
         if self.decision is None:
             self.decision = Decision.model_validate_json(self.json())
         else:
-            self.decision.__dict__["verdicts"] = [v.model_copy() for v in self.decision.verdicts]
+            fields = self.decision.__dict__
+            fields["verdicts"] = [_own(v) for v in self.decision.verdicts]
+            fields["failed"], fields["errored"] = list(fields["failed"]), list(fields["errored"])
         return self.decision
+
+
+def _own(verdict: Verdict) -> Verdict:
+    copy = verdict.model_copy()
+    copy.__dict__["evidence"] = list(verdict.evidence)
+    copy.__dict__["details"] = dict(verdict.details)
+    return copy
 
 
 @dataclass(slots=True)

@@ -179,4 +179,7 @@ criteria:
     if mode != "broken":  # the group's own verdict, stamped for each criterion
         assert {v.explanation for v in clean} == {"clean"}
     got[0].verdicts[0].explanation = "changed by the caller"  # each decision its own objects
+    got[0].verdicts[0].details["mine"] = True
+    got[0].failed.append("mine")
     assert got[3].verdicts[0].explanation != "changed by the caller"
+    assert "mine" not in got[3].verdicts[0].details and got[3].failed == []
