@@ -250,6 +250,7 @@ class ChatServer:
             self.headers.append({k.lower(): v for k, v in h.headers.items()})
             self.paths.append(h.path)
             self._in_flight += 1
+            h.in_flight = True  # type: ignore[attr-defined]  # until its answer goes out
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             kind, params = self._faults.pop(0) if self._faults else ("", {})
         completion = None
@@ -302,6 +303,13 @@ class ChatServer:
                 completion = self._as_anthropic(completion, body)
             self._send(h, 200, completion)
         finally:
+            self._answered(h)
+
+    def _answered(self, h: BaseHTTPRequestHandler) -> None:
+        """The request is no longer in flight: counted before its answer is written, since a
+        client may send its next request as soon as it reads the answer."""
+        if getattr(h, "in_flight", False):
+            h.in_flight = False  # type: ignore[attr-defined]
             with self._lock:
                 self._in_flight -= 1
 
@@ -426,14 +434,15 @@ class ChatServer:
     ) -> None:
         self._send_raw(h, status, json.dumps(payload).encode(), "application/json", headers)
 
-    @staticmethod
     def _send_raw(
+        self,
         h: BaseHTTPRequestHandler,
         status: int,
         data: bytes,
         ctype: str,
         headers: dict[str, str] | None = None,
     ) -> None:
+        self._answered(h)
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(data)))
