@@ -179,11 +179,19 @@ def add_usage(usage: dict[str, Any], verdict: dict[str, Any]) -> None:
 
 
 def _spends(verdict: dict[str, Any]) -> bool:
-    """Whether :func:`add_usage` would add anything of this verdict."""
-    details = verdict.get("details")
-    return bool(verdict["tokens_in"] or verdict["tokens_out"] or verdict["cost_usd"] is not None
-                or verdict.get("cost_partial") or verdict.get("tokens_cached")
-                or (details and details.get("cached_tokens")))
+    """Whether :func:`add_usage` would add anything of this verdict (asked of it, on nothing)."""
+    nothing = {"tokens_in": 0, "tokens_out": 0, "cost_usd": None}
+    usage = dict(nothing)
+    add_usage(usage, verdict)
+    return usage != nothing
+
+
+def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:
+    """``cache[key] = value``, the cache forgotten first when it holds ``SHAPES_MOST``."""
+    if len(cache) >= SHAPES_MOST:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def with_hit_rate(usage: dict[str, Any]) -> dict[str, Any]:
@@ -303,9 +311,8 @@ class LiveOutputs:
             return with_defaults(Decision, orjson.loads(f.json()))
         known = self.shapes.get(f.shape)
         if known is None:
-            if len(self.shapes) >= SHAPES_MOST:
-                self.shapes.clear()
-            known = self.shapes[f.shape] = with_defaults(Decision, orjson.loads(f.json()))
+            known = _remember(self.shapes, f.shape,
+                              with_defaults(Decision, orjson.loads(f.json())))
         return {**known, "transcript_id": f.transcript_id, "source": f.source}
 
     def whole(self) -> bool:
@@ -382,9 +389,7 @@ class _Outputs:
                      [v for v in verdicts if v["outcome"] == "error"],
                      any(map(_spends, verdicts)))
             if shape is not None:
-                if len(self.shapes) >= SHAPES_MOST:
-                    self.shapes.clear()
-                self.shapes[shape] = known
+                _remember(self.shapes, shape, known)
         rows, bad, spends = known
         tid, source = d["transcript_id"], d["source"]
         for v, row in zip(d["verdicts"], rows, strict=True):

@@ -124,8 +124,11 @@ class Plan:
     def blocks(self, criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
         """Whether these verdicts of ``criterion`` skip the expensive criteria after it (a
         routing criterion's part never does: its owner's verdict is not known yet)."""
-        return blocks_expensive(criterion) and criterion.name not in self.owners and \
-            _worst(verdicts) in ("fail", "error")
+        return self.can_block(criterion) and _worst(verdicts) in ("fail", "error")
+
+    def can_block(self, criterion: Criterion) -> bool:
+        """Whether a failure of ``criterion`` may skip the expensive criteria after it."""
+        return blocks_expensive(criterion) and criterion.name not in self.owners
 
     def routed_away(self, criterion: Criterion, verdicts: Sequence[Verdict]) -> bool:
         """Whether a transcript with ``verdicts`` so far skips this part of a routing criterion
@@ -196,7 +199,7 @@ class Plan:
 
     def _record(self, criterion: Criterion, todo: Iterable[int], found: list[list[Verdict]],
                 verdicts: list[list[Verdict]], blocked: dict[int, str]) -> None:
-        can_block = blocks_expensive(criterion) and criterion.name not in self.owners
+        can_block = self.can_block(criterion)
         for i, vs in zip(todo, found, strict=True):
             verdicts[i].extend(vs)
             if can_block and i not in blocked and _worst(vs) in ("fail", "error"):
@@ -206,7 +209,7 @@ class Plan:
                        verdicts: list[list[Verdict]], blocked: dict[int, str]) -> None:
         """:meth:`_record` for a group's column: the usual verdict appended for every
         transcript, then the others put in its place."""
-        can_block = blocks_expensive(criterion) and criterion.name not in self.owners
+        can_block = self.can_block(criterion)
         usual, other = column
         if usual is not None:
             for vs in verdicts:
